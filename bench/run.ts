@@ -1,0 +1,115 @@
+/**
+ * npm run bench [-- --store redis|memcached|memory --duration 10 --connections 50]
+ *
+ * Drives POST /verify-phone (a new number each request) and POST /verify-phone-code (numbers with no
+ * pending code) with autocannon, and a bare Express endpoint that parses the same JSON, each server
+ * in its own process so the load generator does not share its event loop. Prints req/s, p50, p99 and
+ * the ratio to the bare endpoint. Per-IP and send limits are raised through configuration.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import os from 'node:os';
+import { parseArgs } from 'node:util';
+import autocannon from 'autocannon';
+
+const { values } = parseArgs({
+  options: {
+    store: { type: 'string', default: 'redis' },
+    duration: { type: 'string', default: '10' },
+    connections: { type: 'string', default: '50' },
+  },
+});
+
+const RELAXED = {
+  NODE_ENV: 'test',
+  LOG_LEVEL: 'warn',
+  STORE: values.store,
+  KEY_PREFIX: `verifyd-bench-${process.pid}:`,
+  RATE_LIMIT_MAX: '10000000',
+  IP_MAX_TARGETS_PER_HOUR: '1000000',
+  SMS_HOURLY_BUDGET: '100000000',
+  TARGET_MAX_FAILURES: '10000',
+};
+
+async function startServer(kind: 'app' | 'bare'): Promise<{ url: string; child: ChildProcess }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/server.ts', kind], {
+    env: { ...process.env, ...RELAXED },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const [chunk] = (await once(child.stdout!, 'data')) as [Buffer];
+  return { url: chunk.toString().trim(), child };
+}
+
+interface Figures {
+  name: string;
+  rps: number;
+  p50: number;
+  p99: number;
+  non2xx: number;
+  errors: number;
+}
+
+async function drive(
+  name: string,
+  url: string,
+  path: string,
+  body: (n: number) => object,
+): Promise<Figures> {
+  let n = 0;
+  const result = await autocannon({
+    url: url + path,
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    connections: Number(values.connections),
+    duration: Number(values.duration),
+    requests: [{ setupRequest: (req) => ({ ...req, body: JSON.stringify(body(n++)) }) }],
+  });
+  return {
+    name,
+    rps: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    non2xx: result.non2xx,
+    errors: result.errors,
+  };
+}
+
+/** +1 555 numbers are well formed and accepted by the mock provider; each request gets its own. */
+const phone = (offset: number) => (n: number) => ({
+  phone: `+1555${String(offset + n).padStart(7, '0')}`,
+});
+
+async function main(): Promise<void> {
+  const bare = await startServer('bare');
+  const app = await startServer('app');
+  try {
+    const baseline = await drive('bare express (JSON parse)', bare.url, '/echo', phone(0));
+    const send = await drive('POST /verify-phone', app.url, '/verify-phone', phone(1_000_000));
+    const check = await drive('POST /verify-phone-code', app.url, '/verify-phone-code', (n) => ({
+      ...phone(5_000_000)(n),
+      code: '123456',
+    }));
+    console.log(
+      `\nverifyd bench — store=${values.store}, ${values.connections} connections, ${values.duration}s each`,
+    );
+    console.log(
+      `machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, node ${process.version}\n`,
+    );
+    console.log('| target | req/s | p50 ms | p99 ms | ratio to bare | non-2xx | errors |');
+    console.log('|---|---|---|---|---|---|---|');
+    for (const f of [baseline, send, check]) {
+      const ratio = (f.rps / baseline.rps).toFixed(2);
+      console.log(
+        `| ${f.name} | ${Math.round(f.rps)} | ${f.p50} | ${f.p99} | ${ratio} | ${f.non2xx} | ${f.errors} |`,
+      );
+    }
+    console.log(
+      '\n(/verify-phone-code answers 400 code_expired by design here: those numbers have no pending code.)',
+    );
+  } finally {
+    bare.child.kill();
+    app.child.kill();
+  }
+}
+
+void main();

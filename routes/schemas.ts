@@ -1,0 +1,47 @@
+import { z } from 'zod';
+import { VerifydError } from '../src/errors';
+
+/** Purposes go into store keys and token claims, so they are kept short and plain. */
+const purpose = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9_.-]{0,31}$/i, 'purpose must be 1-32 letters, digits, "_", "-" or "."')
+  .default('verification');
+const userId = z.string().min(1).max(128, 'userId must be at most 128 characters').optional();
+const phone = z.string('phone must be a string').max(64, 'phone is too long');
+const email = z.string('email must be a string').max(320, 'email is too long');
+
+export const sendPhoneBody = z.object({ phone, userId, purpose });
+export const checkPhoneBody = z.object({
+  phone,
+  code: z.string('code must be a string').max(32, 'code is too long'),
+  userId,
+  purpose,
+});
+export const sendEmailBody = z.object({ email, userId, purpose });
+export const confirmEmailBody = z.object({
+  token: z.string('token must be a string').min(1).max(4096, 'token is too long'),
+  purpose,
+});
+export const resendBody = z
+  .object({ phone: phone.optional(), email: email.optional(), userId, purpose })
+  .refine((body) => (body.phone === undefined) !== (body.email === undefined), {
+    message: 'send exactly one of phone or email',
+  });
+
+/** Parses a body or throws invalid_request naming the first problem. */
+export function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.infer<T> {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new VerifydError('invalid_request', 'The request body must be a JSON object.');
+  }
+  const result = schema.safeParse(body);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  const field = issue?.path.join('.') || 'body';
+  const message =
+    issue?.code === 'invalid_type' && issue.input === undefined
+      ? `${field} is required`
+      : issue?.message;
+  throw new VerifydError('invalid_request', `Invalid request: ${message ?? 'bad input'}.`, {
+    field,
+  });
+}

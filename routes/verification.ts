@@ -1,0 +1,148 @@
+import { type Request, type Response, Router } from 'express';
+import type { BotProtection } from '../services/bot-protection';
+import {
+  assertCountryAllowed,
+  type PhonePolicy,
+  parseEmail,
+  parsePhone,
+} from '../services/targets';
+import type { SendContext, VerificationService } from '../services/verification';
+import type { Config } from '../src/config';
+import { VerifydError } from '../src/errors';
+import { parseForm, parseJson, requireContentType } from '../src/http/body';
+import { renderConfirmPage, renderConfirmResult } from './confirm-page';
+import {
+  checkPhoneBody,
+  confirmEmailBody,
+  parseBody,
+  resendBody,
+  sendEmailBody,
+  sendPhoneBody,
+} from './schemas';
+
+export interface VerificationRoutesDeps {
+  config: Config;
+  verification: VerificationService;
+  botProtection?: Pick<BotProtection, 'check'>;
+}
+
+const clientIp = (req: Request) => req.ip ?? req.socket.remoteAddress ?? 'unknown';
+
+/**
+ * The five routes of the contract plus the email confirm page. Handlers only translate between
+ * HTTP and the verification service; every rule lives in services/.
+ */
+export function createVerificationRoutes({
+  config,
+  verification,
+  botProtection,
+}: VerificationRoutesDeps): Router {
+  const router = Router();
+  const phonePolicy: PhonePolicy = { allowUnassigned: config.SMS_PROVIDER === 'mock' };
+
+  router.post(
+    ['/verify-phone', '/verify-email', '/resend-verification'],
+    requireContentType(),
+    parseJson,
+  );
+  router.post('/verify-phone-code', requireContentType(), parseJson);
+  // The confirm page's button posts a plain HTML form, so that route also takes form bodies.
+  router.post(
+    '/verify-email-token',
+    requireContentType('application/x-www-form-urlencoded'),
+    parseJson,
+    parseForm,
+  );
+
+  const context = (
+    req: Request,
+    body: { purpose: string; userId?: string | undefined },
+    isResend: boolean,
+  ): SendContext => ({
+    ip: clientIp(req),
+    purpose: body.purpose,
+    isResend,
+    ...(body.userId === undefined ? {} : { userId: body.userId }),
+  });
+
+  const sendPhone = async (
+    req: Request,
+    res: Response,
+    body: { phone: string; purpose: string; userId?: string | undefined },
+    isResend: boolean,
+  ) => {
+    const target = parsePhone(body.phone, phonePolicy);
+    assertCountryAllowed(target, config.SMS_ALLOWED_COUNTRIES);
+    await botProtection?.check(req.body, clientIp(req));
+    res.status(202).json(await verification.sendPhoneCode(target, context(req, body, isResend)));
+  };
+
+  const sendEmail = async (
+    req: Request,
+    res: Response,
+    body: { email: string; purpose: string; userId?: string | undefined },
+    isResend: boolean,
+  ) => {
+    const target = parseEmail(body.email);
+    await botProtection?.check(req.body, clientIp(req));
+    res.status(202).json(await verification.sendEmailLink(target, context(req, body, isResend)));
+  };
+
+  router.post('/verify-phone', async (req, res) => {
+    await sendPhone(req, res, parseBody(sendPhoneBody, req.body), false);
+  });
+
+  router.post('/verify-phone-code', async (req, res) => {
+    const body = parseBody(checkPhoneBody, req.body);
+    const target = parsePhone(body.phone, phonePolicy);
+    const code = body.code.replace(/[\s-]/g, '');
+    const result = await verification.checkPhoneCode(target, code, body.purpose, body.userId);
+    res.json({ verified: true, phone: result.to, proof: result.proof });
+  });
+
+  router.post('/verify-email', async (req, res) => {
+    await sendEmail(req, res, parseBody(sendEmailBody, req.body), false);
+  });
+
+  router.get('/verify-email-token', (req, res) => {
+    const token = typeof req.query.token === 'string' ? req.query.token : '';
+    // Mail scanners open links before people do, so a GET only shows a button; it never consumes.
+    res
+      .set('Cache-Control', 'no-store')
+      .set('Referrer-Policy', 'no-referrer')
+      .type('html')
+      .send(renderConfirmPage(token));
+  });
+
+  router.post('/verify-email-token', async (req, res) => {
+    // A form body means a person clicked the confirm page's button: answer with a page, not JSON.
+    const fromPage = Boolean(req.is('application/x-www-form-urlencoded'));
+    try {
+      const body = parseBody(confirmEmailBody, req.body);
+      const result = await verification.confirmEmailToken(body.token, body.purpose);
+      if (!fromPage) {
+        res.json({ verified: true, email: result.to, proof: result.proof });
+        return;
+      }
+      res
+        .set('Cache-Control', 'no-store')
+        .type('html')
+        .send(renderConfirmResult({ ok: true, email: result.to }));
+    } catch (error) {
+      if (!fromPage || !(error instanceof VerifydError)) throw error;
+      res
+        .status(error.status)
+        .set('Cache-Control', 'no-store')
+        .type('html')
+        .send(renderConfirmResult({ ok: false, message: error.message }));
+    }
+  });
+
+  router.post('/resend-verification', async (req, res) => {
+    const body = parseBody(resendBody, req.body);
+    if (body.phone !== undefined) await sendPhone(req, res, { ...body, phone: body.phone }, true);
+    else await sendEmail(req, res, { ...body, email: body.email ?? '' }, true);
+  });
+
+  return router;
+}

@@ -1,0 +1,111 @@
+import { hmac } from '../src/crypto';
+import { VerifydError } from '../src/errors';
+import type { Store } from '../src/store/types';
+import { signJwt, verifyJwt } from './jwt';
+import { targetId } from './otp';
+import type { Clock, RandomSource } from './runtime';
+
+export const EMAIL_TOKEN_AUDIENCE = 'verifyd:email-link';
+
+export interface EmailTokenOptions {
+  store: Store;
+  /** JWT_SECRET; the signing key is derived from it so email tokens and proofs never share a key. */
+  jwtSecret: string;
+  /** OTP_SECRET, for hashing token ids and targets in the store. */
+  hashSecret: string;
+  issuer: string;
+  ttlSeconds: number;
+  maxAttempts: number;
+  clock: Clock;
+  random: RandomSource;
+}
+
+export interface EmailTokenClaims {
+  email: string;
+  purpose: string;
+  userId?: string;
+}
+
+export type EmailTokenCheck =
+  | { status: 'match'; claims: EmailTokenClaims }
+  | { status: 'superseded' }
+  | { status: 'locked' }
+  | { status: 'missing' };
+
+/**
+ * Signed email links. The JWT proves who issued it; the store decides whether it may still be used:
+ * it holds the HMAC of the newest link's `jti` per address and purpose, consumed atomically on use.
+ * Keying single use on `jti` (not the token string) means a re-encoded copy of a used token is
+ * still the same token, and a newer link replaces the older one.
+ */
+export function createEmailTokenService(options: EmailTokenOptions) {
+  const { store, issuer, ttlSeconds, maxAttempts, clock, random, hashSecret } = options;
+  const key = hmac(options.jwtSecret, 'email-link-signing-key');
+  const storeKey = (purpose: string, email: string) =>
+    `email:${purpose}:${targetId(hashSecret, email)}`;
+  const jtiHash = (jti: string) => hmac(hashSecret, 'email-jti', jti);
+
+  return {
+    async issue(claims: EmailTokenClaims): Promise<{ token: string; expiresAt: Date }> {
+      const jti = random.id();
+      const iat = Math.floor(clock.now() / 1000);
+      const exp = iat + ttlSeconds;
+      const token = signJwt(
+        {
+          sub: claims.email,
+          purpose: claims.purpose,
+          ...(claims.userId === undefined ? {} : { uid: claims.userId }),
+          jti,
+          iat,
+          exp,
+          iss: issuer,
+          aud: EMAIL_TOKEN_AUDIENCE,
+        },
+        key,
+      );
+      await store.putSecret(storeKey(claims.purpose, claims.email), jtiHash(jti), ttlSeconds);
+      return { token, expiresAt: new Date(exp * 1000) };
+    },
+
+    /** Verifies the JWT (throws invalid_token / token_expired) and reads its claims, without using it. */
+    inspect(token: string, expectedPurpose: string): EmailTokenClaims & { jti: string } {
+      const payload = verifyJwt(token, {
+        key,
+        issuer,
+        audience: EMAIL_TOKEN_AUDIENCE,
+        now: clock.now(),
+      });
+      const { sub, purpose, jti, uid } = payload;
+      if (typeof sub !== 'string' || typeof purpose !== 'string' || typeof jti !== 'string') {
+        throw new VerifydError('invalid_token', 'The token is not valid.');
+      }
+      if (purpose !== expectedPurpose) {
+        throw new VerifydError('invalid_token', 'The token was issued for another purpose.');
+      }
+      return { email: sub, purpose, jti, ...(typeof uid === 'string' ? { userId: uid } : {}) };
+    },
+
+    /** Consumes the link; exactly one concurrent caller gets `match`. */
+    async consume(claims: EmailTokenClaims & { jti: string }): Promise<EmailTokenCheck> {
+      const outcome = await store.attemptSecret(
+        storeKey(claims.purpose, claims.email),
+        jtiHash(claims.jti),
+        maxAttempts,
+      );
+      switch (outcome.status) {
+        case 'match':
+          return { status: 'match', claims };
+        case 'mismatch':
+          return { status: 'superseded' };
+        default:
+          return { status: outcome.status };
+      }
+    },
+
+    async revoke(purpose: string, email: string): Promise<void> {
+      await store.delete(storeKey(purpose, email));
+    },
+  };
+}
+
+export type EmailTokenService = ReturnType<typeof createEmailTokenService>;

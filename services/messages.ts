@@ -1,0 +1,48 @@
+import type { EmailMessage } from '../src/providers/types';
+
+/** Fills the SMS template; `{code}` marks where the code goes. */
+export function renderSms(template: string, code: string): string {
+  return template.replaceAll('{code}', code);
+}
+
+export function linkWithToken(baseUrl: string, token: string): string {
+  const url = new URL(baseUrl);
+  url.searchParams.set('token', token);
+  return url.toString();
+}
+
+export function renderVerificationEmail(
+  to: string,
+  subject: string,
+  link: string,
+  ttlSeconds: number,
+): EmailMessage {
+  const minutes = Math.max(1, Math.round(ttlSeconds / 60));
+  const text = [
+    'Confirm your email address by opening this link:',
+    '',
+    link,
+    '',
+    `The link works once and expires in ${minutes} minutes.`,
+    'If you did not ask for this, ignore this email.',
+  ].join('\n');
+  const href = escapeHtml(link);
+  const html = [
+    '<!doctype html><html><body style="font-family:sans-serif">',
+    '<p>Confirm your email address:</p>',
+    `<p><a href="${href}" style="display:inline-block;padding:10px 16px;background:#1a56db;color:#fff;text-decoration:none;border-radius:4px">Confirm email</a></p>`,
+    `<p>Or paste this link into your browser:<br>${href}</p>`,
+    `<p>The link works once and expires in ${minutes} minutes. If you did not ask for this, ignore this email.</p>`,
+    '</body></html>',
+  ].join('');
+  return { to, subject, text, html };
+}
+
+export function escapeHtml(value: string): string {
+  return value
+    .replaceAll('&', '&amp;')
+    .replaceAll('<', '&lt;')
+    .replaceAll('>', '&gt;')
+    .replaceAll('"', '&quot;')
+    .replaceAll("'", '&#39;');
+}

@@ -1,0 +1,69 @@
+import { hmac } from '../src/crypto';
+import type { Store } from '../src/store/types';
+import type { Clock, RandomSource } from './runtime';
+
+export interface OtpOptions {
+  store: Store;
+  /** OTP_SECRET: keys the HMAC, so a store dump reveals neither codes nor which targets have them. */
+  secret: string;
+  /** Digits per code, 4–10. */
+  length: number;
+  ttlSeconds: number;
+  maxAttempts: number;
+  random: RandomSource;
+  clock: Clock;
+}
+
+export type OtpCheck =
+  | { status: 'match' }
+  | { status: 'mismatch'; attemptsRemaining: number }
+  | { status: 'locked' }
+  | { status: 'missing' };
+
+/**
+ * One-time codes bound to (channel, purpose, target). Only an HMAC of the code is stored, and the
+ * purpose and target go into both the key and the HMAC, so a code can never be replayed elsewhere.
+ */
+export function createOtpService(options: OtpOptions) {
+  const { store, secret, length, ttlSeconds, maxAttempts, random, clock } = options;
+
+  const keyFor = (purpose: string, to: string) => `code:${purpose}:${targetId(secret, to)}`;
+  const hashOf = (purpose: string, to: string, code: string) =>
+    hmac(secret, 'otp', purpose, to, code);
+
+  return {
+    length,
+    /** Replaces any earlier code for the target. The plain code is returned only for delivery. */
+    async issue(purpose: string, to: string): Promise<{ code: string; expiresAt: Date }> {
+      const code = random
+        .int(10 ** length)
+        .toString()
+        .padStart(length, '0');
+      await store.putSecret(keyFor(purpose, to), hashOf(purpose, to, code), ttlSeconds);
+      return { code, expiresAt: new Date(clock.now() + ttlSeconds * 1000) };
+    },
+
+    async check(purpose: string, to: string, code: string): Promise<OtpCheck> {
+      const outcome = await store.attemptSecret(
+        keyFor(purpose, to),
+        hashOf(purpose, to, code),
+        maxAttempts,
+      );
+      if (outcome.status === 'mismatch')
+        return { status: 'mismatch', attemptsRemaining: outcome.remaining };
+      return { status: outcome.status };
+    },
+
+    /** Kills the pending code, e.g. after its delivery failed. */
+    async revoke(purpose: string, to: string): Promise<void> {
+      await store.delete(keyFor(purpose, to));
+    },
+  };
+}
+
+export type OtpService = ReturnType<typeof createOtpService>;
+
+/** A stable, non-reversible id for a phone number or address, used in store keys. */
+export function targetId(secret: string, to: string): string {
+  return hmac(secret, 'target', to).slice(0, 32);
+}

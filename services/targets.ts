@@ -1,0 +1,65 @@
+import { parsePhoneNumberFromString } from 'libphonenumber-js/max';
+import { z } from 'zod';
+import { VerifydError } from '../src/errors';
+
+export type Channel = 'sms' | 'email';
+
+export interface PhoneTarget {
+  channel: 'sms';
+  /** E.164, e.g. "+15551234567". */
+  to: string;
+  /** ISO 3166-1 alpha-2 region, when the number maps to one. */
+  country: string | undefined;
+}
+
+export interface EmailTarget {
+  channel: 'email';
+  /** Trimmed and lower-cased, so "A@x.com" and "a@x.com" are one target for limits and codes. */
+  to: string;
+}
+
+export type Target = PhoneTarget | EmailTarget;
+
+export interface PhonePolicy {
+  /**
+   * Accept numbers that are well-formed but not assigned (like +1 555 numbers). Only the mock
+   * provider allows this, so CI pipelines can use fictional numbers without texting anybody.
+   */
+  allowUnassigned: boolean;
+}
+
+export function parsePhone(input: string, policy: PhonePolicy): PhoneTarget {
+  const parsed = input.length <= 64 ? parsePhoneNumberFromString(input.trim()) : undefined;
+  const acceptable =
+    parsed && (parsed.isValid() || (policy.allowUnassigned && parsed.isPossible()));
+  if (!parsed || !acceptable) {
+    throw new VerifydError(
+      'invalid_phone',
+      'The phone number is not valid; send it in international format, e.g. +15551234567.',
+    );
+  }
+  return { channel: 'sms', to: parsed.number, country: parsed.country };
+}
+
+const emailSchema = z.email();
+
+export function parseEmail(input: string): EmailTarget {
+  const email = input.trim().toLowerCase();
+  if (email.length > 254 || !emailSchema.safeParse(email).success) {
+    throw new VerifydError('invalid_email', 'The email address is not valid.');
+  }
+  return { channel: 'email', to: email };
+}
+
+export function assertCountryAllowed(target: PhoneTarget, allowed: readonly string[]): void {
+  if (allowed.length === 0) return;
+  if (!target.country || !allowed.includes(target.country)) {
+    throw new VerifydError(
+      'country_not_allowed',
+      'SMS verification is not offered for this country.',
+      {
+        country: target.country ?? 'unknown',
+      },
+    );
+  }
+}

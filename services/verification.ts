@@ -1,0 +1,287 @@
+import type { Config } from '../src/config';
+import { RateLimitError, VerifydError } from '../src/errors';
+import type { Logger } from '../src/logger';
+import type { EmailProvider, SmsProvider } from '../src/providers/types';
+import type { Store } from '../src/store/types';
+import { createEmailTokenService } from './email-token';
+import { linkWithToken, renderSms, renderVerificationEmail } from './messages';
+import { createOtpService, targetId } from './otp';
+import { createProofService } from './proof';
+import type { Clock, RandomSource } from './runtime';
+import { createSendLimits } from './send-limits';
+import { createTargetLock } from './target-lock';
+import type { EmailTarget, PhoneTarget, Target } from './targets';
+import { createWebhookNotifier } from './webhook';
+
+export interface VerificationDeps {
+  config: Config;
+  store: Store;
+  sms: SmsProvider;
+  email: EmailProvider;
+  logger: Logger;
+  clock: Clock;
+  random: RandomSource;
+  /** Where email links point when EMAIL_LINK_BASE_URL is unset: this service's confirm page. */
+  defaultLinkBase: string;
+}
+
+export interface SendContext {
+  ip: string;
+  purpose: string;
+  userId?: string;
+  isResend: boolean;
+}
+
+export interface PendingVerification {
+  success: true;
+  status: 'pending';
+  channel: 'sms' | 'email';
+  to: string;
+  expiresAt: string;
+  resendAvailableAt: string;
+  codeLength?: number;
+}
+
+export interface Approved {
+  verified: true;
+  to: string;
+  proof: string;
+}
+
+/**
+ * The verification flows, independent of HTTP: send a code or link within every limit, check it
+ * atomically, count failures per recipient, and hand out a proof on success.
+ */
+export function createVerificationService(deps: VerificationDeps) {
+  const { config, store, logger, clock, random } = deps;
+  const otp = createOtpService({
+    store,
+    secret: config.OTP_SECRET,
+    length: config.OTP_LENGTH,
+    ttlSeconds: config.OTP_TTL_SECONDS,
+    maxAttempts: config.OTP_MAX_ATTEMPTS,
+    random,
+    clock,
+  });
+  const emailTokens = createEmailTokenService({
+    store,
+    jwtSecret: config.JWT_SECRET,
+    hashSecret: config.OTP_SECRET,
+    issuer: config.JWT_ISSUER,
+    ttlSeconds: config.EMAIL_TOKEN_TTL_SECONDS,
+    maxAttempts: config.OTP_MAX_ATTEMPTS,
+    clock,
+    random,
+  });
+  const proofs = createProofService({
+    secret: config.JWT_SECRET,
+    issuer: config.JWT_ISSUER,
+    audience: config.PROOF_AUDIENCE,
+    ttlSeconds: config.PROOF_TTL_SECONDS,
+    clock,
+    random,
+  });
+  const limits = createSendLimits(store, {
+    cooldownSeconds: config.SEND_COOLDOWN_SECONDS,
+    resendMax: config.RESEND_MAX,
+    resendWindowSeconds: config.RESEND_WINDOW_SECONDS,
+    sendMaxPerTarget: config.SEND_MAX_PER_TARGET,
+    sendTargetWindowSeconds: config.SEND_TARGET_WINDOW_SECONDS,
+    ipMaxTargetsPerHour: config.IP_MAX_TARGETS_PER_HOUR,
+    smsHourlyBudget: config.SMS_HOURLY_BUDGET,
+  });
+  const locks = createTargetLock({
+    store,
+    clock,
+    maxFailures: config.TARGET_MAX_FAILURES,
+    windowSeconds: config.TARGET_FAILURE_WINDOW_SECONDS,
+  });
+  const webhook = config.VERIFIED_WEBHOOK_URL
+    ? createWebhookNotifier({
+        url: config.VERIFIED_WEBHOOK_URL,
+        secret: config.WEBHOOK_SECRET,
+        timeoutMs: config.WEBHOOK_TIMEOUT_MS,
+        retries: config.WEBHOOK_RETRIES,
+        logger,
+        clock,
+      })
+    : undefined;
+  const linkBase = config.EMAIL_LINK_BASE_URL ?? deps.defaultLinkBase;
+
+  const idOf = (target: Target) => targetId(config.OTP_SECRET, `${target.channel}:${target.to}`);
+
+  /** Runs a send under the limits; on a failed delivery kills the code and refunds the limits. */
+  async function deliver(target: Target, context: SendContext, send: () => Promise<Date>) {
+    const id = idOf(target);
+    // The lock check and the limits are independent reads and counts, so they share a round trip;
+    // a locked target gets back whatever the limits counted.
+    const [lock, acquired] = await Promise.allSettled([
+      locks.assertUnlocked(id),
+      limits.acquire({
+        channel: target.channel,
+        targetId: id,
+        ip: context.ip,
+        isResend: context.isResend,
+      }),
+    ]);
+    if (lock.status === 'rejected') {
+      if (acquired.status === 'fulfilled') await limits.refund(acquired.value);
+      throw lock.reason;
+    }
+    if (acquired.status === 'rejected') throw acquired.reason;
+    const ticket = acquired.value;
+    let expiresAt: Date;
+    try {
+      expiresAt = await send();
+    } catch (error) {
+      if (error instanceof VerifydError && error.code === 'delivery_failed')
+        await limits.refund(ticket);
+      throw error;
+    }
+    const now = clock.now();
+    logger.info(
+      { channel: target.channel, target: id, purpose: context.purpose, resend: context.isResend },
+      'verification sent',
+    );
+    return {
+      success: true as const,
+      status: 'pending' as const,
+      channel: target.channel,
+      to: target.to,
+      expiresAt: expiresAt.toISOString(),
+      resendAvailableAt: new Date(now + config.SEND_COOLDOWN_SECONDS * 1000).toISOString(),
+    };
+  }
+
+  function approve(target: Target, purpose: string, userId: string | undefined): string {
+    const proof = proofs.issue({
+      channel: target.channel,
+      sub: target.to,
+      purpose,
+      ...(userId === undefined ? {} : { userId }),
+    });
+    logger.info(
+      { channel: target.channel, target: idOf(target), purpose },
+      'verification approved',
+    );
+    void webhook?.notify({
+      channel: target.channel,
+      to: target.to,
+      purpose,
+      ...(userId === undefined ? {} : { userId }),
+    });
+    return proof;
+  }
+
+  return {
+    proofs,
+    emailTokens,
+
+    async sendPhoneCode(target: PhoneTarget, context: SendContext): Promise<PendingVerification> {
+      const pending = await deliver(target, context, async () => {
+        const { code, expiresAt } = await otp.issue(context.purpose, target.to);
+        try {
+          await deps.sms.send({ to: target.to, body: renderSms(config.SMS_TEMPLATE, code) });
+        } catch (error) {
+          await otp.revoke(context.purpose, target.to);
+          throw error;
+        }
+        return expiresAt;
+      });
+      return { ...pending, codeLength: config.OTP_LENGTH };
+    },
+
+    async checkPhoneCode(
+      target: PhoneTarget,
+      code: string,
+      purpose: string,
+      userId?: string,
+    ): Promise<Approved> {
+      const id = idOf(target);
+      // Checked side by side to save a round trip: while the target is locked the answer is 429
+      // whatever the check found, and a code used up by a locked target's check is no loss.
+      const [, result] = await Promise.all([
+        locks.assertUnlocked(id),
+        otp.check(purpose, target.to, code),
+      ]);
+      switch (result.status) {
+        case 'match':
+          await locks.clear(id);
+          return { verified: true, to: target.to, proof: approve(target, purpose, userId) };
+        case 'mismatch':
+          await locks.recordFailure(id);
+          throw new VerifydError('invalid_code', 'The code is incorrect.', {
+            attemptsRemaining: result.attemptsRemaining,
+          });
+        case 'locked':
+          // A guess at a dead code is still a guess: counting it keeps the per-target count honest
+          // when many misses arrive at once.
+          await locks.recordFailure(id);
+          throw new RateLimitError(
+            'too_many_attempts',
+            'Too many wrong attempts; request a new code.',
+            config.SEND_COOLDOWN_SECONDS,
+          );
+        case 'missing':
+          throw new VerifydError(
+            'code_expired',
+            'There is no pending code for this number; request a new one.',
+          );
+      }
+    },
+
+    async sendEmailLink(target: EmailTarget, context: SendContext): Promise<PendingVerification> {
+      return deliver(target, context, async () => {
+        const { token, expiresAt } = await emailTokens.issue({
+          email: target.to,
+          purpose: context.purpose,
+          ...(context.userId === undefined ? {} : { userId: context.userId }),
+        });
+        const message = renderVerificationEmail(
+          target.to,
+          config.EMAIL_SUBJECT,
+          linkWithToken(linkBase, token),
+          config.EMAIL_TOKEN_TTL_SECONDS,
+        );
+        try {
+          await deps.email.send(message);
+        } catch (error) {
+          await emailTokens.revoke(context.purpose, target.to);
+          throw error;
+        }
+        return expiresAt;
+      });
+    },
+
+    async confirmEmailToken(token: string, purpose: string): Promise<Approved> {
+      const claims = emailTokens.inspect(token, purpose);
+      const target: EmailTarget = { channel: 'email', to: claims.email };
+      const id = idOf(target);
+      await locks.assertUnlocked(id);
+      const result = await emailTokens.consume(claims);
+      switch (result.status) {
+        case 'match':
+          await locks.clear(id);
+          return {
+            verified: true,
+            to: target.to,
+            proof: approve(target, claims.purpose, claims.userId),
+          };
+        case 'locked':
+          throw new RateLimitError(
+            'too_many_attempts',
+            'This link was tried too often; request a new one.',
+            config.SEND_COOLDOWN_SECONDS,
+          );
+        case 'superseded':
+        case 'missing':
+          throw new VerifydError(
+            'token_used',
+            'This link was already used or replaced by a newer one.',
+          );
+      }
+    },
+  };
+}
+
+export type VerificationService = ReturnType<typeof createVerificationService>;

@@ -1,0 +1,86 @@
+import { createHmac } from 'node:crypto';
+import type { Logger } from '../src/logger';
+import type { Clock } from './runtime';
+import type { Channel } from './targets';
+
+export const SIGNATURE_HEADER = 'X-Verifyd-Signature';
+
+export interface WebhookOptions {
+  url: string;
+  secret: string;
+  timeoutMs: number;
+  /** Retries after the first try; waits double each time from `baseDelayMs`. */
+  retries: number;
+  baseDelayMs?: number;
+  logger: Logger;
+  clock: Clock;
+  fetch?: typeof fetch;
+}
+
+export interface ApprovedEvent {
+  channel: Channel;
+  to: string;
+  userId?: string;
+  purpose: string;
+}
+
+/** `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">`; the timestamp lets receivers refuse replays. */
+export function signWebhook(secret: string, timestamp: number, body: string): string {
+  const digest = createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex');
+  return `t=${timestamp},v1=${digest}`;
+}
+
+/**
+ * Tells the app that a verification succeeded. Delivery happens after the HTTP answer and never
+ * turns a successful verification into an error: failures are logged and retried a few times.
+ */
+export function createWebhookNotifier(options: WebhookOptions) {
+  const { url, secret, timeoutMs, retries, logger, clock } = options;
+  const send = options.fetch ?? fetch;
+  const baseDelayMs = options.baseDelayMs ?? 500;
+
+  async function deliver(body: string): Promise<boolean> {
+    for (let attempt = 0; attempt <= retries; attempt++) {
+      if (attempt > 0)
+        await new Promise((resolve) => setTimeout(resolve, baseDelayMs * 2 ** (attempt - 1)));
+      const timestamp = Math.floor(clock.now() / 1000);
+      try {
+        const response = await send(url, {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            [SIGNATURE_HEADER]: signWebhook(secret, timestamp, body),
+          },
+          body,
+          signal: AbortSignal.timeout(timeoutMs),
+        });
+        if (response.ok) return true;
+        logger.warn({ status: response.status, attempt }, 'webhook answered with an error');
+      } catch (error) {
+        logger.warn(
+          { err: { message: (error as Error).message }, attempt },
+          'webhook delivery failed',
+        );
+      }
+    }
+    logger.error({ tries: retries + 1 }, 'webhook gave up');
+    return false;
+  }
+
+  return {
+    /** Resolves when delivery finished or gave up; callers do not await it on the request path. */
+    notify(event: ApprovedEvent): Promise<boolean> {
+      const body = JSON.stringify({
+        event: 'verification.approved',
+        channel: event.channel,
+        to: event.to,
+        userId: event.userId ?? null,
+        purpose: event.purpose,
+        at: new Date(clock.now()).toISOString(),
+      });
+      return deliver(body);
+    },
+  };
+}
+
+export type WebhookNotifier = ReturnType<typeof createWebhookNotifier>;

@@ -1,0 +1,43 @@
+import express, { type Express } from 'express';
+import helmet from 'helmet';
+import { pinoHttp } from 'pino-http';
+import { createHealthRouter } from '../routes/health';
+import { createVerificationRouter, type VerificationRouterDeps } from '../routes/index';
+import { countByKind } from '../services/store-stats';
+import { createErrorHandler, notFound } from './http/error-handler';
+import { requestSerializer } from './http/log-serializers';
+
+export type AppDeps = VerificationRouterDeps;
+
+/** Builds the standalone app from injected parts; it does not listen, so tests drive it directly. */
+export function createApp(deps: AppDeps): Express {
+  const { config, logger, store } = deps;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', config.TRUST_PROXY);
+  app.use(helmet());
+  app.use(
+    pinoHttp({
+      logger,
+      serializers: { req: requestSerializer },
+      customLogLevel: (_req, res, error) =>
+        error || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'info' : 'debug',
+    }),
+  );
+  app.use(
+    createHealthRouter({
+      store,
+      describe: async () => {
+        const counts = await countByKind(store);
+        return {
+          botProtection: { kind: config.BOT_PROTECTION, mode: config.BOT_PROTECTION_MODE },
+          ...(counts ? { keys: counts } : {}),
+        };
+      },
+    }),
+  );
+  app.use(createVerificationRouter(deps));
+  app.use(notFound);
+  app.use(createErrorHandler(logger));
+  return app;
+}

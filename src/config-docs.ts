@@ -1,0 +1,162 @@
+import type { configSchema } from './config';
+
+type Variable = keyof typeof configSchema.shape;
+
+/**
+ * One line per variable for .env.example and the README table. Typed against the schema, so a new
+ * variable without a description does not compile; test/config.test.ts checks both documents.
+ */
+export const CONFIG_DOCS: Record<Variable, { group: string; text: string }> = {
+  NODE_ENV: {
+    group: 'Server',
+    text: 'development, test or production; production refuses mocks, the memory store and weak secrets',
+  },
+  PORT: { group: 'Server', text: 'TCP port to listen on' },
+  HOST: { group: 'Server', text: 'Address to listen on; 0.0.0.0 to accept outside connections' },
+  LOG_LEVEL: {
+    group: 'Server',
+    text: 'pino level: fatal, error, warn, info, debug, trace or silent',
+  },
+  TRUST_PROXY: {
+    group: 'Server',
+    text: 'Express "trust proxy": false, true, a hop count, or proxy addresses/subnets; needed for per-IP limits behind a proxy',
+  },
+  STORE: { group: 'Store', text: 'memory (one process only), redis or memcached' },
+  REDIS_URL: { group: 'Store', text: 'Redis connection URL when STORE=redis' },
+  MEMCACHED_SERVERS: {
+    group: 'Store',
+    text: 'Comma-separated host:port list when STORE=memcached',
+  },
+  KEY_PREFIX: { group: 'Store', text: 'Prefix of every key the service writes' },
+  STORE_TIMEOUT_MS: {
+    group: 'Store',
+    text: 'A store call slower than this fails with 503 store_unavailable',
+  },
+  CLEANUP_INTERVAL_SECONDS: {
+    group: 'Store',
+    text: 'How often expired entries are swept where the backend does not expire them itself (memory)',
+  },
+  OTP_SECRET: {
+    group: 'Secrets',
+    text: 'HMAC key for codes, captchas and store keys; at least 32 bytes in production; the same on every instance',
+  },
+  JWT_SECRET: {
+    group: 'Secrets',
+    text: 'HS256 key for proofs (email-link keys derive from it); at least 32 bytes in production; the same on every instance',
+  },
+  WEBHOOK_SECRET: {
+    group: 'Secrets',
+    text: 'HMAC key for webhook signatures; defaults to JWT_SECRET',
+  },
+  OTP_LENGTH: { group: 'Codes and links', text: 'Digits per SMS code, 4 to 10' },
+  OTP_TTL_SECONDS: { group: 'Codes and links', text: 'Lifetime of an SMS code' },
+  OTP_MAX_ATTEMPTS: {
+    group: 'Codes and links',
+    text: 'Checks per code (or link) before it is dead',
+  },
+  SMS_TEMPLATE: { group: 'Codes and links', text: 'SMS text; {code} is replaced by the code' },
+  EMAIL_TOKEN_TTL_SECONDS: { group: 'Codes and links', text: 'Lifetime of an email link' },
+  EMAIL_LINK_BASE_URL: {
+    group: 'Codes and links',
+    text: "Page the email link opens (?token= is appended); default: this service's GET /verify-email-token",
+  },
+  EMAIL_SUBJECT: { group: 'Codes and links', text: 'Subject of the verification email' },
+  JWT_ISSUER: { group: 'Codes and links', text: 'iss claim of email links and proofs' },
+  PROOF_AUDIENCE: { group: 'Codes and links', text: 'aud claim of proofs; your app checks it' },
+  PROOF_TTL_SECONDS: { group: 'Codes and links', text: 'Lifetime of a proof JWT' },
+  RESEND_MAX: { group: 'Limits', text: 'Resends per target per RESEND_WINDOW_SECONDS' },
+  RESEND_WINDOW_SECONDS: { group: 'Limits', text: 'Window of RESEND_MAX' },
+  SEND_COOLDOWN_SECONDS: {
+    group: 'Limits',
+    text: 'Minimum time between two sends to one target (0 disables)',
+  },
+  SEND_MAX_PER_TARGET: { group: 'Limits', text: 'Sends per target per SEND_TARGET_WINDOW_SECONDS' },
+  SEND_TARGET_WINDOW_SECONDS: { group: 'Limits', text: 'Window of SEND_MAX_PER_TARGET' },
+  TARGET_MAX_FAILURES: {
+    group: 'Limits',
+    text: 'Wrong codes per target per TARGET_FAILURE_WINDOW_SECONDS, across resends, before the target locks',
+  },
+  TARGET_FAILURE_WINDOW_SECONDS: {
+    group: 'Limits',
+    text: 'Window of TARGET_MAX_FAILURES (the lock lasts until it ends)',
+  },
+  IP_MAX_TARGETS_PER_HOUR: {
+    group: 'Limits',
+    text: 'Distinct phone numbers/addresses one IP may send to per hour',
+  },
+  SMS_ALLOWED_COUNTRIES: {
+    group: 'Limits',
+    text: 'Comma-separated ISO country codes that may receive SMS; empty allows all',
+  },
+  SMS_HOURLY_BUDGET: {
+    group: 'Limits',
+    text: 'SMS sent per hour by the whole deployment; beyond it sends get 503 sms_budget_exhausted',
+  },
+  RATE_LIMIT_WINDOW_SECONDS: { group: 'Limits', text: 'Window of the per-IP request limit' },
+  RATE_LIMIT_MAX: {
+    group: 'Limits',
+    text: 'Requests per IP per window, over all routes but /health',
+  },
+  VERIFIED_WEBHOOK_URL: {
+    group: 'Webhook',
+    text: 'Receives verification.approved events when set',
+  },
+  WEBHOOK_TIMEOUT_MS: { group: 'Webhook', text: 'Timeout of one webhook call' },
+  WEBHOOK_RETRIES: {
+    group: 'Webhook',
+    text: 'Retries of a failed webhook call, with doubling delays',
+  },
+  SMS_PROVIDER: { group: 'Providers', text: 'mock or twilio' },
+  EMAIL_PROVIDER: { group: 'Providers', text: 'mock or sendgrid' },
+  PROVIDER_TIMEOUT_MS: {
+    group: 'Providers',
+    text: 'A provider call slower than this fails with 502 delivery_failed',
+  },
+  TWILIO_ACCOUNT_SID: { group: 'Providers', text: 'Twilio account SID (SMS_PROVIDER=twilio)' },
+  TWILIO_AUTH_TOKEN: { group: 'Providers', text: 'Twilio auth token (SMS_PROVIDER=twilio)' },
+  TWILIO_FROM: {
+    group: 'Providers',
+    text: 'Sender number in E.164; or set TWILIO_MESSAGING_SERVICE_SID',
+  },
+  TWILIO_MESSAGING_SERVICE_SID: {
+    group: 'Providers',
+    text: 'Twilio messaging service; used instead of TWILIO_FROM when set',
+  },
+  SENDGRID_API_KEY: { group: 'Providers', text: 'SendGrid API key (EMAIL_PROVIDER=sendgrid)' },
+  EMAIL_FROM: {
+    group: 'Providers',
+    text: 'Sender address of verification emails (EMAIL_PROVIDER=sendgrid)',
+  },
+  MOCK_OUTBOX_SIZE: {
+    group: 'Providers',
+    text: 'Messages the mock providers keep for GET /dev/outbox',
+  },
+  BOT_PROTECTION: {
+    group: 'Bot protection',
+    text: 'off, captcha (image) or pow (ALTCHA proof-of-work) in front of the send routes',
+  },
+  BOT_PROTECTION_MODE: {
+    group: 'Bot protection',
+    text: 'always, or adaptive: only after BOT_PROTECTION_FREE_SENDS sends per IP per hour',
+  },
+  BOT_PROTECTION_FREE_SENDS: {
+    group: 'Bot protection',
+    text: 'Sends per IP per hour without a challenge in adaptive mode',
+  },
+  CAPTCHA_LENGTH: { group: 'Bot protection', text: 'Characters in an image captcha' },
+  CAPTCHA_WIDTH: { group: 'Bot protection', text: 'Captcha image width in pixels' },
+  CAPTCHA_HEIGHT: { group: 'Bot protection', text: 'Captcha image height in pixels' },
+  CAPTCHA_NOISE: { group: 'Bot protection', text: 'Noise lines drawn over a captcha' },
+  CAPTCHA_COLOR: { group: 'Bot protection', text: 'Coloured captcha characters (true/false)' },
+  CAPTCHA_BACKGROUND: { group: 'Bot protection', text: 'Captcha background colour' },
+  CAPTCHA_TTL_SECONDS: { group: 'Bot protection', text: 'Lifetime of a captcha' },
+  CHALLENGE_MAX_NUMBER: {
+    group: 'Bot protection',
+    text: 'Proof-of-work difficulty: the most hashes a client may need',
+  },
+  CHALLENGE_TTL_SECONDS: { group: 'Bot protection', text: 'Lifetime of a proof-of-work challenge' },
+  CHALLENGE_SESSION_TTL_SECONDS: {
+    group: 'Bot protection',
+    text: 'Lifetime of the session a solved challenge earns',
+  },
+};

@@ -1,0 +1,109 @@
+/**
+ * Every failure the API can report, with its stable code and HTTP status.
+ * Codes are part of the public contract: clients branch on them, so never rename one.
+ */
+export const ERROR_STATUS = {
+  invalid_request: 400,
+  invalid_json: 400,
+  invalid_phone: 400,
+  invalid_email: 400,
+  invalid_code: 400,
+  code_expired: 400,
+  invalid_token: 400,
+  token_expired: 400,
+  token_used: 400,
+  challenge_required: 403,
+  challenge_failed: 403,
+  country_not_allowed: 403,
+  not_found: 404,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  rate_limited: 429,
+  too_many_attempts: 429,
+  internal_error: 500,
+  delivery_failed: 502,
+  store_unavailable: 503,
+  sms_budget_exhausted: 503,
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_STATUS;
+
+/** Extra machine-readable fields that travel inside `error` next to code and message. */
+export type ErrorDetails = Record<string, string | number | boolean>;
+
+/** Base class: anything thrown as a VerifydError is reported to the client as-is. */
+export class VerifydError extends Error {
+  readonly code: ErrorCode;
+  readonly details: ErrorDetails;
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    details: ErrorDetails = {},
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+    this.details = details;
+  }
+
+  get status(): number {
+    return ERROR_STATUS[this.code];
+  }
+}
+
+/** The client must wait `retryAfterSeconds` before the same request can succeed. */
+export class RateLimitError extends VerifydError {
+  readonly retryAfterSeconds: number;
+
+  constructor(
+    code: 'rate_limited' | 'too_many_attempts',
+    message: string,
+    retryAfterSeconds: number,
+    details: ErrorDetails = {},
+  ) {
+    const seconds = Math.max(1, Math.ceil(retryAfterSeconds));
+    super(code, message, { ...details, retryAfter: seconds });
+    this.retryAfterSeconds = seconds;
+  }
+}
+
+/**
+ * The storage backend could not be reached or did not answer in time.
+ * Callers must treat this as "unknown", never as "not found": the service fails closed.
+ */
+export class StoreUnavailableError extends VerifydError {
+  constructor(backend: string, cause?: unknown) {
+    super(
+      'store_unavailable',
+      `The ${backend} store is unavailable; try again shortly.`,
+      {},
+      {
+        cause,
+      },
+    );
+  }
+}
+
+/** An SMS or email provider refused the message, failed, or timed out. */
+export class DeliveryFailedError extends VerifydError {
+  constructor(channel: 'sms' | 'email', cause?: unknown) {
+    super(
+      'delivery_failed',
+      `The ${channel} provider could not deliver the message; try again.`,
+      {},
+      {
+        cause,
+      },
+    );
+  }
+}
+
+/** Start-up configuration is invalid; the message is one line naming the variable. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}

@@ -1,0 +1,69 @@
+import type { RequestHandler } from 'express';
+import {
+  ipKeyGenerator,
+  type RateLimitInfo,
+  type Store as RateLimitStore,
+  rateLimit,
+} from 'express-rate-limit';
+import { RateLimitError } from '../errors';
+import type { Store } from '../store/types';
+
+/**
+ * Adapts the service's store to express-rate-limit, so every worker sharing Redis or Memcached
+ * shares the per-IP counts, and a store outage rejects requests instead of waving them through.
+ */
+export class SharedRateLimitStore implements RateLimitStore {
+  readonly localKeys = false;
+  readonly prefix = 'rl:ip:';
+  private windowSeconds = 60;
+
+  constructor(private readonly store: Store) {}
+
+  init(options: { windowMs: number }): void {
+    this.windowSeconds = Math.max(1, Math.ceil(options.windowMs / 1000));
+  }
+
+  async increment(key: string) {
+    const { count, resetMs } = await this.store.increment(this.prefix + key, this.windowSeconds);
+    return { totalHits: count, resetTime: new Date(Date.now() + resetMs) };
+  }
+
+  async decrement(key: string): Promise<void> {
+    await this.store.decrement(this.prefix + key);
+  }
+
+  async resetKey(key: string): Promise<void> {
+    await this.store.delete(this.prefix + key);
+  }
+}
+
+export interface IpRateLimitOptions {
+  store: Store;
+  windowSeconds: number;
+  max: number;
+}
+
+export function ipRateLimit({ store, windowSeconds, max }: IpRateLimitOptions): RequestHandler {
+  return rateLimit({
+    windowMs: windowSeconds * 1000,
+    limit: max,
+    standardHeaders: 'draft-8',
+    legacyHeaders: false,
+    store: new SharedRateLimitStore(store),
+    // Fail closed: a store error reaches the error handler as store_unavailable.
+    passOnStoreError: false,
+    // IPv6 clients are limited per /56, since one subscriber usually controls a whole prefix.
+    keyGenerator: (req) => ipKeyGenerator(req.ip ?? 'unknown'),
+    handler: (req, _res, next) => {
+      const info = (req as typeof req & { rateLimit?: RateLimitInfo }).rateLimit;
+      const reset = info?.resetTime?.getTime() ?? Date.now() + windowSeconds * 1000;
+      next(
+        new RateLimitError(
+          'rate_limited',
+          'Too many requests from this address; slow down.',
+          (reset - Date.now()) / 1000,
+        ),
+      );
+    },
+  });
+}

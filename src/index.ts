@@ -1,0 +1,8 @@
+/** Public API for embedding verifyd in an existing Express app. */
+export { createVerificationRouter, type VerificationRouterDeps } from '../routes/index';
+export { createApp } from './app';
+export { buildConfig, type Config, loadConfig } from './config';
+export { ConfigError, type ErrorCode, VerifydError } from './errors';
+export { createLogger } from './logger';
+export { createProviders } from './providers';
+export { createStore, type Store } from './store';

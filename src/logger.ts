@@ -1,0 +1,47 @@
+import pino, { type Logger } from 'pino';
+
+export type { Logger };
+
+/**
+ * Field paths that may carry a code, a token or a secret. Redaction is a second line of defence:
+ * the code never passes these values to the logger in the first place.
+ */
+export const REDACT_PATHS = [
+  'code',
+  'token',
+  'proof',
+  'secret',
+  'password',
+  'answer',
+  'altcha',
+  'challengeSession',
+  '*.code',
+  '*.token',
+  '*.proof',
+  '*.secret',
+  '*.answer',
+  '*.body',
+  '*.text',
+  '*.html',
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'req.headers["x-verifyd-signature"]',
+  'res.headers["set-cookie"]',
+];
+
+export interface LoggerOptions {
+  level?: string;
+  /** Where lines go; tests pass a stream to capture output. Defaults to stdout. */
+  destination?: pino.DestinationStream;
+}
+
+export function createLogger(options: LoggerOptions = {}): Logger {
+  return pino(
+    {
+      level: options.level ?? 'info',
+      redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+      base: { service: 'verifyd' },
+    },
+    options.destination ?? pino.destination({ sync: false }),
+  );
+}

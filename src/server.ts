@@ -1,0 +1,101 @@
+import { existsSync } from 'node:fs';
+import type { Server } from 'node:http';
+import { createApp } from './app';
+import { type Config, loadConfig } from './config';
+import { ConfigError } from './errors';
+import { createLogger, type Logger } from './logger';
+import { createProviders } from './providers';
+import { createStore, startCleanup } from './store';
+
+export interface RunningServer {
+  server: Server;
+  url: string;
+  close(): Promise<void>;
+}
+
+/** Starts the standalone service from a validated config; resolves once it listens. */
+export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
+  for (const name of config.devSecrets) {
+    logger.warn(
+      `${name} is not set: using the development default. Set it before exposing this service.`,
+    );
+  }
+  const store = await createStore(config, { logger });
+  const stopCleanup = startCleanup(store, config.CLEANUP_INTERVAL_SECONDS, logger);
+  const providers = createProviders(config, { logger });
+  const app = createApp({
+    config,
+    store,
+    logger,
+    sms: providers.sms,
+    email: providers.email,
+    ...(providers.outbox ? { outbox: providers.outbox } : {}),
+  });
+  const server = await new Promise<Server>((resolve, reject) => {
+    const listening = app.listen(config.PORT, config.HOST, () => resolve(listening));
+    listening.once('error', reject);
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : config.PORT;
+  const url = `http://${config.HOST.includes(':') ? `[${config.HOST}]` : config.HOST}:${port}`;
+  logger.info(
+    { url, store: store.backend, sms: providers.sms.name, email: providers.email.name },
+    `verifyd listening on ${url}`,
+  );
+  return {
+    server,
+    url,
+    async close() {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      });
+      stopCleanup();
+      await store.close();
+    },
+  };
+}
+
+async function main(): Promise<void> {
+  if (existsSync('.env')) process.loadEnvFile('.env');
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`verifyd: ${error.message}\n`);
+      process.exit(1);
+    }
+    throw error;
+  }
+  const logger = createLogger({ level: config.LOG_LEVEL });
+  const running = await startServer(config, logger);
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    // In-flight requests get a grace period; a stuck connection must not block the exit forever.
+    const force = setTimeout(() => process.exit(1), 10_000);
+    force.unref();
+    running.close().then(
+      () => {
+        logger.flush();
+        process.exit(0);
+      },
+      (error: unknown) => {
+        logger.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+if (require.main === module) {
+  main().catch((error: unknown) => {
+    process.stderr.write(`verifyd: failed to start: ${(error as Error).message}\n`);
+    process.exit(1);
+  });
+}

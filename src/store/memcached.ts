@@ -1,0 +1,331 @@
+import { createHash, randomBytes } from 'node:crypto';
+import memjs from 'memjs';
+import { safeEqual } from '../crypto';
+import { StoreUnavailableError } from '../errors';
+import type { Logger } from '../logger';
+import { assertTtl } from './ttl';
+import type { AttemptOutcome, CounterState, Store } from './types';
+
+export interface MemcachedStoreOptions {
+  /** Comma-separated host:port list, as in MEMCACHED_SERVERS. */
+  servers: string;
+  keyPrefix?: string;
+  /** Longest wait for one round trip before it counts as unavailable (STORE_TIMEOUT_MS). */
+  timeoutMs?: number;
+  logger?: Logger;
+}
+
+/** Memcached reads an exptime above this many seconds as an absolute unix time, not a duration. */
+export const RELATIVE_EXPTIME_LIMIT = 60 * 60 * 24 * 30;
+
+/** Memcached refuses longer keys. */
+export const MAX_KEY_BYTES = 250;
+
+/**
+ * The exptime to send for a TTL. Memcached's clock ticks once per second, so a relative exptime
+ * of N can fire anywhere from N-1 to N seconds later (a TTL of 1 can vanish within milliseconds);
+ * one extra second means an entry never expires before its TTL, at the cost of living up to a
+ * second longer. Beyond 30 days the value must be an absolute unix time, or memcached would read
+ * it as a moment in 1970 and drop the entry at once. Never 0, which would mean "never expire".
+ */
+export function memcachedExptime(ttlSeconds: number, nowMs: number): number {
+  assertTtl(ttlSeconds);
+  const padded = ttlSeconds + 1;
+  if (padded <= RELATIVE_EXPTIME_LIMIT) return padded;
+  return Math.ceil(nowMs / 1000) + padded;
+}
+
+/** Binary incr/decr exptime meaning "fail with NOT_FOUND instead of creating the key". */
+const DO_NOT_CREATE = 0xffffffff;
+
+const PLAIN_KEY = /^[\x21-\x7e]+$/;
+
+/**
+ * Maps a logical key to a memcached key. Keys that memcached cannot hold as-is (over 250 bytes,
+ * spaces, control or non-ASCII characters) become the prefix plus "#" and a SHA-256 digest. Keys
+ * that themselves start with "#" are hashed too, so a plain key can never collide with a digest.
+ */
+export function memcachedKey(prefix: string, key: string): string {
+  const plain = prefix + key;
+  if (PLAIN_KEY.test(key) && !key.startsWith('#') && Buffer.byteLength(plain) <= MAX_KEY_BYTES) {
+    return plain;
+  }
+  return `${prefix}#${createHash('sha256').update(key).digest('base64url')}`;
+}
+
+/**
+ * Keys derived from a logical key (window end, attempt counter, consumed marker) are joined with a
+ * control character, so they always take the hashed form and cannot collide with a caller's key.
+ */
+const DERIVED = '\u001f';
+
+type Client = memjs.Client<string, Buffer | null>;
+
+interface SecretRecord {
+  /** Fresh per putSecret: attempt counters and consumed markers are keyed by it. */
+  id: string;
+  hash: string;
+  /** When the secret expires, epoch ms; lets derived keys get the same remaining lifetime. */
+  expiresAt: number;
+}
+
+function parseSecret(value: string): SecretRecord | undefined {
+  try {
+    const parsed: unknown = JSON.parse(value);
+    if (typeof parsed !== 'object' || parsed === null) return undefined;
+    const { id, hash, expiresAt } = parsed as Record<string, unknown>;
+    if (typeof id !== 'string' || typeof hash !== 'string' || typeof expiresAt !== 'number') {
+      return undefined;
+    }
+    return { id, hash, expiresAt };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Binary-protocol statuses that mean the server cannot serve now, as opposed to a bad request. */
+const TRANSIENT_STATUS = /^MemJS \w+: (Out of memory|Busy|Temporary failure|Internal error)/;
+
+/**
+ * Memcached has no transactions and memjs exposes no CAS, so atomicity comes from the operations
+ * memcached itself performs atomically: add (create only if absent), incr (binary incr creates
+ * the counter with an initial value when absent) and delete.
+ *
+ * - setIfAbsent is add.
+ * - increment is incr with initial 1; the caller that gets 1 opened the window and records its
+ *   end time in a companion key, which later callers read to report resetMs. decrement is decr,
+ *   which memcached itself stops at 0.
+ * - putSecret writes {id, hash, expiresAt} with a fresh id; attempts are counted by incr on a
+ *   key derived from that id, so a new secret starts from zero without touching the old counter.
+ * - attemptSecret reads the record, increments its attempt counter, compares in this process
+ *   with safeEqual, and on a match tries to add a consumed marker for the id: only the caller
+ *   whose add succeeds gets "match". The record is not deleted afterwards, because without CAS a
+ *   delete could remove a secret that a concurrent putSecret just stored; the marker already
+ *   makes the consumed secret answer "missing", and memcached expires it with its TTL.
+ *
+ * Memcached cannot list keys, so `scan` is absent. Expiry is native, so cleanup() is 0.
+ */
+export class MemcachedStore implements Store {
+  readonly backend = 'memcached' as const;
+  readonly scan = undefined;
+  private client: Client;
+  private readonly servers: string;
+  private readonly prefix: string;
+  private readonly timeoutMs: number;
+  private readonly logger: Logger | undefined;
+  /** Only the first failure of an outage is logged at warn, so a long outage does not flood logs. */
+  private outageLogged = false;
+  private closed = false;
+
+  constructor(options: MemcachedStoreOptions) {
+    this.prefix = options.keyPrefix ?? '';
+    if (!/^[\x21-\x7e]*$/.test(this.prefix) || this.prefix.length > 100) {
+      throw new Error('Memcached key prefix must be at most 100 printable ASCII characters');
+    }
+    this.timeoutMs = options.timeoutMs ?? 1000;
+    this.logger = options.logger;
+    this.servers = options.servers;
+    this.client = this.connect();
+  }
+
+  private connect(): Client {
+    const seconds = this.timeoutMs / 1000;
+    return memjs.Client.create<string, Buffer | null>(this.servers, {
+      // One attempt per call: a retried incr or add whose reply was lost would count twice or
+      // report "exists" for the caller's own write.
+      retries: 1,
+      timeout: seconds,
+      conntimeout: seconds,
+      // Detects a peer that vanished without closing the socket.
+      keepAlive: true,
+      keepAliveDelay: 10,
+      // Failing over would split counters and secrets across servers; fail closed instead.
+      failover: false,
+      logger: { log: (...args: unknown[]) => this.logger?.debug({ memjs: args.join(' ') }) },
+    });
+  }
+
+  /**
+   * memjs keeps one "current socket" and one response buffer per server. A socket it abandoned
+   * after a timeout still delivers the thawed server's late replies into that buffer, and its
+   * late 'close' clears the current-socket field, so a request on a connection still opening is
+   * never written and hangs. After any connection failure the whole client is therefore replaced;
+   * the next call starts from fresh sockets, which is also how a restarted server is picked up
+   * without a reconnect loop.
+   */
+  private discard(failed: Client): void {
+    if (this.closed || this.client !== failed) return;
+    this.client = this.connect();
+    // Half-closes: calls still in flight on healthy servers of the old client get their replies.
+    failed.close();
+  }
+
+  private key(key: string): string {
+    return memcachedKey(this.prefix, key);
+  }
+
+  private derived(key: string, tag: string): string {
+    return memcachedKey(this.prefix, `${key}${DERIVED}${tag}`);
+  }
+
+  /** memjs's own timeout relies on socket idle events; this deadline holds in every case. */
+  private async run<T>(command: (client: Client) => Promise<T>): Promise<T> {
+    // memjs would silently reconnect a closed client; the contract says a closed store is done.
+    if (this.closed) throw new StoreUnavailableError('memcached', new Error('store is closed'));
+    const client = this.client;
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`memcached did not answer within ${this.timeoutMs} ms`)),
+        this.timeoutMs,
+      );
+    });
+    try {
+      const pending = command(client);
+      // The losing promise may still reject later; that must not become an unhandled rejection.
+      pending.catch(() => undefined);
+      const result = await Promise.race([pending, deadline]);
+      if (this.outageLogged) {
+        this.outageLogged = false;
+        this.logger?.info('memcached store reachable again');
+      }
+      return result;
+    } catch (err) {
+      const translated = this.translate(err);
+      if (translated instanceof StoreUnavailableError) this.discard(client);
+      throw translated;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private translate(err: unknown): unknown {
+    const message = err instanceof Error ? err.message : String(err);
+    // Protocol refusals ("Incr/Decr on non-numeric value", "Value too large") and argument errors
+    // thrown inside memjs are caller bugs, not outages.
+    const refusal = message.startsWith('MemJS ') && !TRANSIENT_STATUS.test(message);
+    if (refusal || err instanceof RangeError || err instanceof TypeError) return err;
+    if (!this.outageLogged) {
+      this.outageLogged = true;
+      this.logger?.warn({ err }, 'memcached store unavailable');
+    }
+    return new StoreUnavailableError('memcached', err);
+  }
+
+  private exptime(ttlSeconds: number): number {
+    return memcachedExptime(ttlSeconds, Date.now());
+  }
+
+  async get(key: string): Promise<string | undefined> {
+    const { value } = await this.run((c) => c.get(this.key(key)));
+    return value === null ? undefined : value.toString();
+  }
+
+  async set(key: string, value: string, ttlSeconds: number): Promise<void> {
+    const expires = this.exptime(ttlSeconds);
+    await this.run((c) => c.set(this.key(key), value, { expires }));
+  }
+
+  async setIfAbsent(key: string, value: string, ttlSeconds: number): Promise<boolean> {
+    const expires = this.exptime(ttlSeconds);
+    return this.run((c) => c.add(this.key(key), value, { expires }));
+  }
+
+  async delete(key: string): Promise<boolean> {
+    return this.run((c) => c.delete(this.key(key)));
+  }
+
+  async increment(key: string, windowSeconds: number): Promise<CounterState> {
+    const expires = this.exptime(windowSeconds);
+    const windowMs = windowSeconds * 1000;
+    const { value } = await this.run((c) => c.increment(this.key(key), 1, { initial: 1, expires }));
+    const count = Number(value);
+    const endKey = this.derived(key, 'end');
+    if (count === 1) {
+      const end = Date.now() + windowMs;
+      await this.run((c) => c.set(endKey, String(end), { expires }));
+      return { count, resetMs: windowMs };
+    }
+    const stored = (await this.run((c) => c.get(endKey))).value;
+    const end = stored === null ? Number.NaN : Number(stored.toString());
+    // Unknown end (the opener has not written it yet, or it was evicted): report the whole window,
+    // which is never too short.
+    if (!Number.isFinite(end)) return { count, resetMs: windowMs };
+    const left = end - Date.now();
+    // Past the recorded end the counter can survive up to one more tick of memcached's clock.
+    return { count, resetMs: Math.min(windowMs, left > 0 ? left : 1000) };
+  }
+
+  async decrement(key: string): Promise<void> {
+    try {
+      // Binary decr stops at 0 by itself and leaves the TTL alone. Without the "do not create"
+      // exptime memjs would create an absent key as a permanent 0.
+      await this.run((c) => c.decrement(this.key(key), 1, { initial: 0, expires: DO_NOT_CREATE }));
+    } catch (err) {
+      if (err instanceof Error && err.message.endsWith('Key not found')) return;
+      throw err;
+    }
+  }
+
+  async putSecret(key: string, hash: string, ttlSeconds: number): Promise<void> {
+    const expires = this.exptime(ttlSeconds);
+    const record: SecretRecord = {
+      id: randomBytes(12).toString('base64url'),
+      hash,
+      expiresAt: Date.now() + ttlSeconds * 1000,
+    };
+    await this.run((c) => c.set(this.key(key), JSON.stringify(record), { expires }));
+  }
+
+  async attemptSecret(key: string, hash: string, maxAttempts: number): Promise<AttemptOutcome> {
+    const { value } = await this.run((c) => c.get(this.key(key)));
+    const record = value === null ? undefined : parseSecret(value.toString());
+    const now = Date.now();
+    // The record itself may outlive expiresAt by up to a second (see memcachedExptime).
+    if (!record || record.expiresAt <= now) return { status: 'missing' };
+    const expires = this.exptime(Math.ceil((record.expiresAt - now) / 1000));
+    const counted = await this.run((c) =>
+      c.increment(this.derived(key, `n:${record.id}`), 1, { initial: 1, expires }),
+    );
+    const attempts = Number(counted.value);
+    const consumedKey = this.derived(key, `c:${record.id}`);
+
+    if (attempts <= maxAttempts && safeEqual(record.hash, hash)) {
+      const won = await this.run((c) => c.add(consumedKey, '1', { expires }));
+      return won ? { status: 'match', attempts } : { status: 'missing' };
+    }
+    // A secret consumed by a concurrent caller reads as missing, as it would after a delete.
+    const consumed = (await this.run((c) => c.get(consumedKey))).value !== null;
+    if (consumed) return { status: 'missing' };
+    if (attempts > maxAttempts) return { status: 'locked' };
+    return { status: 'mismatch', attempts, remaining: maxAttempts - attempts };
+  }
+
+  /** A stats round trip to every server, since any one of them may hold a given key. */
+  async ping(): Promise<void> {
+    await this.run(
+      (c) =>
+        new Promise<void>((resolve, reject) => {
+          const total = c.servers.length;
+          let answered = 0;
+          c.stats((err) => {
+            if (err) {
+              reject(err);
+              return;
+            }
+            answered += 1;
+            if (answered === total) resolve();
+          });
+        }),
+    );
+  }
+
+  async cleanup(): Promise<number> {
+    return 0;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.client.close();
+  }
+}

@@ -1,0 +1,136 @@
+import { safeEqual } from '../crypto';
+import { assertTtl } from './ttl';
+import type { AttemptOutcome, CounterState, Store, StoreEntry } from './types';
+
+interface Entry {
+  value: string;
+  expiresAt: number;
+  writtenAt: number;
+  /** Attempts made on a one-time secret; absent for plain values and counters. */
+  attempts?: number;
+}
+
+export interface MemoryStoreOptions {
+  keyPrefix?: string;
+  /** Injected clock in epoch milliseconds, so tests move time without sleeping. */
+  now?: () => number;
+}
+
+/**
+ * A per-process store for development and tests. Expiry is checked lazily on every read, so no
+ * timer is kept per key; `cleanup()` sweeps what nobody read again (the composition root calls it
+ * every CLEANUP_INTERVAL_SECONDS). JavaScript runs each method to completion without interleaving,
+ * which is what makes every operation atomic here.
+ */
+export class MemoryStore implements Store {
+  readonly backend = 'memory' as const;
+  private readonly entries = new Map<string, Entry>();
+  private readonly prefix: string;
+  private readonly now: () => number;
+
+  constructor(options: MemoryStoreOptions = {}) {
+    this.prefix = options.keyPrefix ?? '';
+    this.now = options.now ?? Date.now;
+  }
+
+  private live(key: string): Entry | undefined {
+    const full = this.prefix + key;
+    const entry = this.entries.get(full);
+    if (entry && entry.expiresAt <= this.now()) {
+      this.entries.delete(full);
+      return undefined;
+    }
+    return entry;
+  }
+
+  private write(key: string, value: string, ttlSeconds: number, attempts?: number): void {
+    assertTtl(ttlSeconds);
+    const now = this.now();
+    const entry: Entry = { value, expiresAt: now + ttlSeconds * 1000, writtenAt: now };
+    if (attempts !== undefined) entry.attempts = attempts;
+    this.entries.set(this.prefix + key, entry);
+  }
+
+  async get(key: string): Promise<string | undefined> {
+    return this.live(key)?.value;
+  }
+
+  async set(key: string, value: string, ttlSeconds: number): Promise<void> {
+    this.write(key, value, ttlSeconds);
+  }
+
+  async setIfAbsent(key: string, value: string, ttlSeconds: number): Promise<boolean> {
+    if (this.live(key)) return false;
+    this.write(key, value, ttlSeconds);
+    return true;
+  }
+
+  async delete(key: string): Promise<boolean> {
+    const existed = this.live(key) !== undefined;
+    this.entries.delete(this.prefix + key);
+    return existed;
+  }
+
+  async increment(key: string, windowSeconds: number): Promise<CounterState> {
+    const entry = this.live(key);
+    if (!entry) {
+      this.write(key, '1', windowSeconds);
+      return { count: 1, resetMs: windowSeconds * 1000 };
+    }
+    const count = Number(entry.value) + 1;
+    entry.value = String(count);
+    return { count, resetMs: entry.expiresAt - this.now() };
+  }
+
+  async decrement(key: string): Promise<void> {
+    const entry = this.live(key);
+    if (entry) entry.value = String(Math.max(0, Number(entry.value) - 1));
+  }
+
+  async putSecret(key: string, hash: string, ttlSeconds: number): Promise<void> {
+    this.write(key, hash, ttlSeconds, 0);
+  }
+
+  async attemptSecret(key: string, hash: string, maxAttempts: number): Promise<AttemptOutcome> {
+    const entry = this.live(key);
+    if (!entry || entry.attempts === undefined) return { status: 'missing' };
+    const attempts = entry.attempts + 1;
+    entry.attempts = attempts;
+    if (attempts > maxAttempts) return { status: 'locked' };
+    if (safeEqual(entry.value, hash)) {
+      this.entries.delete(this.prefix + key);
+      return { status: 'match', attempts };
+    }
+    return { status: 'mismatch', attempts, remaining: maxAttempts - attempts };
+  }
+
+  async ping(): Promise<void> {}
+
+  readonly scan = async function* (this: MemoryStore): AsyncIterable<StoreEntry> {
+    const now = this.now();
+    for (const [full, entry] of this.entries) {
+      if (!full.startsWith(this.prefix)) continue;
+      yield {
+        key: full.slice(this.prefix.length),
+        ttlMs: entry.expiresAt - now,
+        ageMs: now - entry.writtenAt,
+      };
+    }
+  };
+
+  async cleanup(): Promise<number> {
+    const now = this.now();
+    let removed = 0;
+    for (const [full, entry] of this.entries) {
+      if (entry.expiresAt <= now) {
+        this.entries.delete(full);
+        removed++;
+      }
+    }
+    return removed;
+  }
+
+  async close(): Promise<void> {
+    this.entries.clear();
+  }
+}

@@ -1,0 +1,320 @@
+import { type CommandParser, createClient, defineScript, ErrorReply } from 'redis';
+import { StoreUnavailableError } from '../errors';
+import type { Logger } from '../logger';
+import { assertTtl } from './ttl';
+import type { AttemptOutcome, CounterState, Store, StoreEntry } from './types';
+
+export interface RedisStoreOptions {
+  /** redis:// or rediss:// URL, as in REDIS_URL. */
+  url: string;
+  keyPrefix?: string;
+  /** Longest wait for one command before it counts as unavailable (STORE_TIMEOUT_MS). */
+  timeoutMs?: number;
+  logger?: Logger;
+}
+
+/**
+ * Every multi-step operation is a Lua script so that it costs one round trip and runs atomically
+ * on the server; nothing is read, decided in Node and written back.
+ */
+const scripts = {
+  /**
+   * Fixed-window counter. The EXPIRE also runs when the key somehow has no TTL (-1), so a counter
+   * can never become permanent and lock a caller out forever.
+   */
+  windowIncrement: defineScript({
+    NUMBER_OF_KEYS: 1,
+    SCRIPT: `
+local count = redis.call('INCR', KEYS[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if count == 1 or ttl < 0 then
+  redis.call('EXPIRE', KEYS[1], ARGV[1])
+  ttl = redis.call('PTTL', KEYS[1])
+end
+return {count, ttl}`,
+    parseCommand(parser: CommandParser, key: string, windowSeconds: number) {
+      parser.pushKey(key);
+      parser.push(String(windowSeconds));
+    },
+    transformReply: (reply: unknown) => reply as [number, number],
+  }),
+
+  /**
+   * Refund for a counter: DECR keeps the TTL, but on an absent key it would create a permanent -1,
+   * hence the checks. Anything other than a positive integer string is left alone.
+   */
+  decrement: defineScript({
+    NUMBER_OF_KEYS: 1,
+    SCRIPT: `
+if redis.call('TYPE', KEYS[1]).ok ~= 'string' then return 0 end
+local current = tonumber(redis.call('GET', KEYS[1]))
+if current == nil or current < 1 then return 0 end
+return redis.call('DECR', KEYS[1])`,
+    parseCommand(parser: CommandParser, key: string) {
+      parser.pushKey(key);
+    },
+    transformReply: (reply: unknown) => reply as number,
+  }),
+
+  /** Replaces any earlier secret together with its attempt count (field n). */
+  putSecret: defineScript({
+    NUMBER_OF_KEYS: 1,
+    SCRIPT: `
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'h', ARGV[1], 'n', 0)
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 1`,
+    parseCommand(parser: CommandParser, key: string, hash: string, ttlSeconds: number) {
+      parser.pushKey(key);
+      parser.push(hash, String(ttlSeconds));
+    },
+    transformReply: (reply: unknown) => reply as number,
+  }),
+
+  /**
+   * Returns {0} missing, {1, n} match, {2, n} locked, {3, n} mismatch. A locked secret is kept
+   * (not deleted) so that every later attempt stays locked until the TTL ends. Anything at the key
+   * that is not a secret hash counts as missing, as in the memory store.
+   */
+  attemptSecret: defineScript({
+    NUMBER_OF_KEYS: 1,
+    SCRIPT: `
+if redis.call('TYPE', KEYS[1]).ok ~= 'hash' then return {0} end
+local stored = redis.call('HGET', KEYS[1], 'h')
+if not stored then return {0} end
+local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
+if n > tonumber(ARGV[2]) then return {2, n} end
+if stored == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  return {1, n}
+end
+return {3, n}`,
+    parseCommand(parser: CommandParser, key: string, hash: string, maxAttempts: number) {
+      parser.pushKey(key);
+      parser.push(hash, String(maxAttempts));
+    },
+    transformReply: (reply: unknown) => reply as [number, number?],
+  }),
+};
+
+function buildClient(url: string, timeoutMs: number) {
+  return createClient({
+    url,
+    scripts,
+    // Queued commands would wait for a server that may never return; callers must fail closed now.
+    disableOfflineQueue: true,
+    socket: {
+      // Connecting runs in the background while calls fail fast, so it may take longer than a
+      // call; a slow (TLS, remote) handshake must not be cut off on every attempt.
+      connectTimeout: Math.max(timeoutMs, 5000),
+      // Never give up: the process stays up answering 503 and recovers when Redis is back.
+      reconnectStrategy: (retries: number) =>
+        Math.min(50 * 2 ** Math.min(retries, 10), 2000) + Math.floor(Math.random() * 100),
+    },
+  });
+}
+
+type Client = ReturnType<typeof buildClient>;
+
+/** Server replies that mean "cannot serve right now" rather than "this command is wrong". */
+const TRANSIENT_REPLY = /^(LOADING|BUSY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN|READONLY|OOM)\b/;
+
+/** Glob metacharacters must not turn a KEY_PREFIX into a wider SCAN pattern. */
+function escapeGlob(text: string): string {
+  return text.replace(/[*?[\]\\]/g, '\\$&');
+}
+
+export class RedisStore implements Store {
+  readonly backend = 'redis' as const;
+  private readonly client: Client;
+  private readonly prefix: string;
+  private readonly timeoutMs: number;
+  private readonly logger: Logger | undefined;
+  private readonly connecting: Promise<void>;
+  /** Only the first error of an outage is logged at warn, so a long outage does not flood logs. */
+  private outageLogged = false;
+  private closed = false;
+
+  constructor(options: RedisStoreOptions) {
+    this.prefix = options.keyPrefix ?? '';
+    this.timeoutMs = options.timeoutMs ?? 1000;
+    this.logger = options.logger;
+    this.client = buildClient(options.url, this.timeoutMs);
+    // Without an 'error' listener EventEmitter would throw and take the process down.
+    this.client.on('error', (err: unknown) => {
+      if (this.outageLogged) {
+        this.logger?.debug({ err }, 'redis store still unavailable');
+      } else {
+        this.outageLogged = true;
+        this.logger?.warn({ err }, 'redis store unavailable; reconnecting');
+      }
+    });
+    this.client.on('ready', () => {
+      if (this.outageLogged) this.logger?.info('redis store reachable again');
+      this.outageLogged = false;
+    });
+    // Connect in the background so the store exists (and /health can answer) while Redis is down.
+    this.connecting = this.client.connect().then(
+      () => undefined,
+      (err: unknown) => {
+        if (!this.closed) this.logger?.error({ err }, 'redis store stopped connecting');
+      },
+    );
+  }
+
+  /**
+   * Resolves true once connected, or false after `ms`; never rejects. Lets start-up give a healthy
+   * server a moment so the first requests do not fail while the socket is still opening.
+   */
+  async waitUntilReady(ms: number): Promise<boolean> {
+    if (this.client.isReady) return true;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), ms);
+    });
+    const ready = this.connecting.then(() => this.client.isReady);
+    try {
+      return await Promise.race([ready, timedOut]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private key(key: string): string {
+    return this.prefix + key;
+  }
+
+  /**
+   * node-redis only times out commands still waiting to be written; one already on the wire to a
+   * hung server would wait forever, so every call gets its own deadline.
+   */
+  private async run<T>(command: () => Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const pending = command();
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`redis did not answer within ${this.timeoutMs} ms`)),
+        this.timeoutMs,
+      );
+    });
+    // The losing promise may still reject later; that must not become an unhandled rejection.
+    pending.catch(() => undefined);
+    try {
+      return await Promise.race([pending, deadline]);
+    } catch (err) {
+      throw this.translate(err);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private translate(err: unknown): unknown {
+    if (err instanceof ErrorReply && !TRANSIENT_REPLY.test(err.message)) return err;
+    return new StoreUnavailableError('redis', err);
+  }
+
+  async get(key: string): Promise<string | undefined> {
+    const value = await this.run(() => this.client.get(this.key(key)));
+    return value ?? undefined;
+  }
+
+  async set(key: string, value: string, ttlSeconds: number): Promise<void> {
+    assertTtl(ttlSeconds);
+    await this.run(() =>
+      this.client.set(this.key(key), value, { expiration: { type: 'EX', value: ttlSeconds } }),
+    );
+  }
+
+  async setIfAbsent(key: string, value: string, ttlSeconds: number): Promise<boolean> {
+    assertTtl(ttlSeconds);
+    const reply = await this.run(() =>
+      this.client.set(this.key(key), value, {
+        condition: 'NX',
+        expiration: { type: 'EX', value: ttlSeconds },
+      }),
+    );
+    return reply !== null;
+  }
+
+  async delete(key: string): Promise<boolean> {
+    return (await this.run(() => this.client.del(this.key(key)))) > 0;
+  }
+
+  async increment(key: string, windowSeconds: number): Promise<CounterState> {
+    assertTtl(windowSeconds);
+    const [count, ttl] = await this.run(() =>
+      this.client.windowIncrement(this.key(key), windowSeconds),
+    );
+    return { count: Number(count), resetMs: Math.max(0, Number(ttl)) };
+  }
+
+  async decrement(key: string): Promise<void> {
+    await this.run(() => this.client.decrement(this.key(key)));
+  }
+
+  async putSecret(key: string, hash: string, ttlSeconds: number): Promise<void> {
+    assertTtl(ttlSeconds);
+    await this.run(() => this.client.putSecret(this.key(key), hash, ttlSeconds));
+  }
+
+  async attemptSecret(key: string, hash: string, maxAttempts: number): Promise<AttemptOutcome> {
+    const [status, n] = await this.run(() =>
+      this.client.attemptSecret(this.key(key), hash, maxAttempts),
+    );
+    const attempts = Number(n);
+    switch (Number(status)) {
+      case 1:
+        return { status: 'match', attempts };
+      case 2:
+        return { status: 'locked' };
+      case 3:
+        return { status: 'mismatch', attempts, remaining: maxAttempts - attempts };
+      default:
+        return { status: 'missing' };
+    }
+  }
+
+  async ping(): Promise<void> {
+    await this.run(() => this.client.ping());
+  }
+
+  readonly scan = async function* (this: RedisStore): AsyncIterable<StoreEntry> {
+    const match = `${escapeGlob(this.prefix)}*`;
+    let cursor = '0';
+    do {
+      const page = await this.run(() => this.client.scan(cursor, { MATCH: match, COUNT: 200 }));
+      cursor = String(page.cursor);
+      // Issued together, node-redis pipelines these PTTLs into one write.
+      const ttls = await Promise.all(
+        page.keys.map((full) => this.run(() => this.client.pTTL(String(full)))),
+      );
+      for (const [i, full] of page.keys.entries()) {
+        const ttl = Number(ttls[i]);
+        if (ttl === -2) continue; // expired or deleted between SCAN and PTTL
+        yield {
+          key: String(full).slice(this.prefix.length),
+          ttlMs: ttl === -1 ? Number.POSITIVE_INFINITY : ttl,
+        };
+      }
+    } while (cursor !== '0');
+  };
+
+  async cleanup(): Promise<number> {
+    return 0;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (!this.client.isOpen) return;
+    // close() waits for in-flight replies, which a hung server never sends; destroy after a bound.
+    let timer: NodeJS.Timeout | undefined;
+    const graceful = this.client.close().catch(() => undefined);
+    const bounded = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, this.timeoutMs);
+    });
+    await Promise.race([graceful, bounded]);
+    clearTimeout(timer);
+    if (this.client.isOpen) this.client.destroy();
+  }
+}

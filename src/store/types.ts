@@ -1,0 +1,107 @@
+/**
+ * The one storage contract every backend (memory, Redis, Memcached) implements.
+ *
+ * Conventions for every member:
+ * - Keys are given WITHOUT the configured KEY_PREFIX; the backend adds it, so two deployments
+ *   sharing a server never see each other's keys.
+ * - TTLs are whole seconds, at least 1. "Expired" means the entry behaves exactly as if it had
+ *   never been written: reads return undefined, set-if-absent succeeds, counters restart.
+ * - Every operation is a single atomic step as seen by other callers, in this process or any
+ *   other process sharing the backend.
+ * - Errors: a backend that cannot be reached, or does not answer within its timeout, rejects with
+ *   StoreUnavailableError. It never resolves as "absent" in that case, so callers fail closed.
+ *   Programming errors (a TTL below 1, an unsupported capability) throw a plain Error.
+ * - A StoreUnavailableError means "unknown": a write that timed out may still be applied later.
+ * - Memcached counts time in whole seconds, so there an entry may outlive its TTL by up to 1 s and
+ *   `resetMs` is approximate; it never expires early.
+ * - Reading a secret written by `putSecret` with `get` is unspecified; only attemptSecret reads it.
+ */
+export interface Store {
+  /** Which backend this is, as named by STORE. */
+  readonly backend: StoreBackend;
+
+  /** The stored value, or undefined when the key is absent or expired. */
+  get(key: string): Promise<string | undefined>;
+
+  /** Writes the value, replacing any earlier value, and (re)starts its TTL. */
+  set(key: string, value: string, ttlSeconds: number): Promise<void>;
+
+  /** Writes only when the key is absent or expired. Resolves true when this call wrote it. */
+  setIfAbsent(key: string, value: string, ttlSeconds: number): Promise<boolean>;
+
+  /** Removes the key. Resolves true when something was removed. */
+  delete(key: string): Promise<boolean>;
+
+  /**
+   * Fixed-window counter: adds 1 and returns the new count. The first increment of a window
+   * creates the counter with a TTL of `windowSeconds`; later increments do not extend it.
+   * `resetMs` is the time left in the window, in milliseconds.
+   */
+  increment(key: string, windowSeconds: number): Promise<CounterState>;
+
+  /**
+   * Takes 1 back from a live counter made by `increment`, never below 0, without touching its
+   * TTL. Used to refund a send the provider did not deliver. Does nothing when the key is absent.
+   */
+  decrement(key: string): Promise<void>;
+
+  /**
+   * Stores a one-time secret (the HMAC of a code or token id, never the plain value), replacing
+   * any earlier secret at that key together with its attempt count.
+   */
+  putSecret(key: string, hash: string, ttlSeconds: number): Promise<void>;
+
+  /**
+   * One attempt at a stored secret, atomically: counts the attempt; refuses once more than
+   * `maxAttempts` attempts were made (right or wrong); on a match consumes the secret so that
+   * exactly one caller can ever see `match`. The comparison of hashes is constant-time where the
+   * backend compares in this process.
+   */
+  attemptSecret(key: string, hash: string, maxAttempts: number): Promise<AttemptOutcome>;
+
+  /** Resolves when the backend answers a round trip; rejects with StoreUnavailableError. */
+  ping(): Promise<void>;
+
+  /**
+   * Lists live and expired-but-not-yet-removed entries, for maintenance. Undefined when the
+   * backend cannot enumerate keys (Memcached): callers must say so instead of guessing.
+   */
+  readonly scan?: () => AsyncIterable<StoreEntry>;
+
+  /**
+   * Removes entries that have expired but still occupy space, returning how many. Backends with
+   * native expiry (Redis, Memcached) resolve 0.
+   */
+  cleanup(): Promise<number>;
+
+  /** Releases connections and timers. The store is unusable afterwards. */
+  close(): Promise<void>;
+}
+
+export type StoreBackend = 'memory' | 'redis' | 'memcached';
+
+export interface CounterState {
+  /** The count after this increment, starting at 1 in a new window. */
+  count: number;
+  /** Milliseconds until the window ends and the count restarts. */
+  resetMs: number;
+}
+
+export type AttemptOutcome =
+  /** The hash matched; the secret is now consumed. `attempts` includes this one. */
+  | { status: 'match'; attempts: number }
+  /** The hash did not match; `remaining` attempts are left before the secret locks. */
+  | { status: 'mismatch'; attempts: number; remaining: number }
+  /** Too many attempts were made; the secret refuses everything until it expires. */
+  | { status: 'locked' }
+  /** No secret: never stored, expired, replaced and consumed, or already consumed. */
+  | { status: 'missing' };
+
+export interface StoreEntry {
+  /** The key without KEY_PREFIX. */
+  key: string;
+  /** Milliseconds left before expiry; 0 or less when expired but not yet removed. */
+  ttlMs: number;
+  /** Milliseconds since the entry was written, when the backend knows it. */
+  ageMs?: number;
+}

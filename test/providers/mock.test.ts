@@ -1,0 +1,226 @@
+import { Writable } from 'node:stream';
+import { DeliveryFailedError } from '../../src/errors';
+import { createLogger } from '../../src/logger';
+import { createMockEmailProvider, createMockSmsProvider, Outbox } from '../../src/providers/mock';
+import type { OutboxMessage } from '../../src/providers/types';
+
+const CODE = '493817';
+const LINK = 'https://verify.example.com/email/confirm?token=secret-token-value';
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+function entry(to: string, body = 'hello'): OutboxMessage {
+  return { id: `${to}-${body}`, channel: 'sms', to, body, sentAt: new Date().toISOString() };
+}
+
+/** A logger at the most verbose level writing into memory, so nothing can hide below the level. */
+function capturedLogger() {
+  const lines: string[] = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      lines.push(chunk.toString('utf8'));
+      done();
+    },
+  });
+  return { logger: createLogger({ level: 'trace', destination }), output: () => lines.join('') };
+}
+
+describe('Outbox', () => {
+  it('keeps at most its capacity, dropping the oldest first', () => {
+    const outbox = new Outbox(3);
+    for (const n of [1, 2, 3, 4, 5]) outbox.add(entry('+15550000000', `m${n}`));
+
+    expect(outbox.size).toBe(3);
+    expect(outbox.list().map((m) => m.body)).toEqual(['m3', 'm4', 'm5']);
+  });
+
+  it('lists newest last and filters by exact recipient', () => {
+    const outbox = new Outbox(10);
+    outbox.add(entry('+15550000001', 'a'));
+    outbox.add(entry('+15550000002', 'b'));
+    outbox.add(entry('+15550000001', 'c'));
+
+    expect(outbox.list({ to: '+15550000001' }).map((m) => m.body)).toEqual(['a', 'c']);
+    expect(outbox.list({ to: '+1555000000' })).toEqual([]);
+    expect(outbox.list().map((m) => m.body)).toEqual(['a', 'b', 'c']);
+  });
+
+  it('hands out copies, so callers cannot rewrite what was sent', () => {
+    const outbox = new Outbox(10);
+    const original = entry('+15550000001', 'a');
+    outbox.add(original);
+    original.body = 'changed after add';
+    const [listed] = outbox.list();
+    if (listed) listed.body = 'changed after list';
+
+    expect(outbox.list()[0]?.body).toBe('a');
+  });
+
+  it('clears', () => {
+    const outbox = new Outbox(10);
+    outbox.add(entry('+15550000001'));
+    outbox.clear();
+
+    expect(outbox.list()).toEqual([]);
+    expect(outbox.size).toBe(0);
+  });
+
+  it('refuses a capacity below one', () => {
+    expect(() => new Outbox(0)).toThrow(RangeError);
+    expect(() => new Outbox(1.5)).toThrow(RangeError);
+  });
+});
+
+describe('mock providers', () => {
+  it('records an SMS in the outbox and returns its id as the receipt', async () => {
+    const outbox = new Outbox(10);
+    const sms = createMockSmsProvider(outbox);
+
+    const receipt = await sms.send({ to: '+15558675310', body: `Your code is ${CODE}` });
+
+    expect(sms.name).toBe('mock');
+    expect(receipt.id).toMatch(UUID);
+    expect(outbox.list()).toEqual([
+      {
+        id: receipt.id,
+        channel: 'sms',
+        to: '+15558675310',
+        body: `Your code is ${CODE}`,
+        sentAt: expect.stringMatching(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/),
+      },
+    ]);
+  });
+
+  it('records an email with its subject and text part in the same outbox', async () => {
+    const outbox = new Outbox(10);
+    const sms = createMockSmsProvider(outbox);
+    const email = createMockEmailProvider(outbox);
+
+    await sms.send({ to: '+15558675310', body: CODE });
+    const receipt = await email.send({
+      to: 'ada@example.org',
+      subject: 'Confirm your email address',
+      text: `Confirm: ${LINK}`,
+      html: `<a href="${LINK}">Confirm</a>`,
+    });
+
+    expect(outbox.list().map((m) => m.channel)).toEqual(['sms', 'email']);
+    expect(outbox.list({ to: 'ada@example.org' })).toEqual([
+      expect.objectContaining({
+        id: receipt.id,
+        channel: 'email',
+        subject: 'Confirm your email address',
+        body: `Confirm: ${LINK}`,
+      }),
+    ]);
+  });
+
+  it('fails the next N sends with DeliveryFailedError, then recovers', async () => {
+    const outbox = new Outbox(10);
+    const sms = createMockSmsProvider(outbox);
+    sms.failNext(2);
+
+    for (const _ of [1, 2]) {
+      await expect(sms.send({ to: '+15558675310', body: CODE })).rejects.toBeInstanceOf(
+        DeliveryFailedError,
+      );
+    }
+    await expect(sms.send({ to: '+15558675310', body: CODE })).resolves.toEqual({
+      id: expect.stringMatching(UUID),
+    });
+    // A failed send was never sent.
+    expect(outbox.size).toBe(1);
+  });
+
+  it('fails email sends with the email channel', async () => {
+    const email = createMockEmailProvider(new Outbox(10));
+    email.failNext();
+
+    const error = await email
+      .send({ to: 'ada@example.org', subject: 's', text: LINK, html: LINK })
+      .catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(DeliveryFailedError);
+    expect((error as DeliveryFailedError).message).toContain('email');
+  });
+
+  it('delays the next sends, and can fail after a delay', async () => {
+    const outbox = new Outbox(10);
+    const sms = createMockSmsProvider(outbox);
+    sms.delayNext(150);
+    sms.failNext(1, { delayMs: 150 });
+
+    let started = performance.now();
+    await sms.send({ to: '+15558675310', body: CODE });
+    expect(performance.now() - started).toBeGreaterThanOrEqual(140);
+
+    started = performance.now();
+    await expect(sms.send({ to: '+15558675310', body: CODE })).rejects.toBeInstanceOf(
+      DeliveryFailedError,
+    );
+    expect(performance.now() - started).toBeGreaterThanOrEqual(140);
+
+    started = performance.now();
+    await sms.send({ to: '+15558675310', body: CODE });
+    expect(performance.now() - started).toBeLessThan(100);
+  });
+
+  it('drops queued faults on clearFaults, and keeps faults per provider', async () => {
+    const outbox = new Outbox(10);
+    const sms = createMockSmsProvider(outbox);
+    const email = createMockEmailProvider(outbox);
+    sms.failNext(3);
+    sms.clearFaults();
+    email.failNext();
+
+    await expect(sms.send({ to: '+15558675310', body: CODE })).resolves.toBeDefined();
+    await expect(
+      email.send({ to: 'ada@example.org', subject: 's', text: LINK, html: LINK }),
+    ).rejects.toBeInstanceOf(DeliveryFailedError);
+  });
+
+  it('refuses nonsensical fault counts and delays', () => {
+    const sms = createMockSmsProvider(new Outbox(10));
+
+    expect(() => sms.failNext(0)).toThrow(RangeError);
+    expect(() => sms.delayNext(-1)).toThrow(RangeError);
+  });
+
+  it('logs no part of the message when logMessages is off', async () => {
+    const { logger, output } = capturedLogger();
+    const outbox = new Outbox(10);
+    const sms = createMockSmsProvider(outbox, logger, { logMessages: false });
+    const email = createMockEmailProvider(outbox, logger);
+
+    await sms.send({ to: '+15558675310', body: `Your verification code is ${CODE}` });
+    await email.send({
+      to: 'ada@example.org',
+      subject: 'Confirm your email address',
+      text: `Confirm: ${LINK}`,
+      html: `<a href="${LINK}">Confirm</a>`,
+    });
+    logger.flush();
+
+    const logged = output();
+    expect(logged).toContain('mock sms accepted');
+    expect(logged).toContain('mock email accepted');
+    expect(logged).not.toContain(CODE);
+    expect(logged).not.toContain('secret-token-value');
+    expect(logged).not.toContain('verification code');
+  });
+
+  it('logs the full text for a developer when logMessages is on', async () => {
+    const { logger, output } = capturedLogger();
+    const sms = createMockSmsProvider(new Outbox(10), logger, { logMessages: true });
+
+    await sms.send({ to: '+15558675310', body: `Your verification code is ${CODE}` });
+    logger.flush();
+
+    const [line] = output().trim().split('\n');
+    expect(JSON.parse(line ?? '{}')).toMatchObject({
+      level: 30,
+      provider: 'mock',
+      channel: 'sms',
+      msg: expect.stringContaining(`Your verification code is ${CODE}`),
+    });
+  });
+});

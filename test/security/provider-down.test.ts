@@ -1,0 +1,62 @@
+import request from 'supertest';
+import type { RandomSource } from '../../services/runtime';
+import { buildTestApp, lastCode } from '../support/app';
+
+const PHONE = '+15551234567';
+const EMAIL = 'down@example.com';
+
+/** Predictable codes, so the test knows the code of a message that was never delivered. */
+function knownCodes(): RandomSource & { last: () => string } {
+  let n = 123455;
+  return { int: () => ++n, id: () => `jti-${n++}`, last: () => String(n) };
+}
+
+describe('provider down', () => {
+  it('answers 502 delivery_failed on a provider failure and leaves no usable code', async () => {
+    const random = knownCodes();
+    const { app, sms } = buildTestApp({ random });
+    sms.failNext(1);
+    const res = await request(app).post('/verify-phone').send({ phone: PHONE });
+    expect(res.status).toBe(502);
+    expect(res.body.error.code).toBe('delivery_failed');
+    const undelivered = random.last();
+    const check = await request(app)
+      .post('/verify-phone-code')
+      .send({ phone: PHONE, code: undelivered });
+    expect(check.status).toBe(400);
+    expect(check.body.error.code).toBe('code_expired');
+  });
+
+  it('kills the earlier code too, since the person asked for a new one', async () => {
+    const { app, sms, outbox } = buildTestApp();
+    await request(app).post('/verify-phone').send({ phone: PHONE }).expect(202);
+    const first = lastCode(outbox, PHONE);
+    sms.failNext(1);
+    await request(app).post('/resend-verification').send({ phone: PHONE }).expect(502);
+    const old = await request(app).post('/verify-phone-code').send({ phone: PHONE, code: first });
+    expect(old.body.error.code).toBe('code_expired');
+  });
+
+  it('lets the person retry at once after the provider recovers, without spending a resend', async () => {
+    const { app, sms, outbox } = buildTestApp({
+      env: { SEND_COOLDOWN_SECONDS: '30', RESEND_MAX: '1' },
+    });
+    sms.failNext(1);
+    await request(app).post('/resend-verification').send({ phone: PHONE }).expect(502);
+    // No cooldown and no resend were used up by the failed attempt.
+    await request(app).post('/resend-verification').send({ phone: PHONE }).expect(202);
+    const ok = await request(app)
+      .post('/verify-phone-code')
+      .send({ phone: PHONE, code: lastCode(outbox, PHONE) });
+    expect(ok.status).toBe(200);
+  });
+
+  it('treats a provider timeout like a failure, for email too', async () => {
+    const { app, email } = buildTestApp();
+    email.failNext(1, { delayMs: 50 });
+    const res = await request(app).post('/verify-email').send({ email: EMAIL });
+    expect(res.status).toBe(502);
+    expect(res.body.error.code).toBe('delivery_failed');
+    await request(app).post('/verify-email').send({ email: EMAIL }).expect(202);
+  });
+});

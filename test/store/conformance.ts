@@ -1,0 +1,470 @@
+import { StoreUnavailableError } from '../../src/errors';
+import type { Store } from '../../src/store/types';
+import { sleep, uniquePrefix } from '../support/servers';
+
+/** Hooks around a private server that the suite may stop, freeze and restart. */
+export interface OutageHooks {
+  /** A store connected to the private server, with a short timeout. */
+  create(prefix: string): Store | Promise<Store>;
+  /** Kills the server abruptly; resolves when it is gone. */
+  stop(): Promise<void>;
+  /** Starts it again (empty) on the same address; resolves when it answers. */
+  start(): Promise<void>;
+  /** Freezes the server: connections stay open and nothing is answered. */
+  pause(): Promise<void>;
+  resume(): void;
+}
+
+export interface ConformanceFactory {
+  /** A fresh store using `prefix` as its KEY_PREFIX. */
+  create(prefix: string): Store | Promise<Store>;
+  /** Lets `ms` pass: moves a fake clock for the memory store, sleeps for the others. */
+  advance(ms: number): Promise<void>;
+  /**
+   * How much later than its TTL the backend may drop an entry: 0 for the memory store's exact
+   * clock, a little for Redis, a second more for memcached's one-second clock.
+   */
+  expiryGraceMs: number;
+  /** Whether the backend can enumerate its keys. */
+  canScan: boolean;
+  outage?: OutageHooks;
+}
+
+const RIGHT = 'hmac-of-the-right-code';
+const WRONG = 'hmac-of-a-wrong-code';
+
+/** Retries `fn` until it resolves, for up to `timeoutMs`; rethrows the last failure. */
+async function eventually<T>(fn: () => Promise<T>, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await sleep(100);
+    }
+  }
+}
+
+async function collectScan(store: Store) {
+  const entries = [];
+  for await (const entry of store.scan?.() ?? []) entries.push(entry);
+  return entries.sort((a, b) => a.key.localeCompare(b.key));
+}
+
+/**
+ * The Store contract as executable checks, run unchanged against every backend (in the spirit of
+ * keyv's shared test suite). TTLs are 1-3 s so real backends can be tested by actually waiting.
+ */
+export function runStoreConformance(name: string, factory: ConformanceFactory): void {
+  describe(`${name} store: conformance`, () => {
+    const opened: Store[] = [];
+    const open = async (label: string, prefix = uniquePrefix(label)): Promise<Store> => {
+      const store = await factory.create(prefix);
+      opened.push(store);
+      return store;
+    };
+    const pastTtl = (seconds: number) => factory.advance(seconds * 1000 + factory.expiryGraceMs);
+
+    afterEach(async () => {
+      await Promise.all(opened.splice(0).map((store) => store.close()));
+    });
+
+    it('names its backend', async () => {
+      const store = await open('backend');
+      expect(store.backend).toBe(name);
+    });
+
+    describe('get, set, delete', () => {
+      it('reads back what was written, replaces it, and deletes it', async () => {
+        const store = await open('basic');
+        expect(await store.get('k')).toBeUndefined();
+        await store.set('k', 'one', 60);
+        expect(await store.get('k')).toBe('one');
+        await store.set('k', 'two', 60);
+        expect(await store.get('k')).toBe('two');
+        expect(await store.delete('k')).toBe(true);
+        expect(await store.get('k')).toBeUndefined();
+        expect(await store.delete('k')).toBe(false);
+      });
+
+      it('keeps values byte for byte', async () => {
+        const store = await open('bytes');
+        const value = 'ünïcødé ✓ "quoted" {json} \n second line';
+        await store.set('k', value, 60);
+        expect(await store.get('k')).toBe(value);
+      });
+
+      it('drops a value once its TTL has passed', async () => {
+        const store = await open('ttl');
+        await store.set('k', 'v', 1);
+        expect(await store.get('k')).toBe('v');
+        await pastTtl(1);
+        expect(await store.get('k')).toBeUndefined();
+      });
+
+      it('restarts the TTL when a value is replaced', async () => {
+        const store = await open('ttl-restart');
+        await store.set('k', 'first', 1);
+        await factory.advance(500);
+        await store.set('k', 'second', 3);
+        // Past the first TTL (plus grace), well inside the second one.
+        await factory.advance(500 + factory.expiryGraceMs);
+        expect(await store.get('k')).toBe('second');
+      });
+
+      it('refuses TTLs that are not whole seconds of at least 1, writing nothing', async () => {
+        const store = await open('bad-ttl');
+        for (const ttl of [0, -1, 1.5, Number.NaN]) {
+          for (const call of [
+            () => store.set('k', 'v', ttl),
+            () => store.setIfAbsent('k', 'v', ttl),
+            () => store.increment('c', ttl),
+            () => store.putSecret('s', RIGHT, ttl),
+          ]) {
+            const error = await call().then(
+              () => undefined,
+              (err: unknown) => err,
+            );
+            expect(error).toBeInstanceOf(Error);
+            expect(error).not.toBeInstanceOf(StoreUnavailableError);
+          }
+        }
+        expect(await store.get('k')).toBeUndefined();
+        expect(await store.attemptSecret('s', RIGHT, 5)).toEqual({ status: 'missing' });
+        expect((await store.increment('c', 60)).count).toBe(1);
+      });
+    });
+
+    describe('setIfAbsent', () => {
+      it('writes only the first time, and again once the value expired', async () => {
+        const store = await open('nx');
+        expect(await store.setIfAbsent('k', 'first', 1)).toBe(true);
+        expect(await store.setIfAbsent('k', 'second', 1)).toBe(false);
+        expect(await store.get('k')).toBe('first');
+        await pastTtl(1);
+        expect(await store.setIfAbsent('k', 'third', 60)).toBe(true);
+        expect(await store.get('k')).toBe('third');
+      });
+
+      it('lets exactly one of many concurrent callers win', async () => {
+        const store = await open('nx-race');
+        const results = await Promise.all(
+          Array.from({ length: 50 }, (_, i) => store.setIfAbsent('k', `caller-${i}`, 60)),
+        );
+        expect(results.filter(Boolean)).toHaveLength(1);
+        const winner = results.indexOf(true);
+        expect(await store.get('k')).toBe(`caller-${winner}`);
+      });
+    });
+
+    describe('increment', () => {
+      it('counts from 1 and reports a shrinking time left in the window', async () => {
+        const store = await open('count');
+        const first = await store.increment('c', 2);
+        expect(first.count).toBe(1);
+        expect(first.resetMs).toBeGreaterThan(0);
+        expect(first.resetMs).toBeLessThanOrEqual(2000);
+        await factory.advance(300);
+        const second = await store.increment('c', 2);
+        expect(second.count).toBe(2);
+        expect(second.resetMs).toBeGreaterThan(0);
+        expect(second.resetMs).toBeLessThan(first.resetMs);
+        expect((await store.increment('c', 2)).count).toBe(3);
+      });
+
+      it('sets the window on the first increment only, then restarts after it', async () => {
+        const store = await open('window');
+        expect((await store.increment('c', 3)).count).toBe(1);
+        await factory.advance(2000);
+        const later = await store.increment('c', 3);
+        expect(later.count).toBe(2);
+        // Had this increment restarted the window, the counter would live until 5 s.
+        expect(later.resetMs).toBeLessThanOrEqual(1000);
+        await factory.advance(1000 + factory.expiryGraceMs);
+        const fresh = await store.increment('c', 3);
+        expect(fresh.count).toBe(1);
+        expect(fresh.resetMs).toBeGreaterThan(2000);
+      });
+
+      it('counts 200 concurrent increments exactly once each', async () => {
+        const store = await open('count-race');
+        const results = await Promise.all(
+          Array.from({ length: 200 }, () => store.increment('c', 60)),
+        );
+        const counts = results.map((r) => r.count).sort((a, b) => a - b);
+        expect(counts).toEqual(Array.from({ length: 200 }, (_, i) => i + 1));
+        expect((await store.increment('c', 60)).count).toBe(201);
+      });
+
+      it('keeps separate counters per key', async () => {
+        const store = await open('count-keys');
+        await store.increment('a', 60);
+        await store.increment('a', 60);
+        expect((await store.increment('b', 60)).count).toBe(1);
+        expect((await store.increment('a', 60)).count).toBe(3);
+      });
+    });
+
+    describe('decrement', () => {
+      it('takes one back, never below 0', async () => {
+        const store = await open('decr');
+        await store.increment('c', 60);
+        await store.increment('c', 60);
+        await store.decrement('c');
+        expect((await store.increment('c', 60)).count).toBe(2);
+        await store.decrement('c');
+        await store.decrement('c');
+        await store.decrement('c');
+        expect((await store.increment('c', 60)).count).toBe(1);
+      });
+
+      it('does not create an absent counter', async () => {
+        const store = await open('decr-absent');
+        await store.decrement('c');
+        expect(await store.get('c')).toBeUndefined();
+        expect((await store.increment('c', 60)).count).toBe(1);
+      });
+
+      it('leaves the window unchanged', async () => {
+        const store = await open('decr-ttl');
+        await store.increment('c', 1);
+        await store.increment('c', 1);
+        await store.decrement('c');
+        await pastTtl(1);
+        expect((await store.increment('c', 1)).count).toBe(1);
+      });
+    });
+
+    describe('putSecret / attemptSecret', () => {
+      it('matches once and then reports the secret missing', async () => {
+        const store = await open('secret-match');
+        await store.putSecret('s', RIGHT, 60);
+        expect(await store.attemptSecret('s', RIGHT, 5)).toEqual({ status: 'match', attempts: 1 });
+        expect(await store.attemptSecret('s', RIGHT, 5)).toEqual({ status: 'missing' });
+        expect(await store.attemptSecret('s', WRONG, 5)).toEqual({ status: 'missing' });
+      });
+
+      it('reports mismatches with the attempts left, and counts them towards a match', async () => {
+        const store = await open('secret-miss');
+        await store.putSecret('s', RIGHT, 60);
+        expect(await store.attemptSecret('s', WRONG, 5)).toEqual({
+          status: 'mismatch',
+          attempts: 1,
+          remaining: 4,
+        });
+        expect(await store.attemptSecret('s', WRONG, 5)).toEqual({
+          status: 'mismatch',
+          attempts: 2,
+          remaining: 3,
+        });
+        expect(await store.attemptSecret('s', RIGHT, 5)).toEqual({ status: 'match', attempts: 3 });
+      });
+
+      it('locks after maxAttempts, even for the right hash, and stays locked', async () => {
+        const store = await open('secret-lock');
+        await store.putSecret('s', RIGHT, 60);
+        for (const remaining of [2, 1, 0]) {
+          const outcome = await store.attemptSecret('s', WRONG, 3);
+          expect(outcome).toMatchObject({ status: 'mismatch', remaining });
+        }
+        expect(await store.attemptSecret('s', RIGHT, 3)).toEqual({ status: 'locked' });
+        expect(await store.attemptSecret('s', RIGHT, 3)).toEqual({ status: 'locked' });
+      });
+
+      it('replaces the secret and its attempt count on putSecret', async () => {
+        const store = await open('secret-replace');
+        await store.putSecret('s', 'old-hash', 60);
+        await store.attemptSecret('s', WRONG, 2);
+        await store.attemptSecret('s', WRONG, 2);
+        expect(await store.attemptSecret('s', 'old-hash', 2)).toEqual({ status: 'locked' });
+        await store.putSecret('s', RIGHT, 60);
+        expect(await store.attemptSecret('s', 'old-hash', 2)).toEqual({
+          status: 'mismatch',
+          attempts: 1,
+          remaining: 1,
+        });
+        expect(await store.attemptSecret('s', RIGHT, 2)).toEqual({ status: 'match', attempts: 2 });
+      });
+
+      it('reports a secret that was never stored, or is a plain value, as missing', async () => {
+        const store = await open('secret-none');
+        expect(await store.attemptSecret('s', RIGHT, 5)).toEqual({ status: 'missing' });
+        await store.set('plain', RIGHT, 60);
+        expect(await store.attemptSecret('plain', RIGHT, 5)).toEqual({ status: 'missing' });
+      });
+
+      it('reports an expired secret as missing', async () => {
+        const store = await open('secret-ttl');
+        await store.putSecret('s', RIGHT, 1);
+        await pastTtl(1);
+        expect(await store.attemptSecret('s', RIGHT, 5)).toEqual({ status: 'missing' });
+      });
+
+      it('lets exactly one of 100 concurrent right attempts match', async () => {
+        const store = await open('secret-race');
+        await store.putSecret('s', RIGHT, 60);
+        const outcomes = await Promise.all(
+          Array.from({ length: 100 }, () => store.attemptSecret('s', RIGHT, 1000)),
+        );
+        expect(outcomes.filter((o) => o.status === 'match')).toHaveLength(1);
+        expect(outcomes.filter((o) => o.status === 'missing')).toHaveLength(99);
+      });
+
+      it('locks after concurrent misses beyond the limit, then refuses the right hash', async () => {
+        const store = await open('secret-flood');
+        await store.putSecret('s', RIGHT, 60);
+        const outcomes = await Promise.all(
+          Array.from({ length: 15 }, () => store.attemptSecret('s', WRONG, 5)),
+        );
+        const mismatches = outcomes.filter((o) => o.status === 'mismatch');
+        expect(mismatches.map((o) => o.attempts).sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5]);
+        expect(outcomes.filter((o) => o.status === 'locked')).toHaveLength(10);
+        expect(await store.attemptSecret('s', RIGHT, 5)).toEqual({ status: 'locked' });
+      });
+    });
+
+    describe('key prefix', () => {
+      it('keeps stores with different prefixes apart', async () => {
+        const a = await open('prefix-a');
+        const b = await open('prefix-b');
+        await a.set('k', 'from a', 60);
+        expect(await b.get('k')).toBeUndefined();
+        expect(await b.setIfAbsent('k', 'from b', 60)).toBe(true);
+        expect(await a.get('k')).toBe('from a');
+        expect(await b.delete('k')).toBe(true);
+        expect(await a.get('k')).toBe('from a');
+
+        await a.increment('c', 60);
+        expect((await b.increment('c', 60)).count).toBe(1);
+
+        await a.putSecret('s', RIGHT, 60);
+        expect(await b.attemptSecret('s', RIGHT, 5)).toEqual({ status: 'missing' });
+        expect(await a.attemptSecret('s', RIGHT, 5)).toMatchObject({ status: 'match' });
+      });
+    });
+
+    describe('scan', () => {
+      it(`is ${factory.canScan ? 'available' : 'absent'} on this backend`, async () => {
+        const store = await open('scan-shape');
+        expect(typeof store.scan).toBe(factory.canScan ? 'function' : 'undefined');
+      });
+
+      if (factory.canScan) {
+        it('lists this prefix’s keys, without the prefix, with their time left', async () => {
+          const store = await open('scan');
+          const other = await open('scan-other');
+          await store.set('plain', 'v', 60);
+          await store.increment('counter', 30);
+          await store.putSecret('secret', RIGHT, 90);
+          await other.set('foreign', 'v', 60);
+
+          const entries = await collectScan(store);
+          expect(entries.map((e) => e.key)).toEqual(['counter', 'plain', 'secret']);
+          const limits: Record<string, number> = { counter: 30_000, plain: 60_000, secret: 90_000 };
+          for (const entry of entries) {
+            expect(entry.ttlMs).toBeGreaterThan(0);
+            expect(entry.ttlMs).toBeLessThanOrEqual(limits[entry.key] ?? 0);
+          }
+        });
+
+        it('treats glob characters in the prefix literally', async () => {
+          const base = uniquePrefix('glob');
+          const store = await open('glob', `${base}[*?]`);
+          // Read as a glob, "[*?]" would also match this sibling's "?".
+          const sibling = await open('glob-sibling', `${base}?`);
+          await store.set('k', 'v', 60);
+          await sibling.set('k', 'v', 60);
+          expect((await collectScan(store)).map((e) => e.key)).toEqual(['k']);
+        });
+      }
+    });
+
+    const outage = factory.outage;
+    if (outage) {
+      describe('when the server goes away', () => {
+        const everyOperation = (store: Store) => ({
+          get: () => store.get('k'),
+          set: () => store.set('refused', 'v', 60),
+          setIfAbsent: () => store.setIfAbsent('n', 'v', 60),
+          delete: () => store.delete('k'),
+          increment: () => store.increment('c', 60),
+          decrement: () => store.decrement('c'),
+          putSecret: () => store.putSecret('s', RIGHT, 60),
+          attemptSecret: () => store.attemptSecret('s', RIGHT, 5),
+          ping: () => store.ping(),
+        });
+
+        const expectAllUnavailable = async (store: Store) => {
+          for (const [op, call] of Object.entries(everyOperation(store))) {
+            const error = await (call as () => Promise<unknown>)().then(
+              (value) => ({ resolved: value }),
+              (err: unknown) => err,
+            );
+            // Named, so a failure says which operation answered instead of failing closed.
+            expect({ op, unavailable: error instanceof StoreUnavailableError }).toEqual({
+              op,
+              unavailable: true,
+            });
+          }
+        };
+
+        // Keys the operations above never touch: a write that timed out while the server was
+        // frozen may still be applied after it thaws, which is why a timeout means "unknown".
+        const expectWorking = async (store: Store) => {
+          await store.set('after', 'back', 60);
+          expect(await store.get('after')).toBe('back');
+          expect((await store.increment('fresh-counter', 60)).count).toBe(1);
+          await store.putSecret('fresh-secret', RIGHT, 60);
+          expect(await store.attemptSecret('fresh-secret', RIGHT, 5)).toMatchObject({
+            status: 'match',
+          });
+        };
+
+        it('rejects every operation with StoreUnavailableError, then recovers by itself', async () => {
+          const store = await outage.create(uniquePrefix('outage'));
+          opened.push(store);
+          await store.set('k', 'v', 60);
+          await outage.stop();
+          try {
+            await expectAllUnavailable(store);
+          } finally {
+            await outage.start();
+          }
+          await eventually(() => store.ping());
+          // The set refused during the outage must not be replayed once the server is back.
+          expect(await store.get('refused')).toBeUndefined();
+          await expectWorking(store);
+        });
+
+        it('times out against a frozen server, then recovers when it thaws', async () => {
+          const store = await outage.create(uniquePrefix('frozen'));
+          opened.push(store);
+          await store.ping();
+          await outage.pause();
+          try {
+            await expectAllUnavailable(store);
+          } finally {
+            outage.resume();
+          }
+          await eventually(() => store.ping());
+          await expectWorking(store);
+        });
+
+        it('can be created while the server is down and works once it is up', async () => {
+          await outage.stop();
+          const created = (async () => {
+            const store = await outage.create(uniquePrefix('late'));
+            opened.push(store);
+            await expectAllUnavailable(store);
+            return store;
+          })();
+          const store = await created.finally(() => outage.start());
+          await eventually(() => store.ping());
+          expect(await store.get('refused')).toBeUndefined();
+          await expectWorking(store);
+        });
+      });
+    }
+  });
+}

@@ -1,0 +1,112 @@
+import { Writable } from 'node:stream';
+import type { Express } from 'express';
+import { type Clock, cryptoRandom, type RandomSource } from '../../services/runtime';
+import { createApp } from '../../src/app';
+import { buildConfig, type Config } from '../../src/config';
+import { createLogger } from '../../src/logger';
+import {
+  createMockEmailProvider,
+  createMockSmsProvider,
+  type MockEmailProvider,
+  type MockSmsProvider,
+  Outbox,
+} from '../../src/providers/mock';
+import type { EmailProvider, SmsProvider } from '../../src/providers/types';
+import { MemoryStore } from '../../src/store/memory';
+import type { Store } from '../../src/store/types';
+
+export class FakeClock implements Clock {
+  constructor(public current = Date.UTC(2026, 10, 21, 12, 0, 0)) {}
+  now(): number {
+    return this.current;
+  }
+  advance(ms: number): void {
+    this.current += ms;
+  }
+}
+
+export interface TestAppOptions {
+  env?: Record<string, string>;
+  store?: Store;
+  clock?: Clock;
+  random?: RandomSource;
+  sms?: SmsProvider;
+  email?: EmailProvider;
+  /** Captures every log line (as parsed JSON) at the configured level. */
+  logLines?: string[];
+}
+
+export interface TestApp {
+  app: Express;
+  config: Config;
+  store: Store;
+  outbox: Outbox;
+  sms: MockSmsProvider;
+  email: MockEmailProvider;
+}
+
+/** Generous limits by default, so a test meets only the limit it is about. */
+export const RELAXED_LIMITS = {
+  RATE_LIMIT_MAX: '100000',
+  SEND_COOLDOWN_SECONDS: '0',
+  SEND_MAX_PER_TARGET: '1000',
+  RESEND_MAX: '1000',
+  IP_MAX_TARGETS_PER_HOUR: '100000',
+  SMS_HOURLY_BUDGET: '100000',
+  TARGET_MAX_FAILURES: '1000',
+};
+
+export function buildTestApp(options: TestAppOptions = {}): TestApp {
+  const config = buildConfig({
+    ...RELAXED_LIMITS,
+    ...options.env,
+    LOG_LEVEL: options.logLines ? 'trace' : 'silent',
+  });
+  const store =
+    options.store ??
+    new MemoryStore({ keyPrefix: 'test:', now: () => (options.clock ?? { now: Date.now }).now() });
+  const outbox = new Outbox(100);
+  const logger = createLogger({
+    level: config.LOG_LEVEL,
+    destination: options.logLines ? captureStream(options.logLines) : undefined,
+  });
+  const sms = createMockSmsProvider(outbox, logger);
+  const email = createMockEmailProvider(outbox, logger);
+  const app = createApp({
+    config,
+    store,
+    logger,
+    sms: options.sms ?? sms,
+    email: options.email ?? email,
+    outbox,
+    clock: options.clock ?? { now: Date.now },
+    random: options.random ?? cryptoRandom,
+    confirmPageUrl: 'http://verifyd.test/verify-email-token',
+  });
+  return { app, config, store, outbox, sms, email };
+}
+
+function captureStream(lines: string[]): Writable {
+  return new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      lines.push(...chunk.toString().split('\n').filter(Boolean));
+      done();
+    },
+  });
+}
+
+/** The code in the newest SMS to `to`. */
+export function lastCode(outbox: Outbox, to: string): string {
+  const message = outbox.list({ to }).at(-1);
+  const code = message?.body.match(/\d{4,10}/)?.[0];
+  if (!code) throw new Error(`no code in the outbox for ${to}`);
+  return code;
+}
+
+/** The token in the newest email to `to`. */
+export function lastToken(outbox: Outbox, to: string): string {
+  const message = outbox.list({ to }).at(-1);
+  const token = message?.body.match(/token=([\w.-]+)/)?.[1];
+  if (!token) throw new Error(`no link in the outbox for ${to}`);
+  return token;
+}
