@@ -15,7 +15,6 @@ export interface EmailTokenOptions {
   hashSecret: string;
   issuer: string;
   ttlSeconds: number;
-  maxAttempts: number;
   clock: Clock;
   random: RandomSource;
 }
@@ -25,6 +24,14 @@ export interface EmailTokenClaims {
   purpose: string;
   userId?: string;
 }
+
+/**
+ * A link's `jti` cannot be guessed once the signature checks, so its misses are only old links
+ * (superseded) and a cap would let someone clicking an old link kill the newest one. Guessing is
+ * bounded by the per-target failure lock instead. The cap stays finite because the store contract
+ * takes a number, and high enough that no person reaches it within a link's lifetime.
+ */
+const LINK_ATTEMPT_CAP = 1_000_000;
 
 export type EmailTokenCheck =
   | { status: 'match'; claims: EmailTokenClaims }
@@ -39,7 +46,7 @@ export type EmailTokenCheck =
  * still the same token, and a newer link replaces the older one.
  */
 export function createEmailTokenService(options: EmailTokenOptions) {
-  const { store, issuer, ttlSeconds, maxAttempts, clock, random, hashSecret } = options;
+  const { store, issuer, ttlSeconds, clock, random, hashSecret } = options;
   const key = hmac(options.jwtSecret, 'email-link-signing-key');
   const storeKey = (purpose: string, email: string) =>
     `email:${purpose}:${targetId(hashSecret, email)}`;
@@ -90,7 +97,7 @@ export function createEmailTokenService(options: EmailTokenOptions) {
       const outcome = await store.attemptSecret(
         storeKey(claims.purpose, claims.email),
         jtiHash(claims.jti),
-        maxAttempts,
+        LINK_ATTEMPT_CAP,
       );
       switch (outcome.status) {
         case 'match':

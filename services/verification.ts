@@ -69,7 +69,6 @@ export function createVerificationService(deps: VerificationDeps) {
     hashSecret: config.OTP_SECRET,
     issuer: config.JWT_ISSUER,
     ttlSeconds: config.EMAIL_TOKEN_TTL_SECONDS,
-    maxAttempts: config.OTP_MAX_ATTEMPTS,
     clock,
     random,
   });

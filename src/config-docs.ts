@@ -52,7 +52,7 @@ export const CONFIG_DOCS: Record<Variable, { group: string; text: string }> = {
   OTP_TTL_SECONDS: { group: 'Codes and links', text: 'Lifetime of an SMS code' },
   OTP_MAX_ATTEMPTS: {
     group: 'Codes and links',
-    text: 'Checks per code (or link) before it is dead',
+    text: 'Checks per SMS code before it is dead',
   },
   SMS_TEMPLATE: { group: 'Codes and links', text: 'SMS text; {code} is replaced by the code' },
   EMAIL_TOKEN_TTL_SECONDS: { group: 'Codes and links', text: 'Lifetime of an email link' },

@@ -102,6 +102,9 @@ const TRANSIENT_STATUS = /^MemJS \w+: (Out of memory|Busy|Temporary failure|Inte
  *   whose add succeeds gets "match". The record is not deleted afterwards, because without CAS a
  *   delete could remove a secret that a concurrent putSecret just stored; the marker already
  *   makes the consumed secret answer "missing", and memcached expires it with its TTL.
+ *   A caller counted past maxAttempts cannot tell whether an earlier caller's match is still on
+ *   its way to the marker, so in a burst of more than maxAttempts simultaneous checks the late
+ *   ones may answer "locked" where Redis would say "missing". Never a second "match".
  *
  * Memcached cannot list keys, so `scan` is absent. Expiry is native, so cleanup() is 0.
  */

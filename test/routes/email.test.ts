@@ -120,6 +120,20 @@ describe('POST /verify-email-token', () => {
     );
   });
 
+  it('lets no number of clicks on an old link kill the newest one', async () => {
+    const { app, outbox, config } = buildTestApp();
+    await request(app).post('/verify-email').send({ email: EMAIL });
+    const old = lastToken(outbox, EMAIL);
+    await request(app).post('/verify-email').send({ email: EMAIL });
+    const newest = lastToken(outbox, EMAIL);
+    for (let i = 0; i < config.OTP_MAX_ATTEMPTS + 2; i++) {
+      const res = await request(app).post('/verify-email-token').send({ token: old });
+      expect(res.body.error.code).toBe('token_used');
+    }
+    const res = await request(app).post('/verify-email-token').send({ token: newest });
+    expect(res.status).toBe(200);
+  });
+
   it('answers token_expired after EMAIL_TOKEN_TTL_SECONDS', async () => {
     const clock = new FakeClock();
     const { app, outbox } = buildTestApp({ clock });
