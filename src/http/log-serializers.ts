@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 
 /**
  * Request lines carry the path but never the query string: GET /verify-email-token?token=… would
@@ -13,4 +13,9 @@ export function requestSerializer(req: IncomingMessage & { id?: unknown; raw?: I
     path: url.split('?')[0],
     remoteAddress: raw.socket?.remoteAddress,
   };
+}
+
+/** The status is what a request line needs; the response headers are the same on every line. */
+export function responseSerializer(res: ServerResponse) {
+  return { statusCode: res.statusCode };
 }

@@ -103,6 +103,11 @@ function buildClient(url: string, timeoutMs: number) {
     scripts,
     // Queued commands would wait for a server that may never return; callers must fail closed now.
     disableOfflineQueue: true,
+    // run() gives every call a deadline that also covers commands already on the wire; the
+    // client's own timeout (5 s by default) would only add an AbortSignal per command.
+    commandOptions: { timeout: 0 },
+    // The notifications are a Redis Enterprise feature; a plain server only costs a handshake.
+    maintNotifications: 'disabled',
     socket: {
       // Connecting runs in the background while calls fail fast, so it may take longer than a
       // call; a slow (TLS, remote) handshake must not be cut off on every attempt.
