@@ -1,5 +1,6 @@
 import { RateLimitError, VerifydError } from '../src/errors';
 import type { Store } from '../src/store/types';
+import type { Clock } from './runtime';
 import type { Channel } from './targets';
 
 export interface SendLimitSettings {
@@ -36,7 +37,7 @@ const HOUR = 3600;
  * single atomic store operation, so concurrent sends to one number cannot slip past a limit: of 20
  * simultaneous sends, only the one that set the cooldown reaches the provider.
  */
-export function createSendLimits(store: Store, settings: SendLimitSettings) {
+export function createSendLimits(store: Store, settings: SendLimitSettings, clock: Clock) {
   /** Counts one send under `key`; resolves the key when within `max`, else rejects. */
   async function charge(
     key: string,
@@ -85,12 +86,20 @@ export function createSendLimits(store: Store, settings: SendLimitSettings) {
 
       // The cooldown goes first and alone: it is the gate that lets one of many concurrent sends
       // to a recipient through, and it stays spent when a later limit refuses.
+      // A set-if-absent marker holding its end time, rather than a counter: a plain SET NX is the
+      // cheapest atomic gate the store has, and only a refused send pays a second read.
       if (settings.cooldownSeconds > 0) {
         const key = `limit:cooldown:${channel}:${targetId}`;
-        await charge(key, settings.cooldownSeconds, 1, (wait) =>
-          tooSoon(`Wait before requesting another ${channel === 'sms' ? 'code' : 'link'}.`, wait),
-        );
-        // A failed delivery ends the cooldown outright rather than leaving a count of 0 behind.
+        const endsAt = clock.now() + settings.cooldownSeconds * 1000;
+        if (!(await store.setIfAbsent(key, String(endsAt), settings.cooldownSeconds))) {
+          const current = Number(await store.get(key));
+          const wait = Number.isFinite(current) ? (current - clock.now()) / 1000 : 1;
+          throw tooSoon(
+            `Wait before requesting another ${channel === 'sms' ? 'code' : 'link'}.`,
+            wait,
+          );
+        }
+        // A failed delivery ends the cooldown outright.
         refunds.push(() => store.delete(key));
       }
 

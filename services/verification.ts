@@ -80,15 +80,19 @@ export function createVerificationService(deps: VerificationDeps) {
     clock,
     random,
   });
-  const limits = createSendLimits(store, {
-    cooldownSeconds: config.SEND_COOLDOWN_SECONDS,
-    resendMax: config.RESEND_MAX,
-    resendWindowSeconds: config.RESEND_WINDOW_SECONDS,
-    sendMaxPerTarget: config.SEND_MAX_PER_TARGET,
-    sendTargetWindowSeconds: config.SEND_TARGET_WINDOW_SECONDS,
-    ipMaxTargetsPerHour: config.IP_MAX_TARGETS_PER_HOUR,
-    smsHourlyBudget: config.SMS_HOURLY_BUDGET,
-  });
+  const limits = createSendLimits(
+    store,
+    {
+      cooldownSeconds: config.SEND_COOLDOWN_SECONDS,
+      resendMax: config.RESEND_MAX,
+      resendWindowSeconds: config.RESEND_WINDOW_SECONDS,
+      sendMaxPerTarget: config.SEND_MAX_PER_TARGET,
+      sendTargetWindowSeconds: config.SEND_TARGET_WINDOW_SECONDS,
+      ipMaxTargetsPerHour: config.IP_MAX_TARGETS_PER_HOUR,
+      smsHourlyBudget: config.SMS_HOURLY_BUDGET,
+    },
+    clock,
+  );
   const locks = createTargetLock({
     store,
     clock,

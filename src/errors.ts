@@ -42,7 +42,15 @@ export class VerifydError extends Error {
     details: ErrorDetails = {},
     options?: ErrorOptions,
   ) {
-    super(message, options);
+    // A 4xx is an expected answer, not a fault: nobody reads its stack, and capturing one costs
+    // more than the rest of building the response.
+    const stackTraceLimit = Error.stackTraceLimit;
+    if (ERROR_STATUS[code] < 500) Error.stackTraceLimit = 0;
+    try {
+      super(message, options);
+    } finally {
+      Error.stackTraceLimit = stackTraceLimit;
+    }
     this.name = new.target.name;
     this.code = code;
     this.details = details;

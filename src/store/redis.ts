@@ -26,10 +26,11 @@ const scripts = {
     NUMBER_OF_KEYS: 1,
     SCRIPT: `
 local count = redis.call('INCR', KEYS[1])
-local ttl = redis.call('PTTL', KEYS[1])
-if count == 1 or ttl < 0 then
+local ttl = -1
+if count > 1 then ttl = redis.call('PTTL', KEYS[1]) end
+if ttl < 0 then
   redis.call('EXPIRE', KEYS[1], ARGV[1])
-  ttl = redis.call('PTTL', KEYS[1])
+  ttl = ARGV[1] * 1000
 end
 return {count, ttl}`,
     parseCommand(parser: CommandParser, key: string, windowSeconds: number) {
