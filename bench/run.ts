@@ -8,6 +8,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -42,9 +43,30 @@ async function startServer(kind: 'app' | 'bare'): Promise<{ url: string; child: 
   return { url: chunk.toString().trim(), child };
 }
 
+/**
+ * CPU seconds (user + system) a child has used, from /proc; undefined where there is no /proc.
+ * Throughput on a small machine swings with whatever else runs, while CPU per request does not,
+ * so this is the figure to compare between two versions of the code.
+ */
+function cpuSeconds(pid: number | undefined): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name, which is in parentheses and may itself contain spaces.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return undefined;
+  }
+}
+
+/** USER_HZ, which Linux fixes at 100 for /proc on every architecture it runs on. */
+const CLOCK_TICKS = 100;
+
 interface Figures {
   name: string;
   rps: number;
+  /** Server CPU time per answered request, in microseconds. */
+  cpuUs: number | undefined;
   p50: number;
   p99: number;
   non2xx: number;
@@ -53,22 +75,29 @@ interface Figures {
 
 async function drive(
   name: string,
-  url: string,
+  server: { url: string; child: ChildProcess },
   path: string,
   body: (n: number) => object,
 ): Promise<Figures> {
   let n = 0;
+  const cpuBefore = cpuSeconds(server.child.pid);
   const result = await autocannon({
-    url: url + path,
+    url: server.url + path,
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     connections: Number(values.connections),
     duration: Number(values.duration),
     requests: [{ setupRequest: (req) => ({ ...req, body: JSON.stringify(body(n++)) }) }],
   });
+  const cpuAfter = cpuSeconds(server.child.pid);
+  const answered = result.requests.total;
   return {
     name,
     rps: result.requests.average,
+    cpuUs:
+      cpuBefore === undefined || cpuAfter === undefined || answered === 0
+        ? undefined
+        : ((cpuAfter - cpuBefore) * 1e6) / answered,
     p50: result.latency.p50,
     p99: result.latency.p99,
     non2xx: result.non2xx,
@@ -85,9 +114,9 @@ async function main(): Promise<void> {
   const bare = await startServer('bare');
   const app = await startServer('app');
   try {
-    const baseline = await drive('bare express (JSON parse)', bare.url, '/echo', phone(0));
-    const send = await drive('POST /verify-phone', app.url, '/verify-phone', phone(1_000_000));
-    const check = await drive('POST /verify-phone-code', app.url, '/verify-phone-code', (n) => ({
+    const baseline = await drive('bare express (JSON parse)', bare, '/echo', phone(0));
+    const send = await drive('POST /verify-phone', app, '/verify-phone', phone(1_000_000));
+    const check = await drive('POST /verify-phone-code', app, '/verify-phone-code', (n) => ({
       ...phone(5_000_000)(n),
       code: '123456',
     }));
@@ -97,12 +126,15 @@ async function main(): Promise<void> {
     console.log(
       `machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, node ${process.version}\n`,
     );
-    console.log('| target | req/s | p50 ms | p99 ms | ratio to bare | non-2xx | errors |');
-    console.log('|---|---|---|---|---|---|---|');
+    console.log(
+      '| target | req/s | p50 ms | p99 ms | ratio to bare | server CPU µs/req | non-2xx | errors |',
+    );
+    console.log('|---|---|---|---|---|---|---|---|');
     for (const f of [baseline, send, check]) {
       const ratio = (f.rps / baseline.rps).toFixed(2);
+      const cpu = f.cpuUs === undefined ? 'n/a' : Math.round(f.cpuUs);
       console.log(
-        `| ${f.name} | ${Math.round(f.rps)} | ${f.p50} | ${f.p99} | ${ratio} | ${f.non2xx} | ${f.errors} |`,
+        `| ${f.name} | ${Math.round(f.rps)} | ${f.p50} | ${f.p99} | ${ratio} | ${cpu} | ${f.non2xx} | ${f.errors} |`,
       );
     }
     console.log(

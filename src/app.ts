@@ -1,12 +1,10 @@
 import express, { type Express } from 'express';
 import helmet from 'helmet';
-import pino from 'pino';
-import { pinoHttp } from 'pino-http';
 import { createHealthRouter } from '../routes/health';
 import { createVerificationRouter, type VerificationRouterDeps } from '../routes/index';
 import { countByKind } from '../services/store-stats';
 import { createErrorHandler, notFound } from './http/error-handler';
-import { requestSerializer, responseSerializer } from './http/log-serializers';
+import { requestLog } from './http/request-log';
 
 export type AppDeps = VerificationRouterDeps;
 
@@ -17,21 +15,7 @@ export function createApp(deps: AppDeps): Express {
   app.disable('x-powered-by');
   app.set('trust proxy', config.TRUST_PROXY);
   app.use(helmet());
-  app.use(
-    pinoHttp({
-      logger,
-      // Unwrapped, so each request is serialised once by our own req serializer instead of first
-      // being copied whole (headers included) by the standard one.
-      wrapSerializers: false,
-      serializers: {
-        req: requestSerializer,
-        res: responseSerializer,
-        err: pino.stdSerializers.err,
-      },
-      customLogLevel: (_req, res, error) =>
-        error || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'info' : 'debug',
-    }),
-  );
+  app.use(requestLog(logger));
   app.use(
     createHealthRouter({
       store,

@@ -1,6 +1,7 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { StoreUnavailableError, VerifydError } from '../errors';
 import type { Logger } from '../logger';
+import { requestSerializer } from './log-serializers';
 
 /** body-parser reports its failures with a `type`; each maps to one public code. */
 const BODY_ERRORS: Record<string, VerifydError> = {
@@ -44,15 +45,15 @@ export function createErrorHandler(logger: Logger): ErrorRequestHandler {
     }
     const known = toPublicError(error);
     if (!known) {
-      (req.log ?? logger).error({ err: error }, 'unhandled error');
+      logger.error({ err: error, req: requestSerializer(req) }, 'unhandled error');
       res
         .status(500)
         .json({ error: { code: 'internal_error', message: 'Something went wrong on our side.' } });
       return;
     }
     if (known instanceof StoreUnavailableError) {
-      (req.log ?? logger).warn(
-        { cause: (known.cause as Error | undefined)?.message },
+      logger.warn(
+        { cause: (known.cause as Error | undefined)?.message, req: requestSerializer(req) },
         'store unavailable',
       );
     }
