@@ -1,4 +1,4 @@
-import { Router } from 'express';
+import type { RequestHandler } from 'express';
 import type { Store } from '../src/store/types';
 
 export interface HealthDeps {
@@ -8,9 +8,8 @@ export interface HealthDeps {
 }
 
 /** 200 when the store answers a round trip, 503 with the same shape when it does not. */
-export function createHealthRouter({ store, describe }: HealthDeps): Router {
-  const router = Router();
-  router.get('/health', async (_req, res) => {
+export function createHealthHandler({ store, describe }: HealthDeps): RequestHandler {
+  return async (_req, res) => {
     let ok = true;
     try {
       await store.ping();
@@ -22,6 +21,5 @@ export function createHealthRouter({ store, describe }: HealthDeps): Router {
       .status(ok ? 200 : 503)
       .set('Cache-Control', 'no-store')
       .json({ status: ok ? 'ok' : 'unavailable', store: { backend: store.backend, ok }, ...extra });
-  });
-  return router;
+  };
 }

@@ -79,13 +79,17 @@ export function createVerificationRouter(deps: VerificationRouterDeps): Router {
       max: config.RATE_LIMIT_MAX,
     }),
   );
-  router.use(
-    createChallengeRouter({
-      botProtection,
-      ...(captcha ? { captcha } : {}),
-      ...(pow ? { pow } : {}),
-    }),
-  );
+  // With bot protection off there is nothing to serve, and every request would still walk
+  // through the challenge routes on its way to the verification routes.
+  if (config.BOT_PROTECTION !== 'off') {
+    router.use(
+      createChallengeRouter({
+        botProtection,
+        ...(captcha ? { captcha } : {}),
+        ...(pow ? { pow } : {}),
+      }),
+    );
+  }
   router.use(createVerificationRoutes({ config, verification, botProtection }));
   if (deps.outbox && config.NODE_ENV !== 'production')
     router.use(createDevOutboxRouter(deps.outbox));

@@ -1,6 +1,6 @@
 import express, { type Express } from 'express';
 import helmet from 'helmet';
-import { createHealthRouter } from '../routes/health';
+import { createHealthHandler } from '../routes/health';
 import { createVerificationRouter, type VerificationRouterDeps } from '../routes/index';
 import { countByKind } from '../services/store-stats';
 import { createErrorHandler, notFound } from './http/error-handler';
@@ -16,8 +16,10 @@ export function createApp(deps: AppDeps): Express {
   app.set('trust proxy', config.TRUST_PROXY);
   app.use(helmet());
   app.use(requestLog(logger));
-  app.use(
-    createHealthRouter({
+  // A route on the app itself, not a mounted router, so other requests do not pass through it.
+  app.get(
+    '/health',
+    createHealthHandler({
       store,
       describe: async () => {
         const counts = await countByKind(store);
