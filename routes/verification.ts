@@ -10,6 +10,7 @@ import type { SendContext, VerificationService } from '../services/verification'
 import type { Config } from '../src/config';
 import { VerifydError } from '../src/errors';
 import { parseForm, parseJson, requireContentType } from '../src/http/body';
+import { sendPage } from '../src/http/security-headers';
 import { renderConfirmPage, renderConfirmResult } from './confirm-page';
 import {
   checkPhoneBody,
@@ -103,11 +104,7 @@ export function createVerificationRoutes({
   router.get('/verify-email-token', (req, res) => {
     const token = typeof req.query.token === 'string' ? req.query.token : '';
     // Mail scanners open links before people do, so a GET only shows a button; it never consumes.
-    res
-      .set('Cache-Control', 'no-store')
-      .set('Referrer-Policy', 'no-referrer')
-      .type('html')
-      .send(renderConfirmPage(token));
+    sendPage(req, res, 200, renderConfirmPage(token));
   });
 
   router.post('/verify-email-token', ...jsonOrFormBody, async (req, res) => {
@@ -120,17 +117,10 @@ export function createVerificationRoutes({
         res.json({ verified: true, email: result.to, proof: result.proof });
         return;
       }
-      res
-        .set('Cache-Control', 'no-store')
-        .type('html')
-        .send(renderConfirmResult({ ok: true, email: result.to }));
+      sendPage(req, res, 200, renderConfirmResult({ ok: true, email: result.to }));
     } catch (error) {
       if (!fromPage || !(error instanceof VerifydError)) throw error;
-      res
-        .status(error.status)
-        .set('Cache-Control', 'no-store')
-        .type('html')
-        .send(renderConfirmResult({ ok: false, message: error.message }));
+      sendPage(req, res, error.status, renderConfirmResult({ ok: false, message: error.message }));
     }
   });
 

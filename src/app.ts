@@ -1,10 +1,10 @@
 import express, { type Express } from 'express';
-import helmet from 'helmet';
 import { createHealthHandler } from '../routes/health';
 import { createVerificationRouter, type VerificationRouterDeps } from '../routes/index';
 import { countByKind } from '../services/store-stats';
 import { createErrorHandler, notFound } from './http/error-handler';
 import { requestLog } from './http/request-log';
+import { apiSecurityHeaders } from './http/security-headers';
 
 export type AppDeps = VerificationRouterDeps;
 
@@ -14,7 +14,7 @@ export function createApp(deps: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', config.TRUST_PROXY);
-  app.use(helmet());
+  app.use(apiSecurityHeaders);
   app.use(requestLog(logger));
   // A route on the app itself, not a mounted router, so other requests do not pass through it.
   app.get(
