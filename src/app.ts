@@ -13,6 +13,9 @@ export function createApp(deps: AppDeps): Express {
   const { config, logger, store } = deps;
   const app = express();
   app.disable('x-powered-by');
+  // Every answer is a one-off (a POST result, or no-store); hashing each body for an ETag that no
+  // cache will ever revalidate only costs CPU.
+  app.set('etag', false);
   app.set('trust proxy', config.TRUST_PROXY);
   app.use(apiSecurityHeaders);
   app.use(requestLog(logger));
