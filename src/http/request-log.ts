@@ -2,9 +2,13 @@ import type { RequestHandler } from 'express';
 import type { Logger } from '../logger';
 import { requestSerializer } from './log-serializers';
 
-/** 5xx are faults, 4xx are the API answering a client mistake, the rest is routine. */
-function levelFor(statusCode: number, completed: boolean): 'error' | 'info' | 'debug' {
-  if (!completed || statusCode >= 500) return 'error';
+/**
+ * 5xx are faults; a client leaving early is worth noticing but is not ours; 4xx are the API
+ * answering a client mistake; the rest is routine.
+ */
+function levelFor(statusCode: number, completed: boolean): 'error' | 'warn' | 'info' | 'debug' {
+  if (statusCode >= 500) return 'error';
+  if (!completed) return 'warn';
   return statusCode >= 400 ? 'info' : 'debug';
 }
 
