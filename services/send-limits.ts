@@ -85,9 +85,9 @@ export function createSendLimits(store: Store, settings: SendLimitSettings, cloc
       const refunds: Refund[] = [];
 
       // The cooldown goes first and alone: it is the gate that lets one of many concurrent sends
-      // to a recipient through, and it stays spent when a later limit refuses.
-      // A set-if-absent marker holding its end time, rather than a counter: a plain SET NX is the
-      // cheapest atomic gate the store has, and only a refused send pays a second read.
+      // to a recipient through, and it stays spent when a later limit refuses. It is a
+      // set-if-absent marker holding its end time, the cheapest atomic gate the store has; only a
+      // refused send pays a second read, for its Retry-After.
       if (settings.cooldownSeconds > 0) {
         const key = `limit:cooldown:${channel}:${targetId}`;
         const endsAt = clock.now() + settings.cooldownSeconds * 1000;

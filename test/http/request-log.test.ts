@@ -23,6 +23,9 @@ function appLoggingAt(level: string) {
   app.get('/broken', (_req, res) => {
     res.status(503).json({});
   });
+  app.get('/never', () => {
+    // Never answers, so the client gives up first.
+  });
   return { app, lines };
 }
 
@@ -54,6 +57,16 @@ describe('request log', () => {
       [50, 503],
     ]);
     expect(lines.map((line) => (line.req as { id: number }).id)).toEqual([1, 2, 3]);
+  });
+
+  it('logs a request the client abandoned as a warning', async () => {
+    const { app, lines } = appLoggingAt('warn');
+    await expect(request(app).get('/never').timeout(100)).rejects.toThrow();
+    for (let i = 0; i < 50 && lines.length === 0; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ level: 40, msg: 'request aborted', req: { path: '/never' } });
   });
 
   it('writes only the lines the configured level lets through', async () => {
