@@ -1,5 +1,5 @@
 import { RateLimitError, VerifydError } from '../src/errors';
-import type { Store } from '../src/store/types';
+import type { AdmissionCounter, Store } from '../src/store/types';
 import type { Clock } from './runtime';
 import type { Channel } from './targets';
 
@@ -13,6 +13,13 @@ export interface SendLimitSettings {
   smsHourlyBudget: number;
 }
 
+/** A key whose presence refuses a send before anything is counted, e.g. a target's lock. */
+export interface SendBlocker {
+  key: string;
+  /** The error to throw, given the value found at the key. */
+  refusal(value: string): Error;
+}
+
 export interface SendRequest {
   channel: Channel;
   /** Non-reversible id of the phone number or address (see targetId). */
@@ -20,129 +27,126 @@ export interface SendRequest {
   ip: string;
   /** Resends also count against RESEND_MAX. */
   isResend: boolean;
+  blockers?: readonly SendBlocker[];
 }
 
 /** What a send consumed, so a failed delivery can be handed back. */
 export interface SendTicket {
-  /** One give-back per count this send took, run when its delivery fails. */
-  refunds: Refund[];
+  /** The cooldown this send started, if any. */
+  cooldownKey: string | undefined;
+  /** The counters it counted (with their distinct markers). */
+  counted: AdmissionCounter[];
 }
 
-type Refund = () => Promise<unknown>;
+interface Limit {
+  counter: AdmissionCounter;
+  refusal(retryAfterSeconds: number): Error;
+}
 
 const HOUR = 3600;
 
 /**
- * Every limit on sending, checked in order of cheapness to the attacker's target. Each check is a
- * single atomic store operation, so concurrent sends to one number cannot slip past a limit: of 20
- * simultaneous sends, only the one that set the cooldown reaches the provider.
+ * Every limit on sending, checked and counted by one atomic store operation (store.admit), so
+ * concurrent sends to one number cannot slip past a limit and a send costs one store round trip:
+ * of 20 simultaneous sends, only the one that starts the cooldown reaches the provider, and a
+ * refused send counts nothing, so a flood of refused sends cannot keep a limit full.
  */
 export function createSendLimits(store: Store, settings: SendLimitSettings, clock: Clock) {
-  /** Counts one send under `key`; resolves the key when within `max`, else rejects. */
-  async function charge(
-    key: string,
-    windowSeconds: number,
-    max: number,
-    onExceeded: (retryAfter: number) => Error,
-  ): Promise<Refund> {
-    const { count, resetMs } = await store.increment(key, windowSeconds);
-    if (count > max) {
-      // A refused send must not eat into the limit, or a flood of refused sends would keep it full.
-      await store.decrement(key);
-      throw onExceeded(resetMs / 1000);
+  function limitsFor({ channel, targetId, ip, isResend }: SendRequest): Limit[] {
+    const limits: Limit[] = [];
+    if (isResend) {
+      limits.push({
+        counter: {
+          key: `limit:resend:${channel}:${targetId}`,
+          windowSeconds: settings.resendWindowSeconds,
+          max: settings.resendMax,
+        },
+        refusal: (wait) => tooSoon('Too many resends for this recipient; try again later.', wait),
+      });
     }
-    return () => store.decrement(key);
-  }
-
-  /**
-   * Counting distinct recipients per IP stops one client from pumping messages to many numbers;
-   * a recipient already counted for this IP in the hour costs nothing again.
-   */
-  async function chargeDistinctTarget(ip: string, targetId: string): Promise<Refund | undefined> {
-    const marker = `limit:ip-target:${ip}:${targetId}`;
-    if (!(await store.setIfAbsent(marker, '1', HOUR))) return undefined;
-    try {
-      const uncount = await charge(
-        `limit:ip-targets:${ip}`,
-        HOUR,
-        settings.ipMaxTargetsPerHour,
-        (wait) =>
-          tooSoon('Too many different recipients from this address; try again later.', wait),
-      );
-      // Marker and count go back together, so the recipient is counted again next time.
-      return () => Promise.all([uncount(), store.delete(marker)]);
-    } catch (error) {
-      // Refused, so this recipient was not counted: forget the marker so a later try counts it.
-      await store.delete(marker);
-      throw error;
+    limits.push({
+      counter: {
+        key: `limit:send:${channel}:${targetId}`,
+        windowSeconds: settings.sendTargetWindowSeconds,
+        max: settings.sendMaxPerTarget,
+      },
+      refusal: (wait) => tooSoon('Too many messages to this recipient; try again later.', wait),
+    });
+    // Counting distinct recipients per IP stops one client from pumping messages to many
+    // numbers; a recipient already counted for this IP in the hour costs nothing again.
+    limits.push({
+      counter: {
+        key: `limit:ip-targets:${ip}`,
+        windowSeconds: HOUR,
+        max: settings.ipMaxTargetsPerHour,
+        distinct: { key: `limit:ip-target:${ip}:${targetId}`, ttlSeconds: HOUR },
+      },
+      refusal: (wait) =>
+        tooSoon('Too many different recipients from this address; try again later.', wait),
+    });
+    if (channel === 'sms') {
+      limits.push({
+        counter: { key: 'limit:sms-budget', windowSeconds: HOUR, max: settings.smsHourlyBudget },
+        refusal: budgetSpent,
+      });
     }
+    return limits;
   }
 
   return {
-    /** Throws RateLimitError (or sms_budget_exhausted) when any limit says no. */
+    /** Throws a blocker's refusal, RateLimitError or sms_budget_exhausted when a limit says no. */
     async acquire(request: SendRequest): Promise<SendTicket> {
-      const { channel, targetId, ip, isResend } = request;
-      const refunds: Refund[] = [];
-
-      // The cooldown goes first and alone: it is the gate that lets one of many concurrent sends
-      // to a recipient through, and it stays spent when a later limit refuses. It is a
-      // set-if-absent marker holding its end time, the cheapest atomic gate the store has; only a
-      // refused send pays a second read, for its Retry-After.
-      if (settings.cooldownSeconds > 0) {
-        const key = `limit:cooldown:${channel}:${targetId}`;
-        const endsAt = clock.now() + settings.cooldownSeconds * 1000;
-        if (!(await store.setIfAbsent(key, String(endsAt), settings.cooldownSeconds))) {
-          const current = Number(await store.get(key));
-          const wait = Number.isFinite(current) ? (current - clock.now()) / 1000 : 1;
+      const blockers = request.blockers ?? [];
+      const limits = limitsFor(request);
+      // The cooldown is the gate: a marker holding its end time, so that only a refused send
+      // pays for computing its Retry-After. It stays spent when a counter refuses.
+      const cooldown =
+        settings.cooldownSeconds > 0
+          ? {
+              key: `limit:cooldown:${request.channel}:${request.targetId}`,
+              value: String(clock.now() + settings.cooldownSeconds * 1000),
+              ttlSeconds: settings.cooldownSeconds,
+            }
+          : undefined;
+      const outcome = await store.admit({
+        blockers: blockers.map((blocker) => blocker.key),
+        ...(cooldown ? { gate: cooldown } : {}),
+        counters: limits.map((limit) => limit.counter),
+      });
+      switch (outcome.status) {
+        case 'blocked':
+          throw (blockers[outcome.index] as SendBlocker).refusal(outcome.value);
+        case 'gated': {
+          const endsAt = Number(outcome.value);
+          const wait = Number.isFinite(endsAt) ? (endsAt - clock.now()) / 1000 : 1;
           throw tooSoon(
-            `Wait before requesting another ${channel === 'sms' ? 'code' : 'link'}.`,
+            `Wait before requesting another ${request.channel === 'sms' ? 'code' : 'link'}.`,
             wait,
           );
         }
-        // A failed delivery ends the cooldown outright.
-        refunds.push(() => store.delete(key));
+        case 'exceeded':
+          throw (limits[outcome.index] as Limit).refusal(outcome.resetMs / 1000);
+        default:
+          return {
+            cooldownKey: cooldown?.key,
+            counted: limits.filter((_, i) => outcome.counted[i]).map((limit) => limit.counter),
+          };
       }
-
-      // The other limits are independent, so they are counted concurrently (one network round trip
-      // on Redis, which pipelines them). When one refuses, the others are given back.
-      const charges: Promise<Refund | undefined>[] = [
-        isResend
-          ? charge(
-              `limit:resend:${channel}:${targetId}`,
-              settings.resendWindowSeconds,
-              settings.resendMax,
-              (wait) => tooSoon('Too many resends for this recipient; try again later.', wait),
-            )
-          : Promise.resolve(undefined),
-        charge(
-          `limit:send:${channel}:${targetId}`,
-          settings.sendTargetWindowSeconds,
-          settings.sendMaxPerTarget,
-          (wait) => tooSoon('Too many messages to this recipient; try again later.', wait),
-        ),
-        chargeDistinctTarget(ip, targetId),
-        channel === 'sms'
-          ? charge('limit:sms-budget', HOUR, settings.smsHourlyBudget, (wait) => budgetSpent(wait))
-          : Promise.resolve(undefined),
-      ];
-      const results = await Promise.allSettled(charges);
-      const counted = results.flatMap((r) =>
-        r.status === 'fulfilled' && r.value ? [r.value] : [],
-      );
-      const refused = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-      if (refused) {
-        await Promise.all(counted.map((refund) => refund()));
-        throw refused.reason;
-      }
-      return { refunds: [...refunds, ...counted] };
     },
 
     /**
      * Gives back what a send consumed when the provider did not deliver it: the person did not get
-     * a message, so the failure must not cost them a resend or make them wait out a cooldown.
+     * a message, so the failure must not cost them a resend or make them wait out a cooldown. A
+     * recipient's marker goes with its count, so the recipient is counted again next time.
      */
     async refund(ticket: SendTicket): Promise<void> {
-      await Promise.all(ticket.refunds.map((refund) => refund()));
+      await Promise.all([
+        ticket.cooldownKey === undefined ? undefined : store.delete(ticket.cooldownKey),
+        ...ticket.counted.flatMap((counter) => [
+          store.decrement(counter.key),
+          counter.distinct ? store.delete(counter.distinct.key) : undefined,
+        ]),
+      ]);
     },
   };
 }

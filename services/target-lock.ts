@@ -1,6 +1,7 @@
 import { RateLimitError } from '../src/errors';
 import type { Store } from '../src/store/types';
 import type { Clock } from './runtime';
+import type { SendBlocker } from './send-limits';
 
 export interface TargetLockOptions {
   store: Store;
@@ -19,16 +20,23 @@ export function createTargetLock({ store, clock, maxFailures, windowSeconds }: T
   const failKey = (id: string) => `limit:fail:${id}`;
   const lockKey = (id: string) => `limit:lock:${id}`;
 
+  const locked = (until: string) =>
+    new RateLimitError(
+      'too_many_attempts',
+      'Too many wrong attempts for this recipient; try again later.',
+      (Number(until) - clock.now()) / 1000,
+    );
+
   return {
     /** Throws too_many_attempts while the target is locked. */
     async assertUnlocked(targetId: string): Promise<void> {
       const until = await store.get(lockKey(targetId));
-      if (until === undefined) return;
-      throw new RateLimitError(
-        'too_many_attempts',
-        'Too many wrong attempts for this recipient; try again later.',
-        (Number(until) - clock.now()) / 1000,
-      );
+      if (until !== undefined) throw locked(until);
+    },
+
+    /** The same check as a send blocker, so a send can make it in the round trip of its limits. */
+    blocker(targetId: string): SendBlocker {
+      return { key: lockKey(targetId), refusal: locked };
     },
 
     /** Counts one failure and locks the target once the window's failures reach the limit. */

@@ -116,23 +116,13 @@ export function createVerificationService(deps: VerificationDeps) {
   /** Runs a send under the limits; on a failed delivery kills the code and refunds the limits. */
   async function deliver(target: Target, context: SendContext, send: () => Promise<Date>) {
     const id = idOf(target);
-    // The lock check and the limits are independent reads and counts, so they share a round trip;
-    // a locked target gets back whatever the limits counted.
-    const [lock, acquired] = await Promise.allSettled([
-      locks.assertUnlocked(id),
-      limits.acquire({
-        channel: target.channel,
-        targetId: id,
-        ip: context.ip,
-        isResend: context.isResend,
-      }),
-    ]);
-    if (lock.status === 'rejected') {
-      if (acquired.status === 'fulfilled') await limits.refund(acquired.value);
-      throw lock.reason;
-    }
-    if (acquired.status === 'rejected') throw acquired.reason;
-    const ticket = acquired.value;
+    const ticket = await limits.acquire({
+      channel: target.channel,
+      targetId: id,
+      ip: context.ip,
+      isResend: context.isResend,
+      blockers: [locks.blocker(id)],
+    });
     let expiresAt: Date;
     try {
       expiresAt = await send();

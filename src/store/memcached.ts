@@ -3,8 +3,9 @@ import memjs from 'memjs';
 import { safeEqual } from '../crypto';
 import { StoreUnavailableError } from '../errors';
 import type { Logger } from '../logger';
-import { assertTtl } from './ttl';
-import type { AttemptOutcome, CounterState, Store } from './types';
+import { admitStepwise } from './admit-stepwise';
+import { assertAdmissionTtls, assertTtl } from './ttl';
+import type { Admission, AdmissionOutcome, AttemptOutcome, CounterState, Store } from './types';
 
 export interface MemcachedStoreOptions {
   /** Comma-separated host:port list, as in MEMCACHED_SERVERS. */
@@ -268,6 +269,12 @@ export class MemcachedStore implements Store {
       if (err instanceof Error && err.message.endsWith('Key not found')) return;
       throw err;
     }
+  }
+
+  /** Memcached has no transactions: see admitStepwise for what that costs. */
+  async admit(admission: Admission): Promise<AdmissionOutcome> {
+    assertAdmissionTtls(admission);
+    return admitStepwise(this, admission);
   }
 
   async putSecret(key: string, hash: string, ttlSeconds: number): Promise<void> {

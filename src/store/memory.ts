@@ -1,6 +1,13 @@
 import { safeEqual } from '../crypto';
-import { assertTtl } from './ttl';
-import type { AttemptOutcome, CounterState, Store, StoreEntry } from './types';
+import { assertAdmissionTtls, assertTtl } from './ttl';
+import type {
+  Admission,
+  AdmissionOutcome,
+  AttemptOutcome,
+  CounterState,
+  Store,
+  StoreEntry,
+} from './types';
 
 interface Entry {
   value: string;
@@ -72,6 +79,11 @@ export class MemoryStore implements Store {
   }
 
   async increment(key: string, windowSeconds: number): Promise<CounterState> {
+    return this.count(key, windowSeconds);
+  }
+
+  /** Synchronous, so that admit() can count several keys without another caller in between. */
+  private count(key: string, windowSeconds: number): CounterState {
     const entry = this.live(key);
     if (!entry) {
       this.write(key, '1', windowSeconds);
@@ -85,6 +97,38 @@ export class MemoryStore implements Store {
   async decrement(key: string): Promise<void> {
     const entry = this.live(key);
     if (entry) entry.value = String(Math.max(0, Number(entry.value) - 1));
+  }
+
+  async admit(admission: Admission): Promise<AdmissionOutcome> {
+    assertAdmissionTtls(admission);
+    const { blockers = [], gate, counters } = admission;
+    for (const [index, key] of blockers.entries()) {
+      const value = this.live(key)?.value;
+      if (value !== undefined) return { status: 'blocked', index, value };
+    }
+    if (gate) {
+      const present = this.live(gate.key);
+      if (present) return { status: 'gated', value: present.value };
+      this.write(gate.key, gate.value, gate.ttlSeconds);
+    }
+    // Every counter is checked before any is written, so a refusal leaves all of them untouched.
+    const counted = counters.map(
+      (counter) => !(counter.distinct && this.live(counter.distinct.key)),
+    );
+    for (const [index, counter] of counters.entries()) {
+      if (!counted[index]) continue;
+      const entry = this.live(counter.key);
+      if ((entry ? Number(entry.value) : 0) >= counter.max) {
+        const resetMs = entry ? entry.expiresAt - this.now() : counter.windowSeconds * 1000;
+        return { status: 'exceeded', index, resetMs };
+      }
+    }
+    for (const [index, counter] of counters.entries()) {
+      if (!counted[index]) continue;
+      this.count(counter.key, counter.windowSeconds);
+      if (counter.distinct) this.write(counter.distinct.key, '1', counter.distinct.ttlSeconds);
+    }
+    return { status: 'admitted', counted };
   }
 
   async putSecret(key: string, hash: string, ttlSeconds: number): Promise<void> {

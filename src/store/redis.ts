@@ -1,8 +1,15 @@
 import { type CommandParser, createClient, defineScript, ErrorReply } from 'redis';
 import { StoreUnavailableError } from '../errors';
 import type { Logger } from '../logger';
-import { assertTtl } from './ttl';
-import type { AttemptOutcome, CounterState, Store, StoreEntry } from './types';
+import { assertAdmissionTtls, assertTtl } from './ttl';
+import type {
+  Admission,
+  AdmissionOutcome,
+  AttemptOutcome,
+  CounterState,
+  Store,
+  StoreEntry,
+} from './types';
 
 export interface RedisStoreOptions {
   /** redis:// or rediss:// URL, as in REDIS_URL. */
@@ -55,6 +62,80 @@ return redis.call('DECR', KEYS[1])`,
       parser.pushKey(key);
     },
     transformReply: (reply: unknown) => reply as number,
+  }),
+
+  /**
+   * admit() in one script. KEYS: the blockers, then the gate (when ARGV[2] is 1), then the
+   * counters, then the markers of the counters that have one, in counter order. ARGV: blocker
+   * count, gate flag, counter count, gate value, gate TTL, then per counter its window, max,
+   * marker flag and marker TTL. Replies {0, counted...}, {1, index, value} blocked,
+   * {2, 0, value} gated, or {3, index, pttl} exceeded.
+   */
+  admit: defineScript({
+    SCRIPT: `
+local blockers, hasGate, counters = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+for i = 1, blockers do
+  local value = redis.call('GET', KEYS[i])
+  if value then return {1, i - 1, value} end
+end
+if hasGate == 1 then
+  local gate = KEYS[blockers + 1]
+  if not redis.call('SET', gate, ARGV[4], 'NX', 'EX', ARGV[5]) then
+    return {2, 0, redis.call('GET', gate) or ''}
+  end
+end
+local first = blockers + hasGate
+local nextMarker = first + counters + 1
+local counts, markers = {}, {}
+for i = 1, counters do
+  local arg = 5 + (i - 1) * 4
+  local key = KEYS[first + i]
+  counts[i] = 1
+  if ARGV[arg + 3] == '1' then
+    markers[i] = KEYS[nextMarker]
+    nextMarker = nextMarker + 1
+    if redis.call('EXISTS', markers[i]) == 1 then counts[i] = 0 end
+  end
+  if counts[i] == 1 and (tonumber(redis.call('GET', key)) or 0) >= tonumber(ARGV[arg + 2]) then
+    return {3, i - 1, redis.call('PTTL', key)}
+  end
+end
+for i = 1, counters do
+  if counts[i] == 1 then
+    local arg = 5 + (i - 1) * 4
+    local key = KEYS[first + i]
+    if redis.call('INCR', key) == 1 or redis.call('PTTL', key) < 0 then
+      redis.call('EXPIRE', key, ARGV[arg + 1])
+    end
+    if markers[i] then redis.call('SET', markers[i], '1', 'EX', ARGV[arg + 4]) end
+  end
+end
+return {0, unpack(counts)}`,
+    parseCommand(parser: CommandParser, admission: Admission, key: (key: string) => string) {
+      const { blockers = [], gate, counters } = admission;
+      const keys = [...blockers];
+      if (gate) keys.push(gate.key);
+      for (const counter of counters) keys.push(counter.key);
+      for (const counter of counters) if (counter.distinct) keys.push(counter.distinct.key);
+      parser.push(String(keys.length));
+      for (const k of keys) parser.pushKey(key(k));
+      parser.push(
+        String(blockers.length),
+        gate ? '1' : '0',
+        String(counters.length),
+        gate?.value ?? '',
+        String(gate?.ttlSeconds ?? 0),
+      );
+      for (const counter of counters) {
+        parser.push(
+          String(counter.windowSeconds),
+          String(counter.max),
+          counter.distinct ? '1' : '0',
+          String(counter.distinct?.ttlSeconds ?? 0),
+        );
+      }
+    },
+    transformReply: (reply: unknown) => reply as [number, ...(number | string)[]],
   }),
 
   /** Replaces any earlier secret together with its attempt count (field n). */
@@ -256,6 +337,26 @@ export class RedisStore implements Store {
 
   async decrement(key: string): Promise<void> {
     await this.run(() => this.client.decrement(this.key(key)));
+  }
+
+  async admit(admission: Admission): Promise<AdmissionOutcome> {
+    assertAdmissionTtls(admission);
+    const [status, index, detail, ...rest] = await this.run(() =>
+      this.client.admit(admission, (key) => this.key(key)),
+    );
+    switch (Number(status)) {
+      case 1:
+        return { status: 'blocked', index: Number(index), value: String(detail) };
+      case 2:
+        return { status: 'gated', value: String(detail) };
+      case 3:
+        return { status: 'exceeded', index: Number(index), resetMs: Math.max(0, Number(detail)) };
+      default:
+        return {
+          status: 'admitted',
+          counted: [index, detail, ...rest].slice(0, admission.counters.length).map((n) => n === 1),
+        };
+    }
   }
 
   async putSecret(key: string, hash: string, ttlSeconds: number): Promise<void> {

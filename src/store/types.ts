@@ -46,6 +46,26 @@ export interface Store {
   decrement(key: string): Promise<void>;
 
   /**
+   * Checks and charges several limits as one step: a send costs one call, and no concurrent caller
+   * can act between a check and its count. The steps run in this order and stop at the first
+   * refusal:
+   * 1. `blockers`: when any of these keys holds a value, resolves `blocked` with its index and
+   *    value. Nothing is written.
+   * 2. `gate`: written only when absent, as with setIfAbsent. When present, resolves `gated` with
+   *    the present value and counts nothing. A gate this call wrote stays written when a counter
+   *    then refuses: it is what lets exactly one of many concurrent callers through.
+   * 3. `counters`: all or none. Each counts 1 in its fixed window, as `increment` does. When any
+   *    count would pass its `max`, resolves `exceeded` with that counter's index and `resetMs`,
+   *    and counts none of them. A counter with a `distinct` marker counts only when the marker key
+   *    is absent, and then writes the marker; a present marker leaves the counter as it is.
+   * Resolves `admitted` with which counters counted, so that a caller can give them back later
+   * with `decrement` (and `delete` for the gate and markers). Keys must be distinct.
+   * Backends without transactions (Memcached) run the steps as separate operations and take back
+   * what a refusal counted; concurrent callers may briefly see those counts.
+   */
+  admit(admission: Admission): Promise<AdmissionOutcome>;
+
+  /**
    * Stores a one-time secret (the HMAC of a code or token id, never the plain value), replacing
    * any earlier secret at that key together with its attempt count.
    */
@@ -86,6 +106,31 @@ export interface CounterState {
   /** Milliseconds until the window ends and the count restarts. */
   resetMs: number;
 }
+
+export interface Admission {
+  blockers?: readonly string[];
+  gate?: { key: string; value: string; ttlSeconds: number };
+  counters: readonly AdmissionCounter[];
+}
+
+export interface AdmissionCounter {
+  key: string;
+  windowSeconds: number;
+  /** The highest count the window allows. */
+  max: number;
+  /** Counts each marker once per the marker's TTL (e.g. one recipient per client per hour). */
+  distinct?: { key: string; ttlSeconds: number };
+}
+
+export type AdmissionOutcome =
+  /** Every limit allowed it; `counted[i]` says whether counters[i] counted (see `distinct`). */
+  | { status: 'admitted'; counted: boolean[] }
+  /** blockers[index] holds `value`. */
+  | { status: 'blocked'; index: number; value: string }
+  /** The gate was already there, holding `value`. */
+  | { status: 'gated'; value: string }
+  /** counters[index] is full until its window ends in `resetMs` milliseconds. */
+  | { status: 'exceeded'; index: number; resetMs: number };
 
 export type AttemptOutcome =
   /** The hash matched; the secret is now consumed. `attempts` includes this one. */

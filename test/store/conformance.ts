@@ -324,6 +324,167 @@ export function runStoreConformance(name: string, factory: ConformanceFactory): 
       });
     });
 
+    describe('admit', () => {
+      /** The count a counter holds now: one more increment, minus that increment. */
+      const countOf = async (store: Store, key: string) => {
+        const { count } = await store.increment(key, 60);
+        await store.decrement(key);
+        return count - 1;
+      };
+      const gate = { key: 'gate', value: 'ends-at-123', ttlSeconds: 60 };
+      const counters = [
+        { key: 'per-target', windowSeconds: 60, max: 3 },
+        { key: 'per-ip', windowSeconds: 60, max: 10, distinct: { key: 'seen', ttlSeconds: 60 } },
+      ];
+
+      it('claims the gate and counts every counter once', async () => {
+        const store = await open('admit');
+        expect(await store.admit({ gate, counters })).toEqual({
+          status: 'admitted',
+          counted: [true, true],
+        });
+        expect(await store.get('gate')).toBe('ends-at-123');
+        expect(await store.get('seen')).toBeDefined();
+        expect(await countOf(store, 'per-target')).toBe(1);
+        expect(await countOf(store, 'per-ip')).toBe(1);
+      });
+
+      it('refuses a present gate with its value, counting nothing', async () => {
+        const store = await open('admit-gated');
+        await store.set('gate', 'earlier', 60);
+        expect(await store.admit({ gate, counters })).toEqual({
+          status: 'gated',
+          value: 'earlier',
+        });
+        expect(await countOf(store, 'per-target')).toBe(0);
+        expect(await store.get('seen')).toBeUndefined();
+      });
+
+      it('refuses when a blocker is present, writing nothing', async () => {
+        const store = await open('admit-blocked');
+        await store.set('lock-b', 'until-456', 60);
+        const outcome = await store.admit({ blockers: ['lock-a', 'lock-b'], gate, counters });
+        expect(outcome).toEqual({ status: 'blocked', index: 1, value: 'until-456' });
+        expect(await store.get('gate')).toBeUndefined();
+        expect(await countOf(store, 'per-target')).toBe(0);
+        expect(await store.get('seen')).toBeUndefined();
+      });
+
+      it('counts all counters or none, keeping the gate it claimed', async () => {
+        const store = await open('admit-full');
+        for (let i = 0; i < 3; i++) await store.increment('per-target', 2);
+        const outcome = await store.admit({ gate, counters });
+        expect(outcome).toMatchObject({ status: 'exceeded', index: 0 });
+        const { resetMs } = outcome as { resetMs: number };
+        expect(resetMs).toBeGreaterThan(0);
+        expect(resetMs).toBeLessThanOrEqual(2000);
+        expect(await countOf(store, 'per-target')).toBe(3);
+        expect(await countOf(store, 'per-ip')).toBe(0);
+        expect(await store.get('seen')).toBeUndefined();
+        expect(await store.get('gate')).toBe('ends-at-123');
+      });
+
+      it('counts a distinct marker once until the marker expires', async () => {
+        const store = await open('admit-distinct');
+        const once = [
+          { key: 'c', windowSeconds: 60, max: 5, distinct: { key: 'm', ttlSeconds: 1 } },
+        ];
+        expect(await store.admit({ counters: once })).toEqual({
+          status: 'admitted',
+          counted: [true],
+        });
+        expect(await store.admit({ counters: once })).toEqual({
+          status: 'admitted',
+          counted: [false],
+        });
+        expect(await countOf(store, 'c')).toBe(1);
+        await pastTtl(1);
+        expect(await store.admit({ counters: once })).toEqual({
+          status: 'admitted',
+          counted: [true],
+        });
+        expect(await countOf(store, 'c')).toBe(2);
+      });
+
+      it('admits a marker already counted even when its counter is full', async () => {
+        const store = await open('admit-distinct-full');
+        const once = [
+          { key: 'c', windowSeconds: 60, max: 1, distinct: { key: 'm', ttlSeconds: 60 } },
+        ];
+        await store.admit({ counters: once });
+        expect(await store.admit({ counters: once })).toEqual({
+          status: 'admitted',
+          counted: [false],
+        });
+        const other = [{ ...once[0]!, distinct: { key: 'm2', ttlSeconds: 60 } }];
+        expect(await store.admit({ counters: other })).toMatchObject({
+          status: 'exceeded',
+          index: 0,
+        });
+        expect(await store.get('m2')).toBeUndefined();
+      });
+
+      it('opens a counter window like increment, and restarts it after', async () => {
+        const store = await open('admit-window');
+        const short = [{ key: 'c', windowSeconds: 1, max: 1 }];
+        expect(await store.admit({ counters: short })).toMatchObject({ status: 'admitted' });
+        expect(await store.admit({ counters: short })).toMatchObject({ status: 'exceeded' });
+        await pastTtl(1);
+        expect(await store.admit({ counters: short })).toMatchObject({ status: 'admitted' });
+      });
+
+      it('lets exactly one of many concurrent callers past one gate', async () => {
+        const store = await open('admit-gate-race');
+        const outcomes = await Promise.all(
+          Array.from({ length: 50 }, (_, i) =>
+            store.admit({ gate: { ...gate, value: `caller-${i}` }, counters }),
+          ),
+        );
+        expect(outcomes.filter((o) => o.status === 'admitted')).toHaveLength(1);
+        expect(outcomes.filter((o) => o.status === 'gated')).toHaveLength(49);
+        expect(await countOf(store, 'per-target')).toBe(1);
+      });
+
+      it('admits exactly max of many concurrent callers, and keeps exactly max counted', async () => {
+        const store = await open('admit-count-race');
+        const outcomes = await Promise.all(
+          Array.from({ length: 60 }, (_, i) =>
+            store.admit({
+              counters: [
+                { key: 'c', windowSeconds: 60, max: 10 },
+                {
+                  key: 'd',
+                  windowSeconds: 60,
+                  max: 100,
+                  distinct: { key: `m${i}`, ttlSeconds: 60 },
+                },
+              ],
+            }),
+          ),
+        );
+        expect(outcomes.filter((o) => o.status === 'admitted')).toHaveLength(10);
+        expect(outcomes.filter((o) => o.status === 'exceeded')).toHaveLength(50);
+        expect(await countOf(store, 'c')).toBe(10);
+        expect(await countOf(store, 'd')).toBe(10);
+      });
+
+      it('refuses TTLs that are not whole seconds of at least 1, writing nothing', async () => {
+        const store = await open('admit-ttl');
+        await expect(
+          store.admit({ gate, counters: [{ key: 'c', windowSeconds: 0.5, max: 1 }] }),
+        ).rejects.toThrow(/TTL/);
+        await expect(
+          store.admit({
+            counters: [
+              { key: 'c', windowSeconds: 60, max: 1, distinct: { key: 'm', ttlSeconds: 0 } },
+            ],
+          }),
+        ).rejects.toThrow(/TTL/);
+        expect(await store.get('gate')).toBeUndefined();
+        expect(await countOf(store, 'c')).toBe(0);
+      });
+    });
+
     describe('key prefix', () => {
       it('keeps stores with different prefixes apart', async () => {
         const a = await open('prefix-a');
@@ -392,6 +553,12 @@ export function runStoreConformance(name: string, factory: ConformanceFactory): 
           decrement: () => store.decrement('c'),
           putSecret: () => store.putSecret('s', RIGHT, 60),
           attemptSecret: () => store.attemptSecret('s', RIGHT, 5),
+          admit: () =>
+            store.admit({
+              blockers: ['k'],
+              gate: { key: 'g', value: 'v', ttlSeconds: 60 },
+              counters: [{ key: 'c', windowSeconds: 60, max: 5 }],
+            }),
           ping: () => store.ping(),
         });
 

@@ -149,6 +149,19 @@ describeRedis('redis', () => {
       ['attemptSecret (match)', () => store.attemptSecret('s', 'right', 2), 'evalsha'],
       ['attemptSecret (missing)', () => store.attemptSecret('s', 'right', 2), 'evalsha'],
       ['attemptSecret (locked)', () => store.attemptSecret('locked', 'right', 0), 'evalsha'],
+      [
+        'admit',
+        () =>
+          store.admit({
+            blockers: ['lock'],
+            gate: { key: `gate-${Math.random()}`, value: 'v', ttlSeconds: 60 },
+            counters: [
+              { key: 'c', windowSeconds: 60, max: 1000 },
+              { key: 'd', windowSeconds: 60, max: 1000, distinct: { key: 'm', ttlSeconds: 60 } },
+            ],
+          }),
+        'evalsha',
+      ],
       ['ping', () => store.ping(), 'ping'],
     ];
 
@@ -159,6 +172,7 @@ describeRedis('redis', () => {
       await store.putSecret('s', 'right', 60);
       await store.attemptSecret('never-stored', 'right', 2);
       await store.putSecret('locked', 'right', 60);
+      await store.admit({ counters: [] });
       if (name === 'attemptSecret (missing)') await store.attemptSecret('s', 'right', 2);
       expect(await commandsDuring(op)).toEqual({ [command]: 1 });
     });
