@@ -1,6 +1,6 @@
 import { hmac } from '../src/crypto';
 import { VerifydError } from '../src/errors';
-import type { Store } from '../src/store/types';
+import type { SecretWrite, Store } from '../src/store/types';
 import { signJwt, verifyJwt } from './jwt';
 import { targetId } from './otp';
 import type { Clock, RandomSource } from './runtime';
@@ -53,7 +53,11 @@ export function createEmailTokenService(options: EmailTokenOptions) {
   const jtiHash = (jti: string) => hmac(hashSecret, 'email-jti', jti);
 
   return {
-    async issue(claims: EmailTokenClaims): Promise<{ token: string; expiresAt: Date }> {
+    /**
+     * A signed link token and the write that makes it usable, superseding any earlier link to the
+     * address. As with codes, the caller stores `secret` together with its send limits.
+     */
+    mint(claims: EmailTokenClaims): { token: string; expiresAt: Date; secret: SecretWrite } {
       const jti = random.id();
       const iat = Math.floor(clock.now() / 1000);
       const exp = iat + ttlSeconds;
@@ -70,8 +74,11 @@ export function createEmailTokenService(options: EmailTokenOptions) {
         },
         key,
       );
-      await store.putSecret(storeKey(claims.purpose, claims.email), jtiHash(jti), ttlSeconds);
-      return { token, expiresAt: new Date(exp * 1000) };
+      return {
+        token,
+        expiresAt: new Date(exp * 1000),
+        secret: { key: storeKey(claims.purpose, claims.email), hash: jtiHash(jti), ttlSeconds },
+      };
     },
 
     /** Verifies the JWT (throws invalid_token / token_expired) and reads its claims, without using it. */
@@ -107,10 +114,6 @@ export function createEmailTokenService(options: EmailTokenOptions) {
         default:
           return { status: outcome.status };
       }
-    },
-
-    async revoke(purpose: string, email: string): Promise<void> {
-      await store.delete(storeKey(purpose, email));
     },
   };
 }

@@ -1,5 +1,5 @@
 import { hmac } from '../src/crypto';
-import type { Store } from '../src/store/types';
+import type { SecretWrite, Store } from '../src/store/types';
 import type { Clock, RandomSource } from './runtime';
 
 export interface OtpOptions {
@@ -33,14 +33,22 @@ export function createOtpService(options: OtpOptions) {
 
   return {
     length,
-    /** Replaces any earlier code for the target. The plain code is returned only for delivery. */
-    async issue(purpose: string, to: string): Promise<{ code: string; expiresAt: Date }> {
+    /**
+     * A fresh code and the write that makes it checkable, replacing any earlier code for the
+     * target. Nothing is stored here: the caller stores `secret` in the same step as its send
+     * limits (Store.admit), so a refused send never replaces the code the recipient already holds.
+     * The plain code is returned only for delivery.
+     */
+    mint(purpose: string, to: string): { code: string; expiresAt: Date; secret: SecretWrite } {
       const code = random
         .int(10 ** length)
         .toString()
         .padStart(length, '0');
-      await store.putSecret(keyFor(purpose, to), hashOf(purpose, to, code), ttlSeconds);
-      return { code, expiresAt: new Date(clock.now() + ttlSeconds * 1000) };
+      return {
+        code,
+        expiresAt: new Date(clock.now() + ttlSeconds * 1000),
+        secret: { key: keyFor(purpose, to), hash: hashOf(purpose, to, code), ttlSeconds },
+      };
     },
 
     async check(purpose: string, to: string, code: string): Promise<OtpCheck> {
@@ -52,11 +60,6 @@ export function createOtpService(options: OtpOptions) {
       if (outcome.status === 'mismatch')
         return { status: 'mismatch', attemptsRemaining: outcome.remaining };
       return { status: outcome.status };
-    },
-
-    /** Kills the pending code, e.g. after its delivery failed. */
-    async revoke(purpose: string, to: string): Promise<void> {
-      await store.delete(keyFor(purpose, to));
     },
   };
 }

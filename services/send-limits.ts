@@ -1,5 +1,5 @@
 import { RateLimitError, VerifydError } from '../src/errors';
-import type { AdmissionCounter, Store } from '../src/store/types';
+import type { AdmissionCounter, SecretWrite, Store } from '../src/store/types';
 import type { Clock } from './runtime';
 import type { Channel } from './targets';
 
@@ -28,6 +28,8 @@ export interface SendRequest {
   /** Resends also count against RESEND_MAX. */
   isResend: boolean;
   blockers?: readonly SendBlocker[];
+  /** The code or link the send delivers, stored only when every limit allows the send. */
+  secret?: SecretWrite;
 }
 
 /** What a send consumed, so a failed delivery can be handed back. */
@@ -112,6 +114,7 @@ export function createSendLimits(store: Store, settings: SendLimitSettings, cloc
         blockers: blockers.map((blocker) => blocker.key),
         ...(cooldown ? { gate: cooldown } : {}),
         counters: limits.map((limit) => limit.counter),
+        ...(request.secret ? { secret: request.secret } : {}),
       });
       switch (outcome.status) {
         case 'blocked':

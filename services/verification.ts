@@ -2,7 +2,7 @@ import type { Config } from '../src/config';
 import { RateLimitError, VerifydError } from '../src/errors';
 import type { Logger } from '../src/logger';
 import type { EmailProvider, SmsProvider } from '../src/providers/types';
-import type { Store } from '../src/store/types';
+import type { SecretWrite, Store } from '../src/store/types';
 import { createEmailTokenService } from './email-token';
 import { linkWithToken, renderSms, renderVerificationEmail } from './messages';
 import { createOtpService, targetId } from './otp';
@@ -113,8 +113,17 @@ export function createVerificationService(deps: VerificationDeps) {
 
   const idOf = (target: Target) => targetId(config.OTP_SECRET, `${target.channel}:${target.to}`);
 
-  /** Runs a send under the limits; on a failed delivery kills the code and refunds the limits. */
-  async function deliver(target: Target, context: SendContext, send: () => Promise<Date>) {
+  /**
+   * Sends within the limits. The target's lock, every limit and the new code or link are one store
+   * step, so a refused send leaves the recipient's current code alone. A failed delivery kills
+   * the new code and, when the provider refused it, gives the limits back.
+   */
+  async function deliver<Minted extends { expiresAt: Date; secret: SecretWrite }>(
+    target: Target,
+    context: SendContext,
+    minted: Minted,
+    send: (minted: Minted) => Promise<unknown>,
+  ) {
     const id = idOf(target);
     const ticket = await limits.acquire({
       channel: target.channel,
@@ -122,13 +131,13 @@ export function createVerificationService(deps: VerificationDeps) {
       ip: context.ip,
       isResend: context.isResend,
       blockers: [locks.blocker(id)],
+      secret: minted.secret,
     });
-    let expiresAt: Date;
     try {
-      expiresAt = await send();
+      await send(minted);
     } catch (error) {
-      if (error instanceof VerifydError && error.code === 'delivery_failed')
-        await limits.refund(ticket);
+      const refused = error instanceof VerifydError && error.code === 'delivery_failed';
+      await Promise.all([store.delete(minted.secret.key), refused && limits.refund(ticket)]);
       throw error;
     }
     const now = clock.now();
@@ -141,7 +150,7 @@ export function createVerificationService(deps: VerificationDeps) {
       status: 'pending' as const,
       channel: target.channel,
       to: target.to,
-      expiresAt: expiresAt.toISOString(),
+      expiresAt: minted.expiresAt.toISOString(),
       resendAvailableAt: new Date(now + config.SEND_COOLDOWN_SECONDS * 1000).toISOString(),
     };
   }
@@ -171,16 +180,10 @@ export function createVerificationService(deps: VerificationDeps) {
     emailTokens,
 
     async sendPhoneCode(target: PhoneTarget, context: SendContext): Promise<PendingVerification> {
-      const pending = await deliver(target, context, async () => {
-        const { code, expiresAt } = await otp.issue(context.purpose, target.to);
-        try {
-          await deps.sms.send({ to: target.to, body: renderSms(config.SMS_TEMPLATE, code) });
-        } catch (error) {
-          await otp.revoke(context.purpose, target.to);
-          throw error;
-        }
-        return expiresAt;
-      });
+      const minted = otp.mint(context.purpose, target.to);
+      const pending = await deliver(target, context, minted, ({ code }) =>
+        deps.sms.send({ to: target.to, body: renderSms(config.SMS_TEMPLATE, code) }),
+      );
       return { ...pending, codeLength: config.OTP_LENGTH };
     },
 
@@ -224,26 +227,21 @@ export function createVerificationService(deps: VerificationDeps) {
     },
 
     async sendEmailLink(target: EmailTarget, context: SendContext): Promise<PendingVerification> {
-      return deliver(target, context, async () => {
-        const { token, expiresAt } = await emailTokens.issue({
-          email: target.to,
-          purpose: context.purpose,
-          ...(context.userId === undefined ? {} : { userId: context.userId }),
-        });
-        const message = renderVerificationEmail(
-          target.to,
-          config.EMAIL_SUBJECT,
-          linkWithToken(linkBase, token),
-          config.EMAIL_TOKEN_TTL_SECONDS,
-        );
-        try {
-          await deps.email.send(message);
-        } catch (error) {
-          await emailTokens.revoke(context.purpose, target.to);
-          throw error;
-        }
-        return expiresAt;
+      const minted = emailTokens.mint({
+        email: target.to,
+        purpose: context.purpose,
+        ...(context.userId === undefined ? {} : { userId: context.userId }),
       });
+      return deliver(target, context, minted, ({ token }) =>
+        deps.email.send(
+          renderVerificationEmail(
+            target.to,
+            config.EMAIL_SUBJECT,
+            linkWithToken(linkBase, token),
+            config.EMAIL_TOKEN_TTL_SECONDS,
+          ),
+        ),
+      );
     },
 
     async confirmEmailToken(token: string, purpose: string): Promise<Approved> {

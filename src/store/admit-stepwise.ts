@@ -1,6 +1,9 @@
 import type { Admission, AdmissionCounter, AdmissionOutcome, Store } from './types';
 
-type Primitives = Pick<Store, 'get' | 'setIfAbsent' | 'delete' | 'increment' | 'decrement'>;
+type Primitives = Pick<
+  Store,
+  'get' | 'setIfAbsent' | 'delete' | 'increment' | 'decrement' | 'putSecret'
+>;
 
 /** What one counter did, so that a refusal elsewhere can take it back. */
 type Charge =
@@ -45,6 +48,8 @@ export async function admitStepwise(
     const refused = (results[over] as PromiseFulfilledResult<Charge & { counted: true }>).value;
     return { status: 'exceeded', index: over, resetMs: refused.resetMs };
   }
+  const { secret } = admission;
+  if (secret) await store.putSecret(secret.key, secret.hash, secret.ttlSeconds);
   return {
     status: 'admitted',
     counted: results.map((r) => r.status === 'fulfilled' && r.value.counted),

@@ -128,6 +128,8 @@ export class MemoryStore implements Store {
       this.count(counter.key, counter.windowSeconds);
       if (counter.distinct) this.write(counter.distinct.key, '1', counter.distinct.ttlSeconds);
     }
+    const { secret } = admission;
+    if (secret) this.write(secret.key, secret.hash, secret.ttlSeconds, 0);
     return { status: 'admitted', counted };
   }
 

@@ -65,11 +65,12 @@ return redis.call('DECR', KEYS[1])`,
   }),
 
   /**
-   * admit() in one script. KEYS: the blockers, then the gate (when ARGV[2] is 1), then the
-   * counters, then the markers of the counters that have one, in counter order. ARGV: blocker
-   * count, gate flag, counter count, gate value, gate TTL, then per counter its window, max,
-   * marker flag and marker TTL. Replies {0, counted...}, {1, index, value} blocked,
-   * {2, 0, value} gated, or {3, index, pttl} exceeded.
+   * admit() in one script. KEYS: the blockers, then the gate (when there is one), then the
+   * counters, then the markers of the counters that have one, in counter order, then the secret
+   * (when there is one). ARGV: blocker count, gate flag, counter count, gate value, gate TTL,
+   * secret flag, secret hash, secret TTL, then per counter its window, max, marker flag and marker
+   * TTL. Replies {0, counted...}, {1, index, value} blocked, {2, 0, value} gated, or
+   * {3, index, pttl} exceeded.
    */
   admit: defineScript({
     SCRIPT: `
@@ -88,7 +89,7 @@ local first = blockers + hasGate
 local nextMarker = first + counters + 1
 local counts, markers = {}, {}
 for i = 1, counters do
-  local arg = 5 + (i - 1) * 4
+  local arg = 8 + (i - 1) * 4
   local key = KEYS[first + i]
   counts[i] = 1
   if ARGV[arg + 3] == '1' then
@@ -102,7 +103,7 @@ for i = 1, counters do
 end
 for i = 1, counters do
   if counts[i] == 1 then
-    local arg = 5 + (i - 1) * 4
+    local arg = 8 + (i - 1) * 4
     local key = KEYS[first + i]
     if redis.call('INCR', key) == 1 or redis.call('PTTL', key) < 0 then
       redis.call('EXPIRE', key, ARGV[arg + 1])
@@ -110,13 +111,20 @@ for i = 1, counters do
     if markers[i] then redis.call('SET', markers[i], '1', 'EX', ARGV[arg + 4]) end
   end
 end
+if ARGV[6] == '1' then
+  local secret = KEYS[nextMarker]
+  redis.call('DEL', secret)
+  redis.call('HSET', secret, 'h', ARGV[7], 'n', 0)
+  redis.call('EXPIRE', secret, ARGV[8])
+end
 return {0, unpack(counts)}`,
     parseCommand(parser: CommandParser, admission: Admission, key: (key: string) => string) {
-      const { blockers = [], gate, counters } = admission;
+      const { blockers = [], gate, counters, secret } = admission;
       const keys = [...blockers];
       if (gate) keys.push(gate.key);
       for (const counter of counters) keys.push(counter.key);
       for (const counter of counters) if (counter.distinct) keys.push(counter.distinct.key);
+      if (secret) keys.push(secret.key);
       parser.push(String(keys.length));
       for (const k of keys) parser.pushKey(key(k));
       parser.push(
@@ -125,6 +133,9 @@ return {0, unpack(counts)}`,
         String(counters.length),
         gate?.value ?? '',
         String(gate?.ttlSeconds ?? 0),
+        secret ? '1' : '0',
+        secret?.hash ?? '',
+        String(secret?.ttlSeconds ?? 0),
       );
       for (const counter of counters) {
         parser.push(

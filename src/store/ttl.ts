@@ -10,6 +10,7 @@ export function assertTtl(ttlSeconds: number): void {
 /** Checks every TTL of an admission before anything is written, so a bad one writes nothing. */
 export function assertAdmissionTtls(admission: Admission): void {
   if (admission.gate) assertTtl(admission.gate.ttlSeconds);
+  if (admission.secret) assertTtl(admission.secret.ttlSeconds);
   for (const counter of admission.counters) {
     assertTtl(counter.windowSeconds);
     if (counter.distinct) assertTtl(counter.distinct.ttlSeconds);

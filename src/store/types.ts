@@ -58,8 +58,10 @@ export interface Store {
    *    count would pass its `max`, resolves `exceeded` with that counter's index and `resetMs`,
    *    and counts none of them. A counter with a `distinct` marker counts only when the marker key
    *    is absent, and then writes the marker; a present marker leaves the counter as it is.
+   * 4. `secret`: stored as putSecret stores it, only once everything above allowed the call, so
+   *    a refused send never replaces the code its recipient already holds.
    * Resolves `admitted` with which counters counted, so that a caller can give them back later
-   * with `decrement` (and `delete` for the gate and markers). Keys must be distinct.
+   * with `decrement` (and `delete` for the gate, markers and secret). Keys must be distinct.
    * Backends without transactions (Memcached) run the steps as separate operations and take back
    * what a refusal counted; concurrent callers may briefly see those counts.
    */
@@ -111,6 +113,14 @@ export interface Admission {
   blockers?: readonly string[];
   gate?: { key: string; value: string; ttlSeconds: number };
   counters: readonly AdmissionCounter[];
+  secret?: SecretWrite;
+}
+
+/** A one-time secret to store as putSecret would. */
+export interface SecretWrite {
+  key: string;
+  hash: string;
+  ttlSeconds: number;
 }
 
 export interface AdmissionCounter {

@@ -83,6 +83,29 @@ describe('POST /resend-verification', () => {
     );
   });
 
+  it('leaves the code already delivered usable when a send is refused', async () => {
+    const { app, outbox } = buildTestApp({
+      env: { SEND_COOLDOWN_SECONDS: '0', SEND_MAX_PER_TARGET: '1' },
+    });
+    await request(app).post('/verify-phone').send({ phone: PHONE }).expect(202);
+    const delivered = lastCode(outbox, PHONE);
+    const refused = await request(app).post('/resend-verification').send({ phone: PHONE });
+    expect(refused.status).toBe(429);
+    expect(outbox.list({ to: PHONE })).toHaveLength(1);
+    await request(app)
+      .post('/verify-phone-code')
+      .send({ phone: PHONE, code: delivered })
+      .expect(200);
+  });
+
+  it('leaves the link already delivered usable during the cooldown', async () => {
+    const { app, outbox } = buildTestApp({ env: { SEND_COOLDOWN_SECONDS: '30' } });
+    await request(app).post('/verify-email').send({ email: EMAIL }).expect(202);
+    const delivered = lastToken(outbox, EMAIL);
+    await request(app).post('/resend-verification').send({ email: EMAIL }).expect(429);
+    await request(app).post('/verify-email-token').send({ token: delivered }).expect(200);
+  });
+
   it('wants exactly one of phone or email', async () => {
     const { app } = buildTestApp();
     for (const body of [{}, { phone: PHONE, email: EMAIL }]) {

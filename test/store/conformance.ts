@@ -433,6 +433,35 @@ export function runStoreConformance(name: string, factory: ConformanceFactory): 
         expect(await store.admit({ counters: short })).toMatchObject({ status: 'admitted' });
       });
 
+      it('stores the secret only when admitted, replacing the earlier one and its attempts', async () => {
+        const store = await open('admit-secret');
+        await store.putSecret('s', 'old-hash', 60);
+        await store.attemptSecret('s', WRONG, 2);
+        const secret = { key: 's', hash: RIGHT, ttlSeconds: 60 };
+        await store.set('lock', 'until', 60);
+        expect(await store.admit({ blockers: ['lock'], counters, secret })).toMatchObject({
+          status: 'blocked',
+        });
+        await store.set('gate', 'earlier', 60);
+        expect(await store.admit({ gate, counters, secret })).toMatchObject({ status: 'gated' });
+        const full = [{ key: 'full', windowSeconds: 60, max: 0 }];
+        expect(await store.admit({ counters: full, secret })).toMatchObject({ status: 'exceeded' });
+        // Every refusal left the earlier secret, with its one attempt, in place.
+        expect(await store.attemptSecret('s', 'old-hash', 2)).toEqual({
+          status: 'match',
+          attempts: 2,
+        });
+
+        await store.putSecret('s', 'old-hash', 60);
+        await store.attemptSecret('s', WRONG, 2);
+        expect(await store.admit({ counters, secret })).toMatchObject({ status: 'admitted' });
+        expect(await store.attemptSecret('s', 'old-hash', 2)).toMatchObject({
+          status: 'mismatch',
+          attempts: 1,
+        });
+        expect(await store.attemptSecret('s', RIGHT, 2)).toEqual({ status: 'match', attempts: 2 });
+      });
+
       it('lets exactly one of many concurrent callers past one gate', async () => {
         const store = await open('admit-gate-race');
         const outcomes = await Promise.all(
@@ -474,6 +503,9 @@ export function runStoreConformance(name: string, factory: ConformanceFactory): 
           store.admit({ gate, counters: [{ key: 'c', windowSeconds: 0.5, max: 1 }] }),
         ).rejects.toThrow(/TTL/);
         await expect(
+          store.admit({ gate, counters: [], secret: { key: 's', hash: RIGHT, ttlSeconds: 0 } }),
+        ).rejects.toThrow(/TTL/);
+        await expect(
           store.admit({
             counters: [
               { key: 'c', windowSeconds: 60, max: 1, distinct: { key: 'm', ttlSeconds: 0 } },
@@ -482,6 +514,7 @@ export function runStoreConformance(name: string, factory: ConformanceFactory): 
         ).rejects.toThrow(/TTL/);
         expect(await store.get('gate')).toBeUndefined();
         expect(await countOf(store, 'c')).toBe(0);
+        expect(await store.attemptSecret('s', RIGHT, 5)).toEqual({ status: 'missing' });
       });
     });
 
