@@ -3,8 +3,10 @@
  *
  * Drives POST /verify-phone (a new number each request) and POST /verify-phone-code (numbers with no
  * pending code) with autocannon, and a bare Express endpoint that parses the same JSON, each server
- * in its own process so the load generator does not share its event loop. Prints req/s, p50, p99 and
- * the ratio to the bare endpoint. Per-IP and send limits are raised through configuration.
+ * in its own process so the load generator does not share its event loop. A fourth row puts the bare
+ * endpoint behind verifyd's per-IP limit alone, on the same store: the floor every route stands on.
+ * Prints req/s, p50, p99 and the ratio to the bare endpoint. Per-IP and send limits are raised
+ * through configuration.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -33,7 +35,9 @@ const RELAXED = {
   TARGET_MAX_FAILURES: '10000',
 };
 
-async function startServer(kind: 'app' | 'bare'): Promise<{ url: string; child: ChildProcess }> {
+async function startServer(
+  kind: 'app' | 'bare' | 'limited',
+): Promise<{ url: string; child: ChildProcess }> {
   // Compiled JavaScript, as `npm start` runs it: a loader would add its own per-request costs.
   const child = spawn(process.execPath, [path.join(__dirname, 'server.js'), kind], {
     env: { ...process.env, ...RELAXED },
@@ -129,9 +133,11 @@ async function removeBenchKeys(): Promise<void> {
 
 async function main(): Promise<void> {
   const bare = await startServer('bare');
+  const limited = await startServer('limited');
   const app = await startServer('app');
   try {
     const baseline = await drive('bare express (JSON parse)', bare, '/echo', phone(0));
+    const floor = await drive('bare express + per-IP limit only', limited, '/echo', phone(0));
     const send = await drive('POST /verify-phone', app, '/verify-phone', phone(1_000_000));
     const check = await drive('POST /verify-phone-code', app, '/verify-phone-code', (n) => ({
       ...phone(5_000_000)(n),
@@ -147,7 +153,7 @@ async function main(): Promise<void> {
       '| target | req/s | p50 ms | p99 ms | ratio to bare | server CPU µs/req | non-2xx | errors |',
     );
     console.log('|---|---|---|---|---|---|---|---|');
-    for (const f of [baseline, send, check]) {
+    for (const f of [baseline, floor, send, check]) {
       const ratio = (f.rps / baseline.rps).toFixed(2);
       const cpu = f.cpuUs === undefined ? 'n/a' : Math.round(f.cpuUs);
       console.log(
@@ -157,8 +163,12 @@ async function main(): Promise<void> {
     console.log(
       '\n(/verify-phone-code answers 400 code_expired by design here: those numbers have no pending code.)',
     );
+    console.log(
+      '(The per-IP limit row is the bare endpoint behind express-rate-limit on the same store, which every verifyd route passes.)',
+    );
   } finally {
     bare.child.kill();
+    limited.child.kill();
     app.child.kill();
     if (values.store !== 'memory') await removeBenchKeys();
   }

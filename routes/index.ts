@@ -13,7 +13,7 @@ import type { EmailProvider, SmsProvider } from '../src/providers/types';
 import type { Store } from '../src/store/types';
 import { createChallengeRouter } from './challenges';
 import { createDevOutboxRouter } from './dev-outbox';
-import { createVerificationRoutes } from './verification';
+import { addVerificationRoutes } from './verification';
 
 export interface VerificationRouterDeps {
   config: Config;
@@ -90,7 +90,7 @@ export function createVerificationRouter(deps: VerificationRouterDeps): Router {
       }),
     );
   }
-  router.use(createVerificationRoutes({ config, verification, botProtection }));
+  addVerificationRoutes(router, { config, verification, botProtection });
   if (deps.outbox && config.NODE_ENV !== 'production')
     router.use(createDevOutboxRouter(deps.outbox));
   router.use(createErrorHandler(logger));
