@@ -6,3 +6,5 @@ export { ConfigError, type ErrorCode, VerifydError } from './errors';
 export { createLogger } from './logger';
 export { createProviders } from './providers';
 export { createStore, type Store } from './store';
+/** For a custom Store without transactions: admit() built from its single-key operations. */
+export { admitStepwise } from './store/admit-stepwise';
