@@ -47,6 +47,15 @@ interface Limit {
 
 const HOUR = 3600;
 
+/** What each limit answers when it refuses, given the seconds until its window ends. */
+const refusals = {
+  resend: (wait: number) => tooSoon('Too many resends for this recipient; try again later.', wait),
+  send: (wait: number) => tooSoon('Too many messages to this recipient; try again later.', wait),
+  ipTargets: (wait: number) =>
+    tooSoon('Too many different recipients from this address; try again later.', wait),
+  smsBudget: budgetSpent,
+};
+
 /**
  * Every limit on sending, checked and counted by one atomic store operation (store.admit), so
  * concurrent sends to one number cannot slip past a limit and a send costs one store round trip:
@@ -63,7 +72,7 @@ export function createSendLimits(store: Store, settings: SendLimitSettings, cloc
           windowSeconds: settings.resendWindowSeconds,
           max: settings.resendMax,
         },
-        refusal: (wait) => tooSoon('Too many resends for this recipient; try again later.', wait),
+        refusal: refusals.resend,
       });
     }
     limits.push({
@@ -72,7 +81,7 @@ export function createSendLimits(store: Store, settings: SendLimitSettings, cloc
         windowSeconds: settings.sendTargetWindowSeconds,
         max: settings.sendMaxPerTarget,
       },
-      refusal: (wait) => tooSoon('Too many messages to this recipient; try again later.', wait),
+      refusal: refusals.send,
     });
     // Counting distinct recipients per IP stops one client from pumping messages to many
     // numbers; a recipient already counted for this IP in the hour costs nothing again.
@@ -83,13 +92,12 @@ export function createSendLimits(store: Store, settings: SendLimitSettings, cloc
         max: settings.ipMaxTargetsPerHour,
         distinct: { key: `limit:ip-target:${ip}:${targetId}`, ttlSeconds: HOUR },
       },
-      refusal: (wait) =>
-        tooSoon('Too many different recipients from this address; try again later.', wait),
+      refusal: refusals.ipTargets,
     });
     if (channel === 'sms') {
       limits.push({
         counter: { key: 'limit:sms-budget', windowSeconds: HOUR, max: settings.smsHourlyBudget },
-        refusal: budgetSpent,
+        refusal: refusals.smsBudget,
       });
     }
     return limits;
