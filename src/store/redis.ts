@@ -352,9 +352,10 @@ export class RedisStore implements Store {
 
   async admit(admission: Admission): Promise<AdmissionOutcome> {
     assertAdmissionTtls(admission);
-    const [status, index, detail, ...rest] = await this.run(() =>
+    const [status, ...fields] = await this.run(() =>
       this.client.admit(admission, (key) => this.key(key)),
     );
+    const [index, detail] = fields;
     switch (Number(status)) {
       case 1:
         return { status: 'blocked', index: Number(index), value: String(detail) };
@@ -363,10 +364,8 @@ export class RedisStore implements Store {
       case 3:
         return { status: 'exceeded', index: Number(index), resetMs: Math.max(0, Number(detail)) };
       default:
-        return {
-          status: 'admitted',
-          counted: [index, detail, ...rest].slice(0, admission.counters.length).map((n) => n === 1),
-        };
+        // One flag per counter, in order.
+        return { status: 'admitted', counted: fields.map((flag) => flag === 1) };
     }
   }
 
