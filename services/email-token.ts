@@ -37,7 +37,8 @@ export type EmailTokenCheck =
   | { status: 'match'; claims: EmailTokenClaims }
   | { status: 'superseded' }
   | { status: 'locked' }
-  | { status: 'missing' };
+  | { status: 'missing' }
+  | { status: 'blocked'; value: string };
 
 /**
  * Signed email links. The JWT proves who issued it; the store decides whether it may still be used:
@@ -99,18 +100,27 @@ export function createEmailTokenService(options: EmailTokenOptions) {
       return { email: sub, purpose, jti, ...(typeof uid === 'string' ? { userId: uid } : {}) };
     },
 
-    /** Consumes the link; exactly one concurrent caller gets `match`. */
-    async consume(claims: EmailTokenClaims & { jti: string }): Promise<EmailTokenCheck> {
+    /**
+     * Consumes the link; exactly one concurrent caller gets `match`. `blocker`: a key (the
+     * recipient's lock) whose presence refuses the attempt uncounted.
+     */
+    async consume(
+      claims: EmailTokenClaims & { jti: string },
+      blocker?: string,
+    ): Promise<EmailTokenCheck> {
       const outcome = await store.attemptSecret(
         storeKey(claims.purpose, claims.email),
         jtiHash(claims.jti),
         LINK_ATTEMPT_CAP,
+        blocker,
       );
       switch (outcome.status) {
         case 'match':
           return { status: 'match', claims };
         case 'mismatch':
           return { status: 'superseded' };
+        case 'blocked':
+          return outcome;
         default:
           return { status: outcome.status };
       }

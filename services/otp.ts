@@ -18,7 +18,8 @@ export type OtpCheck =
   | { status: 'match' }
   | { status: 'mismatch'; attemptsRemaining: number }
   | { status: 'locked' }
-  | { status: 'missing' };
+  | { status: 'missing' }
+  | { status: 'blocked'; value: string };
 
 /**
  * One-time codes bound to (channel, purpose, target). Only an HMAC of the code is stored, and the
@@ -51,15 +52,22 @@ export function createOtpService(options: OtpOptions) {
       };
     },
 
-    async check(purpose: string, to: string, code: string): Promise<OtpCheck> {
+    /** `blocker`: a key (the recipient's lock) whose presence refuses the check uncounted. */
+    async check(purpose: string, to: string, code: string, blocker?: string): Promise<OtpCheck> {
       const outcome = await store.attemptSecret(
         keyFor(purpose, to),
         hashOf(purpose, to, code),
         maxAttempts,
+        blocker,
       );
-      if (outcome.status === 'mismatch')
-        return { status: 'mismatch', attemptsRemaining: outcome.remaining };
-      return { status: outcome.status };
+      switch (outcome.status) {
+        case 'mismatch':
+          return { status: 'mismatch', attemptsRemaining: outcome.remaining };
+        case 'blocked':
+          return outcome;
+        default:
+          return { status: outcome.status };
+      }
     },
   };
 }

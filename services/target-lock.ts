@@ -28,13 +28,10 @@ export function createTargetLock({ store, clock, maxFailures, windowSeconds }: T
     );
 
   return {
-    /** Throws too_many_attempts while the target is locked. */
-    async assertUnlocked(targetId: string): Promise<void> {
-      const until = await store.get(lockKey(targetId));
-      if (until !== undefined) throw locked(until);
-    },
-
-    /** The same check as a send blocker, so a send can make it in the round trip of its limits. */
+    /**
+     * The lock as a blocker key with its too_many_attempts refusal, so that a send or a check
+     * tests it in the same store step as its own work.
+     */
     blocker(targetId: string): SendBlocker {
       return { key: lockKey(targetId), refusal: locked };
     },

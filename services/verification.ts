@@ -194,13 +194,13 @@ export function createVerificationService(deps: VerificationDeps) {
       userId?: string,
     ): Promise<Approved> {
       const id = idOf(target);
-      // Checked side by side to save a round trip: while the target is locked the answer is 429
-      // whatever the check found, and a code used up by a locked target's check is no loss.
-      const [, result] = await Promise.all([
-        locks.assertUnlocked(id),
-        otp.check(purpose, target.to, code),
-      ]);
+      // The lock is the check's blocker: one store step, and a locked recipient's guess neither
+      // counts against the code nor uses it up.
+      const lock = locks.blocker(id);
+      const result = await otp.check(purpose, target.to, code, lock.key);
       switch (result.status) {
+        case 'blocked':
+          throw lock.refusal(result.value);
         case 'match':
           await locks.clear(id);
           return { verified: true, to: target.to, proof: approve(target, purpose, userId) };
@@ -248,9 +248,11 @@ export function createVerificationService(deps: VerificationDeps) {
       const claims = emailTokens.inspect(token, purpose);
       const target: EmailTarget = { channel: 'email', to: claims.email };
       const id = idOf(target);
-      await locks.assertUnlocked(id);
-      const result = await emailTokens.consume(claims);
+      const lock = locks.blocker(id);
+      const result = await emailTokens.consume(claims, lock.key);
       switch (result.status) {
+        case 'blocked':
+          throw lock.refusal(result.value);
         case 'match':
           await locks.clear(id);
           return {

@@ -98,9 +98,9 @@ const TRANSIENT_STATUS = /^MemJS \w+: (Out of memory|Busy|Temporary failure|Inte
  *   which memcached itself stops at 0.
  * - putSecret writes {id, hash, expiresAt} with a fresh id; attempts are counted by incr on a
  *   key derived from that id, so a new secret starts from zero without touching the old counter.
- * - attemptSecret reads the record, increments its attempt counter, compares in this process
- *   with safeEqual, and on a match tries to add a consumed marker for the id: only the caller
- *   whose add succeeds gets "match". The record is not deleted afterwards, because without CAS a
+ * - attemptSecret reads the blocker (when given) and the record together, increments the
+ *   record's attempt counter, compares in this process with safeEqual, and on a match tries to
+ *   add a consumed marker for the id: only the caller whose add succeeds gets "match". The record is not deleted afterwards, because without CAS a
  *   delete could remove a secret that a concurrent putSecret just stored; the marker already
  *   makes the consumed secret answer "missing", and memcached expires it with its TTL.
  *   A caller counted past maxAttempts cannot tell whether an earlier caller's match is still on
@@ -287,8 +287,20 @@ export class MemcachedStore implements Store {
     await this.run((c) => c.set(this.key(key), JSON.stringify(record), { expires }));
   }
 
-  async attemptSecret(key: string, hash: string, maxAttempts: number): Promise<AttemptOutcome> {
-    const { value } = await this.run((c) => c.get(this.key(key)));
+  async attemptSecret(
+    key: string,
+    hash: string,
+    maxAttempts: number,
+    blocker?: string,
+  ): Promise<AttemptOutcome> {
+    // Both reads in one round trip; the blocker decides before anything is counted.
+    const [blocking, { value }] = await Promise.all([
+      blocker === undefined ? undefined : this.run((c) => c.get(this.key(blocker))),
+      this.run((c) => c.get(this.key(key))),
+    ]);
+    if (blocking && blocking.value !== null) {
+      return { status: 'blocked', value: blocking.value.toString() };
+    }
     const record = value === null ? undefined : parseSecret(value.toString());
     const now = Date.now();
     // The record itself may outlive expiresAt by up to a second (see memcachedExptime).

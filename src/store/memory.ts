@@ -137,7 +137,14 @@ export class MemoryStore implements Store {
     this.write(key, hash, ttlSeconds, 0);
   }
 
-  async attemptSecret(key: string, hash: string, maxAttempts: number): Promise<AttemptOutcome> {
+  async attemptSecret(
+    key: string,
+    hash: string,
+    maxAttempts: number,
+    blocker?: string,
+  ): Promise<AttemptOutcome> {
+    const blocking = blocker === undefined ? undefined : this.live(blocker);
+    if (blocking) return { status: 'blocked', value: blocking.value };
     const entry = this.live(key);
     if (!entry || entry.attempts === undefined) return { status: 'missing' };
     const attempts = entry.attempts + 1;

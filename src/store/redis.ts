@@ -165,13 +165,18 @@ return 1`,
   }),
 
   /**
-   * Returns {0} missing, {1, n} match, {2, n} locked, {3, n} mismatch. A locked secret is kept
-   * (not deleted) so that every later attempt stays locked until the TTL ends. Anything at the key
-   * that is not a secret hash counts as missing, as in the memory store.
+   * KEYS: the secret, then the blocker when there is one. Returns {0} missing, {1, n} match,
+   * {2, n} locked, {3, n} mismatch, or {4, 0, value} when the blocker holds value (nothing is
+   * counted then). A locked secret is kept (not deleted) so that every later attempt stays locked
+   * until the TTL ends. Anything at the key that is not a secret hash counts as missing, as in the
+   * memory store.
    */
   attemptSecret: defineScript({
-    NUMBER_OF_KEYS: 1,
     SCRIPT: `
+if KEYS[2] then
+  local value = redis.call('GET', KEYS[2])
+  if value then return {4, 0, value} end
+end
 if redis.call('TYPE', KEYS[1]).ok ~= 'hash' then return {0} end
 local stored = redis.call('HGET', KEYS[1], 'h')
 if not stored then return {0} end
@@ -182,11 +187,19 @@ if stored == ARGV[1] then
   return {1, n}
 end
 return {3, n}`,
-    parseCommand(parser: CommandParser, key: string, hash: string, maxAttempts: number) {
+    parseCommand(
+      parser: CommandParser,
+      key: string,
+      hash: string,
+      maxAttempts: number,
+      blocker: string | undefined,
+    ) {
+      parser.push(blocker === undefined ? '1' : '2');
       parser.pushKey(key);
+      if (blocker !== undefined) parser.pushKey(blocker);
       parser.push(hash, String(maxAttempts));
     },
-    transformReply: (reply: unknown) => reply as [number, number?],
+    transformReply: (reply: unknown) => reply as [number, number?, string?],
   }),
 };
 
@@ -374,12 +387,24 @@ export class RedisStore implements Store {
     await this.run(() => this.client.putSecret(this.key(key), hash, ttlSeconds));
   }
 
-  async attemptSecret(key: string, hash: string, maxAttempts: number): Promise<AttemptOutcome> {
-    const [status, n] = await this.run(() =>
-      this.client.attemptSecret(this.key(key), hash, maxAttempts),
+  async attemptSecret(
+    key: string,
+    hash: string,
+    maxAttempts: number,
+    blocker?: string,
+  ): Promise<AttemptOutcome> {
+    const [status, n, value] = await this.run(() =>
+      this.client.attemptSecret(
+        this.key(key),
+        hash,
+        maxAttempts,
+        blocker === undefined ? undefined : this.key(blocker),
+      ),
     );
     const attempts = Number(n);
     switch (Number(status)) {
+      case 4:
+        return { status: 'blocked', value: String(value) };
       case 1:
         return { status: 'match', attempts };
       case 2:

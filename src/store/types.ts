@@ -78,8 +78,16 @@ export interface Store {
    * `maxAttempts` attempts were made (right or wrong); on a match consumes the secret so that
    * exactly one caller can ever see `match`. The comparison of hashes is constant-time where the
    * backend compares in this process.
+   * When `blocker` is given and a value is stored there (e.g. the recipient's lock), resolves
+   * `blocked` with that value and counts nothing: the check of the lock costs no extra round trip,
+   * and a locked recipient's attempt neither uses up nor locks the secret.
    */
-  attemptSecret(key: string, hash: string, maxAttempts: number): Promise<AttemptOutcome>;
+  attemptSecret(
+    key: string,
+    hash: string,
+    maxAttempts: number,
+    blocker?: string,
+  ): Promise<AttemptOutcome>;
 
   /** Resolves when the backend answers a round trip; rejects with StoreUnavailableError. */
   ping(): Promise<void>;
@@ -150,7 +158,9 @@ export type AttemptOutcome =
   /** Too many attempts were made; the secret refuses everything until it expires. */
   | { status: 'locked' }
   /** No secret: never stored, expired, replaced and consumed, or already consumed. */
-  | { status: 'missing' };
+  | { status: 'missing' }
+  /** The blocker key holds `value`; the secret was not looked at. */
+  | { status: 'blocked'; value: string };
 
 export interface StoreEntry {
   /** The key without KEY_PREFIX. */

@@ -50,6 +50,26 @@ describe('brute force', () => {
     expect(ok.status).toBe(200);
   });
 
+  it("refuses a locked target's guesses without spending its code", async () => {
+    const clock = new FakeClock();
+    const { app, outbox } = buildTestApp({
+      clock,
+      random: sequentialRandom(),
+      env: { TARGET_MAX_FAILURES: '3', TARGET_FAILURE_WINDOW_SECONDS: '60', OTP_MAX_ATTEMPTS: '5' },
+    });
+    await request(app).post('/verify-phone').send({ phone: PHONE }).expect(202);
+    const code = lastCode(outbox, PHONE);
+    for (let i = 0; i < 3; i++) expect((await miss(app)).status).toBe(400);
+    // Locked: the right code is refused, and neither it nor more misses touch the pending code.
+    for (const guess of [code, '999999', '999999', code]) {
+      const res = await request(app).post('/verify-phone-code').send({ phone: PHONE, code: guess });
+      expect(res.body.error.code).toBe('too_many_attempts');
+    }
+    clock.advance(60_000);
+    // Three misses so far of five: the code is still pending and still accepts the right guess.
+    await request(app).post('/verify-phone-code').send({ phone: PHONE, code }).expect(200);
+  });
+
   it('counts 50 concurrent misses as 50', async () => {
     const { app, store } = buildTestApp({
       random: sequentialRandom(),

@@ -311,6 +311,41 @@ export function runStoreConformance(name: string, factory: ConformanceFactory): 
         expect(outcomes.filter((o) => o.status === 'missing')).toHaveLength(99);
       });
 
+      it('refuses while the blocker holds a value, counting nothing and keeping the secret', async () => {
+        const store = await open('secret-blocked');
+        await store.putSecret('s', RIGHT, 60);
+        await store.set('lock', 'until-later', 60);
+        for (const hash of [WRONG, RIGHT, WRONG]) {
+          expect(await store.attemptSecret('s', hash, 1, 'lock')).toEqual({
+            status: 'blocked',
+            value: 'until-later',
+          });
+        }
+        // None of the blocked attempts counted: with one attempt allowed, the right hash matches.
+        await store.delete('lock');
+        expect(await store.attemptSecret('s', RIGHT, 1, 'lock')).toEqual({
+          status: 'match',
+          attempts: 1,
+        });
+      });
+
+      it('blocks even when there is no secret, and ignores an empty or expired blocker', async () => {
+        const store = await open('secret-blocker-states');
+        await store.set('lock', '1', 1);
+        expect(await store.attemptSecret('none', RIGHT, 5, 'lock')).toEqual({
+          status: 'blocked',
+          value: '1',
+        });
+        await pastTtl(1);
+        expect(await store.attemptSecret('none', RIGHT, 5, 'lock')).toEqual({ status: 'missing' });
+        await store.putSecret('s', RIGHT, 60);
+        expect(await store.attemptSecret('s', WRONG, 5, 'never-set')).toEqual({
+          status: 'mismatch',
+          attempts: 1,
+          remaining: 4,
+        });
+      });
+
       it('locks after concurrent misses beyond the limit, then refuses the right hash', async () => {
         const store = await open('secret-flood');
         await store.putSecret('s', RIGHT, 60);
@@ -586,6 +621,7 @@ export function runStoreConformance(name: string, factory: ConformanceFactory): 
           decrement: () => store.decrement('c'),
           putSecret: () => store.putSecret('s', RIGHT, 60),
           attemptSecret: () => store.attemptSecret('s', RIGHT, 5),
+          attemptSecretWithBlocker: () => store.attemptSecret('s', RIGHT, 5, 'lock'),
           admit: () =>
             store.admit({
               blockers: ['k'],

@@ -150,6 +150,11 @@ describeRedis('redis', () => {
       ['attemptSecret (missing)', () => store.attemptSecret('s', 'right', 2), 'evalsha'],
       ['attemptSecret (locked)', () => store.attemptSecret('locked', 'right', 0), 'evalsha'],
       [
+        'attemptSecret with a blocker',
+        () => store.attemptSecret('s', 'right', 2, 'lock'),
+        'evalsha',
+      ],
+      [
         'admit',
         () =>
           store.admit({
