@@ -90,7 +90,11 @@ export function createVerificationRouter(deps: VerificationRouterDeps): Router {
       }),
     );
   }
-  addVerificationRoutes(router, { config, verification, botProtection });
+  addVerificationRoutes(router, {
+    config,
+    verification,
+    ...(config.BOT_PROTECTION === 'off' ? {} : { botProtection }),
+  });
   if (deps.outbox && config.NODE_ENV !== 'production')
     router.use(createDevOutboxRouter(deps.outbox));
   router.use(createErrorHandler(logger));

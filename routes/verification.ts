@@ -24,6 +24,7 @@ import {
 export interface VerificationRoutesDeps {
   config: Config;
   verification: VerificationService;
+  /** Absent when bot protection is off, so sends skip the call altogether. */
   botProtection?: Pick<BotProtection, 'check'>;
 }
 
@@ -52,11 +53,11 @@ export function addVerificationRoutes(
   ];
 
   const context = (
-    req: Request,
+    ip: string,
     body: { purpose: string; userId?: string | undefined },
     isResend: boolean,
   ): SendContext => ({
-    ip: clientIp(req),
+    ip,
     purpose: body.purpose,
     isResend,
     ...(body.userId === undefined ? {} : { userId: body.userId }),
@@ -70,8 +71,10 @@ export function addVerificationRoutes(
   ) => {
     const target = parsePhone(body.phone, phonePolicy);
     assertCountryAllowed(target, config.SMS_ALLOWED_COUNTRIES);
-    await botProtection?.check(req.body, clientIp(req));
-    res.status(202).json(await verification.sendPhoneCode(target, context(req, body, isResend)));
+    // Express derives req.ip anew on every read (it parses X-Forwarded-For), so read it once.
+    const ip = clientIp(req);
+    if (botProtection) await botProtection.check(req.body, ip);
+    res.status(202).json(await verification.sendPhoneCode(target, context(ip, body, isResend)));
   };
 
   const sendEmail = async (
@@ -81,8 +84,9 @@ export function addVerificationRoutes(
     isResend: boolean,
   ) => {
     const target = parseEmail(body.email);
-    await botProtection?.check(req.body, clientIp(req));
-    res.status(202).json(await verification.sendEmailLink(target, context(req, body, isResend)));
+    const ip = clientIp(req);
+    if (botProtection) await botProtection.check(req.body, ip);
+    res.status(202).json(await verification.sendEmailLink(target, context(ip, body, isResend)));
   };
 
   router.post('/verify-phone', ...jsonBody, async (req, res) => {
