@@ -71,6 +71,9 @@ return redis.call('DECR', KEYS[1])`,
    * secret flag, secret hash, secret TTL, then per counter its window, max, marker flag and marker
    * TTL. Replies {0, counted...}, {1, index, value} blocked, {2, 0, value} gated, or
    * {3, index, pttl} exceeded.
+   * Counters are counted first and taken back when one of them is full: the script runs alone,
+   * so nobody sees the counts in between, and an admitted send (the usual case) reads no counter
+   * before counting it. A counter this call opened is deleted rather than left at 0.
    */
   admit: defineScript({
     SCRIPT: `
@@ -87,28 +90,41 @@ if hasGate == 1 then
 end
 local first = blockers + hasGate
 local nextMarker = first + counters + 1
-local counts, markers = {}, {}
+local counts, opened, markers = {}, {}, {}
 for i = 1, counters do
   local arg = 8 + (i - 1) * 4
   local key = KEYS[first + i]
   counts[i] = 1
   if ARGV[arg + 3] == '1' then
-    markers[i] = KEYS[nextMarker]
+    local marker = KEYS[nextMarker]
     nextMarker = nextMarker + 1
-    if redis.call('EXISTS', markers[i]) == 1 then counts[i] = 0 end
+    if redis.call('SET', marker, '1', 'NX', 'EX', ARGV[arg + 4]) then
+      markers[i] = marker
+    else
+      counts[i] = 0
+    end
   end
-  if counts[i] == 1 and (tonumber(redis.call('GET', key)) or 0) >= tonumber(ARGV[arg + 2]) then
-    return {3, i - 1, redis.call('PTTL', key)}
-  end
-end
-for i = 1, counters do
   if counts[i] == 1 then
-    local arg = 8 + (i - 1) * 4
-    local key = KEYS[first + i]
-    if redis.call('INCR', key) == 1 or redis.call('PTTL', key) < 0 then
+    local count = redis.call('INCR', key)
+    opened[i] = count == 1
+    if count > tonumber(ARGV[arg + 2]) then
+      for j = 1, i do
+        if counts[j] == 1 then
+          local counted = KEYS[first + j]
+          if opened[j] then redis.call('DEL', counted) else redis.call('DECR', counted) end
+          if markers[j] then redis.call('DEL', markers[j]) end
+        end
+      end
+      local ttl = redis.call('PTTL', key)
+      if ttl == -1 then
+        redis.call('EXPIRE', key, ARGV[arg + 1])
+        ttl = ARGV[arg + 1] * 1000
+      end
+      return {3, i - 1, ttl}
+    end
+    if opened[i] or redis.call('PTTL', key) < 0 then
       redis.call('EXPIRE', key, ARGV[arg + 1])
     end
-    if markers[i] then redis.call('SET', markers[i], '1', 'EX', ARGV[arg + 4]) end
   end
 end
 if ARGV[6] == '1' then

@@ -419,6 +419,29 @@ export function runStoreConformance(name: string, factory: ConformanceFactory): 
         expect(await store.get('gate')).toBe('ends-at-123');
       });
 
+      it('takes back the counters and markers before a full one, and counts again later', async () => {
+        const store = await open('admit-full-last');
+        await store.increment('per-ip', 60);
+        await store.increment('budget', 60);
+        const withBudget = [...counters, { key: 'budget', windowSeconds: 60, max: 1 }];
+        expect(await store.admit({ counters: withBudget })).toEqual({
+          status: 'exceeded',
+          index: 2,
+          resetMs: expect.any(Number),
+        });
+        expect(await countOf(store, 'per-target')).toBe(0);
+        expect(await countOf(store, 'per-ip')).toBe(1);
+        expect(await countOf(store, 'budget')).toBe(1);
+        expect(await store.get('seen')).toBeUndefined();
+        // Nothing of the refused call is left to count against the next one.
+        expect(await store.admit({ counters })).toEqual({
+          status: 'admitted',
+          counted: [true, true],
+        });
+        expect(await countOf(store, 'per-target')).toBe(1);
+        expect(await countOf(store, 'per-ip')).toBe(2);
+      });
+
       it('counts a distinct marker once until the marker expires', async () => {
         const store = await open('admit-distinct');
         const once = [
