@@ -15,6 +15,8 @@ export const parseForm = express.urlencoded({
 export function requireContentType(...alsoAccept: string[]): RequestHandler {
   const accepted = ['application/json', ...alsoAccept];
   return (req, _res, next) => {
+    // The header almost every client sends is settled without parsing it; type-is decides the rest.
+    if (req.headers['content-type'] === 'application/json') return next();
     if (req.method !== 'POST' || req.is(accepted)) return next();
     next(new VerifydError('unsupported_media_type', 'Send the request body as application/json.'));
   };

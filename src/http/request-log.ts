@@ -24,7 +24,8 @@ export function requestLog(logger: Logger): RequestHandler {
   return (req, res, next) => {
     const id = ++lastId;
     const startedAt = performance.now();
-    res.once('close', () => {
+    // 'close' comes once per response, so a plain listener does; once() would wrap it per request.
+    res.on('close', () => {
       // 'close' without 'finish' means the client went away before the answer was written.
       const completed = res.writableFinished;
       const level = levelFor(res.statusCode, completed);

@@ -21,6 +21,20 @@ export interface RedisStoreOptions {
 }
 
 /**
+ * Lua shared by putSecret and admit. HSET sets both fields of an earlier secret, so the attempt
+ * count starts again without a DEL; only a key holding something other than a hash needs one.
+ */
+const WRITE_SECRET = `
+local function writeSecret(key, hash, ttl)
+  local written = redis.pcall('HSET', key, 'h', hash, 'n', 0)
+  if type(written) == 'table' and written.err then
+    redis.call('DEL', key)
+    redis.call('HSET', key, 'h', hash, 'n', 0)
+  end
+  redis.call('EXPIRE', key, ttl)
+end`;
+
+/**
  * Every multi-step operation is a Lua script so that it costs one round trip and runs atomically
  * on the server; nothing is read, decided in Node and written back.
  */
@@ -77,6 +91,7 @@ return redis.call('DECR', KEYS[1])`,
    */
   admit: defineScript({
     SCRIPT: `
+${WRITE_SECRET}
 local blockers, hasGate, counters = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 for i = 1, blockers do
   local value = redis.call('GET', KEYS[i])
@@ -127,12 +142,7 @@ for i = 1, counters do
     end
   end
 end
-if ARGV[6] == '1' then
-  local secret = KEYS[nextMarker]
-  redis.call('DEL', secret)
-  redis.call('HSET', secret, 'h', ARGV[7], 'n', 0)
-  redis.call('EXPIRE', secret, ARGV[8])
-end
+if ARGV[6] == '1' then writeSecret(KEYS[nextMarker], ARGV[7], ARGV[8]) end
 return {0, unpack(counts)}`,
     parseCommand(parser: CommandParser, admission: Admission, key: (key: string) => string) {
       const { blockers = [], gate, counters, secret } = admission;
@@ -169,9 +179,8 @@ return {0, unpack(counts)}`,
   putSecret: defineScript({
     NUMBER_OF_KEYS: 1,
     SCRIPT: `
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'h', ARGV[1], 'n', 0)
-redis.call('EXPIRE', KEYS[1], ARGV[2])
+${WRITE_SECRET}
+writeSecret(KEYS[1], ARGV[1], ARGV[2])
 return 1`,
     parseCommand(parser: CommandParser, key: string, hash: string, ttlSeconds: number) {
       parser.pushKey(key);

@@ -294,6 +294,16 @@ export function runStoreConformance(name: string, factory: ConformanceFactory): 
         expect(await store.attemptSecret('plain', RIGHT, 5)).toEqual({ status: 'missing' });
       });
 
+      it('stores a secret over a plain value, with putSecret and with admit', async () => {
+        const store = await open('secret-over-plain');
+        await store.set('a', 'plain', 60);
+        await store.putSecret('a', RIGHT, 60);
+        expect(await store.attemptSecret('a', RIGHT, 5)).toEqual({ status: 'match', attempts: 1 });
+        await store.set('b', 'plain', 60);
+        await store.admit({ counters: [], secret: { key: 'b', hash: RIGHT, ttlSeconds: 60 } });
+        expect(await store.attemptSecret('b', RIGHT, 5)).toEqual({ status: 'match', attempts: 1 });
+      });
+
       it('reports an expired secret as missing', async () => {
         const store = await open('secret-ttl');
         await store.putSecret('s', RIGHT, 1);
