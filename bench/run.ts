@@ -120,9 +120,9 @@ async function drive(
 }
 
 /**
- * Two kinds of number, each request its own. +1 555 numbers are fictional: only the mock provider
- * accepts them (a live provider's isValid() check refuses them), and libphonenumber-js tries every
- * NANP region before giving up on their country, its slowest case. +1 212 numbers with an exchange
+ * Two kinds of number, each request its own. +1 555 numbers are fictional: verifyd takes them only
+ * while the mock SMS provider is active (with a live one, numbers must pass isValid()), and
+ * libphonenumber-js tries every NANP region before giving up on their country, its slowest case. +1 212 numbers with an exchange
  * from 200 up are the shape of real traffic, valid New York numbers; nothing is sent to them, the
  * mock provider only records the message.
  */

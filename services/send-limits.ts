@@ -13,8 +13,8 @@ export interface SendLimitSettings {
   smsHourlyBudget: number;
 }
 
-/** A key whose presence refuses a send before anything is counted, e.g. a target's lock. */
-export interface SendBlocker {
+/** A key whose presence refuses a send or a check before anything is counted, e.g. a target's lock. */
+export interface Blocker {
   key: string;
   /** The error to throw, given the value found at the key. */
   refusal(value: string): Error;
@@ -27,7 +27,7 @@ export interface SendRequest {
   ip: string;
   /** Resends also count against RESEND_MAX. */
   isResend: boolean;
-  blockers?: readonly SendBlocker[];
+  blockers?: readonly Blocker[];
   /** The code or link the send delivers, stored only when every limit allows the send. */
   secret?: SecretWrite;
 }
@@ -126,7 +126,7 @@ export function createSendLimits(store: Store, settings: SendLimitSettings, cloc
       });
       switch (outcome.status) {
         case 'blocked':
-          throw (blockers[outcome.index] as SendBlocker).refusal(outcome.value);
+          throw (blockers[outcome.index] as Blocker).refusal(outcome.value);
         case 'gated': {
           const endsAt = Number(outcome.value);
           const wait = Number.isFinite(endsAt) ? (endsAt - clock.now()) / 1000 : 1;

@@ -1,7 +1,7 @@
 import { RateLimitError } from '../src/errors';
 import type { Store } from '../src/store/types';
 import type { Clock } from './runtime';
-import type { SendBlocker } from './send-limits';
+import type { Blocker } from './send-limits';
 
 export interface TargetLockOptions {
   store: Store;
@@ -32,7 +32,7 @@ export function createTargetLock({ store, clock, maxFailures, windowSeconds }: T
      * The lock as a blocker key with its too_many_attempts refusal, so that a send or a check
      * tests it in the same store step as its own work.
      */
-    blocker(targetId: string): SendBlocker {
+    blocker(targetId: string): Blocker {
       return { key: lockKey(targetId), refusal: locked };
     },
 

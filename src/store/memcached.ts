@@ -100,9 +100,10 @@ const TRANSIENT_STATUS = /^MemJS \w+: (Out of memory|Busy|Temporary failure|Inte
  *   key derived from that id, so a new secret starts from zero without touching the old counter.
  * - attemptSecret reads the blocker (when given) and the record together, increments the
  *   record's attempt counter, compares in this process with safeEqual, and on a match tries to
- *   add a consumed marker for the id: only the caller whose add succeeds gets "match". The record is not deleted afterwards, because without CAS a
- *   delete could remove a secret that a concurrent putSecret just stored; the marker already
- *   makes the consumed secret answer "missing", and memcached expires it with its TTL.
+ *   add a consumed marker for the id: only the caller whose add succeeds gets "match". The record
+ *   is not deleted afterwards, because without CAS a delete could remove a secret that a
+ *   concurrent putSecret just stored; the marker already makes the consumed secret answer
+ *   "missing", and memcached expires it with its TTL.
  *   A caller counted past maxAttempts cannot tell whether an earlier caller's match is still on
  *   its way to the marker, so in a burst of more than maxAttempts simultaneous checks the late
  *   ones may answer "locked" where Redis would say "missing". Never a second "match".
