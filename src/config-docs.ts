@@ -30,7 +30,7 @@ export const CONFIG_DOCS: Record<Variable, { group: string; text: string }> = {
   KEY_PREFIX: { group: 'Store', text: 'Prefix of every key the service writes' },
   STORE_TIMEOUT_MS: {
     group: 'Store',
-    text: 'A store call slower than this fails with 503 store_unavailable',
+    text: 'A store call that has not answered within this fails with 503 store_unavailable (Redis checks every quarter of it)',
   },
   CLEANUP_INTERVAL_SECONDS: {
     group: 'Store',
