@@ -339,7 +339,7 @@ export function runStoreConformance(name: string, factory: ConformanceFactory): 
         });
       });
 
-      it('blocks even when there is no secret, and ignores an empty or expired blocker', async () => {
+      it('blocks even when there is no secret, and ignores an absent or expired blocker', async () => {
         const store = await open('secret-blocker-states');
         await store.set('lock', '1', 1);
         expect(await store.attemptSecret('none', RIGHT, 5, 'lock')).toEqual({
