@@ -1,20 +1,51 @@
 /**
  * The process under load: verifyd (with the store named by STORE), a bare Express app that parses
- * the same JSON, or that bare app behind verifyd's per-IP limit alone, for comparison. Prints its
- * URL on stdout and runs until killed.
+ * the same JSON, that bare app behind verifyd's per-IP limit alone, or the reference app (the least
+ * work the contract asks of a send and a check), for comparison. Prints its URL on stdout and runs
+ * until killed.
  */
+import { randomInt } from 'node:crypto';
 import express from 'express';
+import { parsePhone } from '../services/targets';
 import { createApp } from '../src/app';
-import { loadConfig } from '../src/config';
+import { type Config, loadConfig } from '../src/config';
+import { hmac } from '../src/crypto';
 import { ipRateLimit } from '../src/http/rate-limit';
 import { createLogger } from '../src/logger';
 import { createMockEmailProvider, createMockSmsProvider, Outbox } from '../src/providers/mock';
 import { createStore } from '../src/store';
+import type { Store } from '../src/store/types';
 
 /** The same handler for the bare app and the floor app: parse the JSON, answer 202. */
 function echo(app: express.Express): void {
   app.post('/echo', (req, res) => {
     res.status(202).json({ success: true, to: (req.body as { phone?: string }).phone });
+  });
+}
+
+/**
+ * What any implementation of the contract must do, and nothing more: the per-IP limit on the shared
+ * store, E.164 parsing with libphonenumber-js, and one HMAC of the code stored (a send) or attempted
+ * (a check), one store call each. No cooldown, resend limit, lock, security headers or log: it is
+ * not a usable service, only the ceiling that verifyd's routes can be held against.
+ */
+function reference(app: express.Express, store: Store, config: Config): void {
+  const policy = { allowUnassigned: true };
+  const codeKey = (phone: string) => `reference:code:${phone}`;
+  const codeHash = (phone: string, code: string) => hmac(config.OTP_SECRET, phone, code);
+  app.post('/verify-phone', async (req, res) => {
+    const { to } = parsePhone((req.body as { phone: string }).phone, policy);
+    const code = String(randomInt(0, 10 ** config.OTP_LENGTH)).padStart(config.OTP_LENGTH, '0');
+    await store.putSecret(codeKey(to), codeHash(to, code), config.OTP_TTL_SECONDS);
+    const expiresAt = new Date(Date.now() + config.OTP_TTL_SECONDS * 1000).toISOString();
+    res.status(202).json({ success: true, status: 'pending', channel: 'sms', to, expiresAt });
+  });
+  app.post('/verify-phone-code', async (req, res) => {
+    const body = req.body as { phone: string; code: string };
+    const { to } = parsePhone(body.phone, policy);
+    const outcome = await store.attemptSecret(codeKey(to), codeHash(to, body.code), 5);
+    if (outcome.status === 'match') res.json({ verified: true, phone: to });
+    else res.status(400).json({ error: { code: outcome.status, message: 'No match.' } });
   });
 }
 
@@ -25,7 +56,7 @@ async function main(): Promise<void> {
     app = express();
     app.use(express.json({ limit: '10kb' }));
     echo(app);
-  } else if (kind === 'limited') {
+  } else if (kind === 'limited' || kind === 'reference') {
     // The floor: the bare app plus only the per-IP limit every verifyd route must pass through,
     // on the configured store. No verifyd route can be faster than this.
     const config = loadConfig();
@@ -39,7 +70,8 @@ async function main(): Promise<void> {
       }),
     );
     app.use(express.json({ limit: '10kb' }));
-    echo(app);
+    if (kind === 'reference') reference(app, store, config);
+    else echo(app);
   } else {
     const config = loadConfig();
     const logger = createLogger({ level: config.LOG_LEVEL });
