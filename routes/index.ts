@@ -71,6 +71,7 @@ export function createVerificationRouter(deps: VerificationRouterDeps): Router {
     ...(pow ? { pow } : {}),
   });
 
+  const errorHandler = createErrorHandler(logger);
   const router = Router();
   router.use(
     ipRateLimit({
@@ -94,9 +95,10 @@ export function createVerificationRouter(deps: VerificationRouterDeps): Router {
     config,
     verification,
     ...(config.BOT_PROTECTION === 'off' ? {} : { botProtection }),
+    errorHandler,
   });
   if (deps.outbox && config.NODE_ENV !== 'production')
     router.use(createDevOutboxRouter(deps.outbox));
-  router.use(createErrorHandler(logger));
+  router.use(errorHandler);
   return router;
 }

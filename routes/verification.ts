@@ -1,4 +1,4 @@
-import type { Request, Response, Router } from 'express';
+import type { ErrorRequestHandler, Request, RequestHandler, Response, Router } from 'express';
 import type { BotProtection } from '../services/bot-protection';
 import {
   assertCountryAllowed,
@@ -26,6 +26,8 @@ export interface VerificationRoutesDeps {
   verification: VerificationService;
   /** Absent when bot protection is off, so sends skip the call altogether. */
   botProtection?: Pick<BotProtection, 'check'>;
+  /** The router's error handler, which these routes call directly (see `handled`). */
+  errorHandler: ErrorRequestHandler;
 }
 
 const clientIp = (req: Request) => req.ip ?? req.socket.remoteAddress ?? 'unknown';
@@ -38,8 +40,19 @@ const clientIp = (req: Request) => req.ip ?? req.socket.remoteAddress ?? 'unknow
  */
 export function addVerificationRoutes(
   router: Router,
-  { config, verification, botProtection }: VerificationRoutesDeps,
+  { config, verification, botProtection, errorHandler }: VerificationRoutesDeps,
 ): void {
+  // A refused code or send is an everyday answer, not an exception: handing it to next() would walk
+  // it past every later route to reach the same error handler, so it goes there directly.
+  const handled =
+    (handler: (req: Request, res: Response) => Promise<void>): RequestHandler =>
+    (req, res, next) => {
+      // Should answering the error itself fail, Express's own handling still gets the failure.
+      handler(req, res)
+        .catch((error: unknown) => errorHandler(error, req, res, next))
+        .catch(next);
+    };
+
   const phonePolicy: PhonePolicy = { allowUnassigned: config.SMS_PROVIDER === 'mock' };
 
   // Body parsing sits in each route's own chain rather than in shared layers: every layer is
@@ -89,21 +102,33 @@ export function addVerificationRoutes(
     res.status(202).json(await verification.sendEmailLink(target, context(ip, body, isResend)));
   };
 
-  router.post('/verify-phone', ...jsonBody, async (req, res) => {
-    await sendPhone(req, res, parseBody(sendPhoneBody, req.body), false);
-  });
+  router.post(
+    '/verify-phone',
+    ...jsonBody,
+    handled(async (req, res) => {
+      await sendPhone(req, res, parseBody(sendPhoneBody, req.body), false);
+    }),
+  );
 
-  router.post('/verify-phone-code', ...jsonBody, async (req, res) => {
-    const body = parseBody(checkPhoneBody, req.body);
-    const target = parsePhone(body.phone, phonePolicy);
-    const code = body.code.replace(/[\s-]/g, '');
-    const result = await verification.checkPhoneCode(target, code, body.purpose, body.userId);
-    res.json({ verified: true, phone: result.to, proof: result.proof });
-  });
+  router.post(
+    '/verify-phone-code',
+    ...jsonBody,
+    handled(async (req, res) => {
+      const body = parseBody(checkPhoneBody, req.body);
+      const target = parsePhone(body.phone, phonePolicy);
+      const code = body.code.replace(/[\s-]/g, '');
+      const result = await verification.checkPhoneCode(target, code, body.purpose, body.userId);
+      res.json({ verified: true, phone: result.to, proof: result.proof });
+    }),
+  );
 
-  router.post('/verify-email', ...jsonBody, async (req, res) => {
-    await sendEmail(req, res, parseBody(sendEmailBody, req.body), false);
-  });
+  router.post(
+    '/verify-email',
+    ...jsonBody,
+    handled(async (req, res) => {
+      await sendEmail(req, res, parseBody(sendEmailBody, req.body), false);
+    }),
+  );
 
   router.get('/verify-email-token', (req, res) => {
     const token = typeof req.query.token === 'string' ? req.query.token : '';
@@ -111,26 +136,39 @@ export function addVerificationRoutes(
     sendPage(req, res, 200, renderConfirmPage(token));
   });
 
-  router.post('/verify-email-token', ...jsonOrFormBody, async (req, res) => {
-    // A form body means a person clicked the confirm page's button: answer with a page, not JSON.
-    const fromPage = Boolean(req.is('application/x-www-form-urlencoded'));
-    try {
-      const body = parseBody(confirmEmailBody, req.body);
-      const result = await verification.confirmEmailToken(body.token, body.purpose);
-      if (!fromPage) {
-        res.json({ verified: true, email: result.to, proof: result.proof });
-        return;
+  router.post(
+    '/verify-email-token',
+    ...jsonOrFormBody,
+    handled(async (req, res) => {
+      // A form body means a person clicked the confirm page's button: answer with a page, not JSON.
+      const fromPage = Boolean(req.is('application/x-www-form-urlencoded'));
+      try {
+        const body = parseBody(confirmEmailBody, req.body);
+        const result = await verification.confirmEmailToken(body.token, body.purpose);
+        if (!fromPage) {
+          res.json({ verified: true, email: result.to, proof: result.proof });
+          return;
+        }
+        sendPage(req, res, 200, renderConfirmResult({ ok: true, email: result.to }));
+      } catch (error) {
+        if (!fromPage || !(error instanceof VerifydError)) throw error;
+        sendPage(
+          req,
+          res,
+          error.status,
+          renderConfirmResult({ ok: false, message: error.message }),
+        );
       }
-      sendPage(req, res, 200, renderConfirmResult({ ok: true, email: result.to }));
-    } catch (error) {
-      if (!fromPage || !(error instanceof VerifydError)) throw error;
-      sendPage(req, res, error.status, renderConfirmResult({ ok: false, message: error.message }));
-    }
-  });
+    }),
+  );
 
-  router.post('/resend-verification', ...jsonBody, async (req, res) => {
-    const body = parseBody(resendBody, req.body);
-    if (body.phone !== undefined) await sendPhone(req, res, { ...body, phone: body.phone }, true);
-    else await sendEmail(req, res, { ...body, email: body.email ?? '' }, true);
-  });
+  router.post(
+    '/resend-verification',
+    ...jsonBody,
+    handled(async (req, res) => {
+      const body = parseBody(resendBody, req.body);
+      if (body.phone !== undefined) await sendPhone(req, res, { ...body, phone: body.phone }, true);
+      else await sendEmail(req, res, { ...body, email: body.email ?? '' }, true);
+    }),
+  );
 }

@@ -21,14 +21,21 @@ export type OtpCheck =
   | { status: 'missing' }
   | { status: 'blocked'; value: string };
 
+/** The recipient of a code: its E.164 number, and its non-reversible id (see targetId). */
+export interface OtpTarget {
+  to: string;
+  id: string;
+}
+
 /**
  * One-time codes bound to (channel, purpose, target). Only an HMAC of the code is stored, and the
  * purpose and target go into both the key and the HMAC, so a code can never be replayed elsewhere.
+ * The key uses the id the caller already derived for its limits, so no request pays for a second one.
  */
 export function createOtpService(options: OtpOptions) {
   const { store, secret, length, ttlSeconds, maxAttempts, random, clock } = options;
 
-  const keyFor = (purpose: string, to: string) => `code:${purpose}:${targetId(secret, to)}`;
+  const keyFor = (purpose: string, target: OtpTarget) => `code:${purpose}:${target.id}`;
   const hashOf = (purpose: string, to: string, code: string) =>
     hmac(secret, 'otp', purpose, to, code);
 
@@ -40,7 +47,10 @@ export function createOtpService(options: OtpOptions) {
      * limits (Store.admit), so a refused send never replaces the code the recipient already holds.
      * The plain code is returned only for delivery.
      */
-    mint(purpose: string, to: string): { code: string; expiresAt: Date; secret: SecretWrite } {
+    mint(
+      purpose: string,
+      target: OtpTarget,
+    ): { code: string; expiresAt: Date; secret: SecretWrite } {
       const code = random
         .int(10 ** length)
         .toString()
@@ -48,15 +58,24 @@ export function createOtpService(options: OtpOptions) {
       return {
         code,
         expiresAt: new Date(clock.now() + ttlSeconds * 1000),
-        secret: { key: keyFor(purpose, to), hash: hashOf(purpose, to, code), ttlSeconds },
+        secret: {
+          key: keyFor(purpose, target),
+          hash: hashOf(purpose, target.to, code),
+          ttlSeconds,
+        },
       };
     },
 
     /** `blocker`: a key (the recipient's lock) whose presence refuses the check uncounted. */
-    async check(purpose: string, to: string, code: string, blocker?: string): Promise<OtpCheck> {
+    async check(
+      purpose: string,
+      target: OtpTarget,
+      code: string,
+      blocker?: string,
+    ): Promise<OtpCheck> {
       const outcome = await store.attemptSecret(
-        keyFor(purpose, to),
-        hashOf(purpose, to, code),
+        keyFor(purpose, target),
+        hashOf(purpose, target.to, code),
         maxAttempts,
         blocker,
       );

@@ -120,11 +120,11 @@ export function createVerificationService(deps: VerificationDeps) {
    */
   async function deliver<Minted extends { expiresAt: Date; secret: SecretWrite }>(
     target: Target,
+    id: string,
     context: SendContext,
     minted: Minted,
     send: (minted: Minted) => Promise<unknown>,
   ) {
-    const id = idOf(target);
     const ticket = await limits.acquire({
       channel: target.channel,
       targetId: id,
@@ -180,8 +180,9 @@ export function createVerificationService(deps: VerificationDeps) {
     emailTokens,
 
     async sendPhoneCode(target: PhoneTarget, context: SendContext): Promise<PendingVerification> {
-      const minted = otp.mint(context.purpose, target.to);
-      const pending = await deliver(target, context, minted, ({ code }) =>
+      const id = idOf(target);
+      const minted = otp.mint(context.purpose, { to: target.to, id });
+      const pending = await deliver(target, id, context, minted, ({ code }) =>
         deps.sms.send({ to: target.to, body: renderSms(config.SMS_TEMPLATE, code) }),
       );
       return { ...pending, codeLength: config.OTP_LENGTH };
@@ -197,7 +198,7 @@ export function createVerificationService(deps: VerificationDeps) {
       // The lock is the check's blocker: one store step, and a locked recipient's guess neither
       // counts against the code nor uses it up.
       const lock = locks.blocker(id);
-      const result = await otp.check(purpose, target.to, code, lock.key);
+      const result = await otp.check(purpose, { to: target.to, id }, code, lock.key);
       switch (result.status) {
         case 'blocked':
           throw lock.refusal(result.value);
@@ -232,7 +233,7 @@ export function createVerificationService(deps: VerificationDeps) {
         purpose: context.purpose,
         ...(context.userId === undefined ? {} : { userId: context.userId }),
       });
-      return deliver(target, context, minted, ({ token }) =>
+      return deliver(target, idOf(target), context, minted, ({ token }) =>
         deps.email.send(
           renderVerificationEmail(
             target.to,
