@@ -237,7 +237,7 @@ async function main(): Promise<void> {
       '(The per-IP limit row is the bare endpoint behind express-rate-limit on the same store, which every verifyd route passes.)',
     );
     console.log(
-      '(The reference rows do only what the contract requires of any implementation: the per-IP limit, E.164 parsing, one HMAC stored or attempted. No cooldown, limits, lock, headers or log: a ceiling, not a service.)',
+      '(The reference rows do only what the contract requires of any implementation: the per-IP limit, E.164 parsing, the cooldown and the code HMAC in one store call, or one counted attempt. No recipient limits, lock, headers or log: a ceiling, not a service.)',
     );
     console.log(
       '(Ratios are to the mean req/s of the two bare express rows, measured first and last.)',

@@ -24,10 +24,11 @@ function echo(app: express.Express): void {
 }
 
 /**
- * What any implementation of the contract must do, and nothing more: the per-IP limit on the shared
- * store, E.164 parsing with libphonenumber-js, and one HMAC of the code stored (a send) or attempted
- * (a check), one store call each. No cooldown, resend limit, lock, security headers or log: it is
- * not a usable service, only the ceiling that verifyd's routes can be held against.
+ * What any implementation of the contract must do for a first send and a check, and nothing more:
+ * the per-IP limit on the shared store, E.164 parsing with libphonenumber-js, and one store call
+ * each: the send cooldown started and one HMAC of the code stored together, or one attempt at the
+ * HMAC, counted. No recipient limits, lock, security headers or log: it is not a usable service,
+ * only the ceiling that verifyd's routes can be held against.
  */
 function reference(app: express.Express, store: Store, config: Config): void {
   const policy = { allowUnassigned: true };
@@ -36,8 +37,21 @@ function reference(app: express.Express, store: Store, config: Config): void {
   app.post('/verify-phone', async (req, res) => {
     const { to } = parsePhone((req.body as { phone: string }).phone, policy);
     const code = String(randomInt(0, 10 ** config.OTP_LENGTH)).padStart(config.OTP_LENGTH, '0');
-    await store.putSecret(codeKey(to), codeHash(to, code), config.OTP_TTL_SECONDS);
-    const expiresAt = new Date(Date.now() + config.OTP_TTL_SECONDS * 1000).toISOString();
+    const now = Date.now();
+    const outcome = await store.admit({
+      gate: {
+        key: `reference:cooldown:${to}`,
+        value: String(now + config.SEND_COOLDOWN_SECONDS * 1000),
+        ttlSeconds: config.SEND_COOLDOWN_SECONDS,
+      },
+      counters: [],
+      secret: { key: codeKey(to), hash: codeHash(to, code), ttlSeconds: config.OTP_TTL_SECONDS },
+    });
+    if (outcome.status !== 'admitted') {
+      res.status(429).json({ error: { code: 'rate_limited', message: 'Wait.' } });
+      return;
+    }
+    const expiresAt = new Date(now + config.OTP_TTL_SECONDS * 1000).toISOString();
     res.status(202).json({ success: true, status: 'pending', channel: 'sms', to, expiresAt });
   });
   app.post('/verify-phone-code', async (req, res) => {
