@@ -57,7 +57,11 @@ function reference(app: express.Express, store: Store, config: Config): void {
   app.post('/verify-phone-code', async (req, res) => {
     const body = req.body as { phone: string; code: string };
     const { to } = parsePhone(body.phone, policy);
-    const outcome = await store.attemptSecret(codeKey(to), codeHash(to, body.code), 5);
+    const outcome = await store.attemptSecret(
+      codeKey(to),
+      codeHash(to, body.code),
+      config.OTP_MAX_ATTEMPTS,
+    );
     if (outcome.status === 'match') res.json({ verified: true, phone: to });
     else res.status(400).json({ error: { code: outcome.status, message: 'No match.' } });
   });
