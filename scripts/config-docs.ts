@@ -2,6 +2,8 @@
  * Prints the configuration as .env.example (`env`) or as the README's Markdown table (`table`),
  * from the schema's defaults and CONFIG_DOCS, so the documents cannot drift from the code.
  */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { configSchema } from '../src/config';
 import { CONFIG_DOCS } from '../src/config-docs';
 
@@ -48,12 +50,25 @@ export function renderTable(): string {
   return `${rows.join('\n')}\n`;
 }
 
+/** Rewrites .env.example and the README's table (from its header row to the end marker). */
+function writeDocs(): void {
+  const root = join(__dirname, '..');
+  writeFileSync(join(root, '.env.example'), renderEnvExample());
+  const readmePath = join(root, 'README.md');
+  const readme = readFileSync(readmePath, 'utf8');
+  const start = readme.indexOf('| Variable | Default | Meaning |');
+  const end = readme.indexOf('<!-- config-table:end -->', start);
+  if (start < 0 || end < 0) throw new Error('README.md has no configuration table');
+  writeFileSync(readmePath, `${readme.slice(0, start)}${renderTable()}${readme.slice(end)}`);
+}
+
 if (require.main === module) {
   const what = process.argv[2];
   if (what === 'env') process.stdout.write(renderEnvExample());
   else if (what === 'table') process.stdout.write(renderTable());
+  else if (what === 'write') writeDocs();
   else {
-    process.stderr.write('usage: tsx scripts/config-docs.ts env|table\n');
+    process.stderr.write('usage: tsx scripts/config-docs.ts env|table|write\n');
     process.exit(2);
   }
 }

@@ -21,6 +21,10 @@ export const CONFIG_DOCS: Record<Variable, { group: string; text: string }> = {
     group: 'Server',
     text: 'Express "trust proxy": false, true, a hop count, or proxy addresses/subnets; needed for per-IP limits behind a proxy',
   },
+  PUBLIC_URL: {
+    group: 'Server',
+    text: "The service's public base URL, e.g. https://verify.example.com; email links and absolute URLs derive from it (production needs it or EMAIL_LINK_BASE_URL)",
+  },
   STORE: { group: 'Store', text: 'memory (one process only), redis or memcached' },
   REDIS_URL: { group: 'Store', text: 'Redis connection URL when STORE=redis' },
   MEMCACHED_SERVERS: {
@@ -126,6 +130,14 @@ export const CONFIG_DOCS: Record<Variable, { group: string; text: string }> = {
   EMAIL_FROM: {
     group: 'Providers',
     text: 'Sender address of verification emails (EMAIL_PROVIDER=sendgrid)',
+  },
+  TWILIO_API_BASE_URL: {
+    group: 'Providers',
+    text: 'Base URL of the Twilio REST API, for a Twilio-compatible gateway or a local test server',
+  },
+  SENDGRID_API_BASE_URL: {
+    group: 'Providers',
+    text: "Base URL of the SendGrid v3 API, e.g. SendGrid's EU endpoint https://api.eu.sendgrid.com",
   },
   MOCK_OUTBOX_SIZE: {
     group: 'Providers',

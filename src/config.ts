@@ -63,6 +63,7 @@ export const configSchema = z.object({
     )
     .default('info'),
   TRUST_PROXY: trustProxy,
+  PUBLIC_URL: z.url('an absolute http(s) URL').optional(),
 
   STORE: z.enum(['memory', 'redis', 'memcached'], 'memory, redis or memcached').default('memory'),
   REDIS_URL: z.url('a redis:// or rediss:// URL').default('redis://127.0.0.1:6379'),
@@ -128,6 +129,8 @@ export const configSchema = z.object({
   TWILIO_MESSAGING_SERVICE_SID: optionalText,
   SENDGRID_API_KEY: optionalText,
   EMAIL_FROM: optionalText,
+  TWILIO_API_BASE_URL: z.url('an absolute http(s) URL').default('https://api.twilio.com'),
+  SENDGRID_API_BASE_URL: z.url('an absolute http(s) URL').default('https://api.sendgrid.com'),
   MOCK_OUTBOX_SIZE: int(1, 100_000, 1000),
 
   BOT_PROTECTION: z.enum(['off', 'captcha', 'pow'], 'off, captcha or pow').default('off'),

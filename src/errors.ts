@@ -15,6 +15,7 @@ export const ERROR_STATUS = {
   challenge_required: 403,
   challenge_failed: 403,
   country_not_allowed: 403,
+  recipient_opted_out: 403,
   not_found: 404,
   payload_too_large: 413,
   unsupported_media_type: 415,
@@ -23,6 +24,8 @@ export const ERROR_STATUS = {
   internal_error: 500,
   delivery_failed: 502,
   store_unavailable: 503,
+  provider_misconfigured: 503,
+  provider_rate_limited: 503,
   sms_budget_exhausted: 503,
 } as const;
 
