@@ -11,8 +11,11 @@ const page = (title: string, body: string) =>
     `</head><body>${body}</body></html>`,
   ].join('');
 
-/** The page a link opens: one button that POSTs the token, so only a person's click consumes it. */
-export function renderConfirmPage(token: string): string {
+/**
+ * The page a link opens: one button that POSTs the token, so only a person's click consumes it.
+ * The purpose from the link rides along, since the confirm step checks it against the token's.
+ */
+export function renderConfirmPage(token: string, purpose: string | undefined): string {
   if (!token)
     return page(
       'Invalid link',
@@ -25,6 +28,7 @@ export function renderConfirmPage(token: string): string {
       '<p>Press the button to confirm that this address is yours.</p>',
       '<form method="post" action="verify-email-token">',
       `<input type="hidden" name="token" value="${escapeHtml(token)}">`,
+      purpose ? `<input type="hidden" name="purpose" value="${escapeHtml(purpose)}">` : '',
       '<button type="submit">Confirm email</button>',
       '</form>',
     ].join(''),

@@ -1,19 +1,24 @@
-import { Router } from 'express';
+import { type RequestHandler, Router } from 'express';
 import { createBotProtection } from '../services/bot-protection';
 import { createCaptchaService } from '../services/captcha';
 import { createPowChallengeService } from '../services/pow-challenge';
 import { type Clock, cryptoRandom, type RandomSource, systemClock } from '../services/runtime';
+import { countByKind } from '../services/store-stats';
 import { createVerificationService } from '../services/verification';
 import type { Config } from '../src/config';
+import { parseBodies } from '../src/http/body';
 import { createErrorHandler } from '../src/http/error-handler';
 import { ipRateLimit } from '../src/http/rate-limit';
+import { requestLog } from '../src/http/request-log';
+import { apiSecurityHeaders } from '../src/http/security-headers';
 import type { Logger } from '../src/logger';
 import type { Outbox } from '../src/providers/mock';
 import type { EmailProvider, SmsProvider } from '../src/providers/types';
 import type { Store } from '../src/store/types';
 import { createChallengeRouter } from './challenges';
 import { createDevOutboxRouter } from './dev-outbox';
-import { addVerificationRoutes } from './verification';
+import { createHealthHandler } from './health';
+import { addVerificationRoutes, FORM_PATHS } from './verification';
 
 export interface VerificationRouterDeps {
   config: Config;
@@ -26,16 +31,44 @@ export interface VerificationRouterDeps {
   clock?: Clock;
   random?: RandomSource;
   /**
-   * Absolute URL of this router's GET /verify-email-token, used for email links when
-   * EMAIL_LINK_BASE_URL is unset. Defaults to http://HOST:PORT/verify-email-token.
+   * The public URL this router is reached at, e.g. https://app.example.com/verify when an app
+   * mounts it under /verify. Email links open its /verify-email-token unless EMAIL_LINK_BASE_URL
+   * is set. Defaults to PUBLIC_URL, then (development only) http://HOST:PORT.
    */
-  confirmPageUrl?: string;
+  publicUrl?: string;
+  /** Serve GET /health from this router too (default true). */
+  health?: boolean;
+}
+
+/** The base URL links are built on: what the router is told, else where it listens. */
+function publicBase(config: Config, publicUrl: string | undefined): string {
+  const given = publicUrl ?? config.PUBLIC_URL;
+  if (given !== undefined) return given;
+  // A wildcard address is where the server listens, not an address anybody can open.
+  const wildcard = config.HOST === '0.0.0.0' || config.HOST === '::';
+  const host = wildcard
+    ? 'localhost'
+    : config.HOST.includes(':')
+      ? `[${config.HOST}]`
+      : config.HOST;
+  return `http://${host}:${config.PORT}`;
+}
+
+/** `path` under `base`, keeping any path the base already has (https://x.example/verify/…). */
+export function underBase(base: string, path: string): string {
+  const url = new URL(base);
+  url.pathname = `${url.pathname.replace(/\/+$/, '')}/${path}`;
+  url.search = '';
+  url.hash = '';
+  return url.toString();
 }
 
 /**
  * Everything verifyd serves, as one Express router an existing app can mount under any path:
- * per-IP limits, bot challenges, the five verification routes, the dev outbox, and its own error
- * handler so errors keep the documented JSON shape inside a host app too.
+ * security headers, the request log, /health, per-IP limits, bot challenges, the five
+ * verification routes, the dev outbox, and its own error handler so errors keep the documented
+ * JSON shape inside a host app too. The standalone server is this router on a bare app, so an
+ * embedding app gets everything the server has.
  */
 export function createVerificationRouter(deps: VerificationRouterDeps): Router {
   const { config, store, logger } = deps;
@@ -51,8 +84,7 @@ export function createVerificationRouter(deps: VerificationRouterDeps): Router {
     logger,
     clock,
     random,
-    defaultLinkBase:
-      deps.confirmPageUrl ?? `http://${config.HOST}:${config.PORT}/verify-email-token`,
+    defaultLinkBase: underBase(publicBase(config, deps.publicUrl), 'verify-email-token'),
   });
   const captcha =
     config.BOT_PROTECTION === 'captcha'
@@ -73,6 +105,23 @@ export function createVerificationRouter(deps: VerificationRouterDeps): Router {
 
   const errorHandler = createErrorHandler(logger);
   const router = Router();
+  router.use(apiSecurityHeaders, requestLog(logger), warnOnUntrustedProxy(config, logger));
+  // Before the per-IP limit: an orchestrator's probes must not use up a client's allowance.
+  if (deps.health !== false) {
+    router.get(
+      '/health',
+      createHealthHandler({
+        store,
+        describe: async () => {
+          const counts = await countByKind(store);
+          return {
+            botProtection: { kind: config.BOT_PROTECTION, mode: config.BOT_PROTECTION_MODE },
+            ...(counts ? { keys: counts } : {}),
+          };
+        },
+      }),
+    );
+  }
   router.use(
     ipRateLimit({
       store,
@@ -80,6 +129,8 @@ export function createVerificationRouter(deps: VerificationRouterDeps): Router {
       max: config.RATE_LIMIT_MAX,
     }),
   );
+  // After the per-IP limit, so a client over its limit costs no parsing.
+  router.use(parseBodies(FORM_PATHS));
   // With bot protection off there is nothing to serve, and every request would still walk
   // through the challenge routes on its way to the verification routes.
   if (config.BOT_PROTECTION !== 'off') {
@@ -101,4 +152,25 @@ export function createVerificationRouter(deps: VerificationRouterDeps): Router {
     router.use(createDevOutboxRouter(deps.outbox));
   router.use(errorHandler);
   return router;
+}
+
+/**
+ * "trust proxy" is a setting of the host app, which a router cannot set. With TRUST_PROXY set
+ * and the host app not trusting any proxy, every client behind the proxy would share the proxy's
+ * address and one per-IP limit, so say so once, at the first request.
+ */
+function warnOnUntrustedProxy(config: Config, logger: Logger): RequestHandler {
+  let checked = config.TRUST_PROXY === false;
+  return (req, _res, next) => {
+    if (!checked) {
+      checked = true;
+      if (!req.app.get('trust proxy')) {
+        logger.warn(
+          'TRUST_PROXY is set but the app this router is mounted in does not trust any proxy: ' +
+            "call app.set('trust proxy', config.TRUST_PROXY) so per-IP limits see client addresses",
+        );
+      }
+    }
+    next();
+  };
 }

@@ -2,11 +2,16 @@ import { z } from 'zod';
 import { VerifydError } from '../src/errors';
 
 /** Purposes go into store keys and token claims, so they are kept short and plain. */
+export const PURPOSE_PATTERN = /^[a-z0-9][a-z0-9_.-]{0,31}$/i;
 const purpose = z
-  .string()
-  .regex(/^[a-z0-9][a-z0-9_.-]{0,31}$/i, 'purpose must be 1-32 letters, digits, "_", "-" or "."')
+  .string('purpose must be a string')
+  .regex(PURPOSE_PATTERN, 'purpose must be 1-32 letters, digits, "_", "-" or "."')
   .default('verification');
-const userId = z.string().min(1).max(128, 'userId must be at most 128 characters').optional();
+const userId = z
+  .string('userId must be a string')
+  .min(1, 'userId must not be empty')
+  .max(128, 'userId must be at most 128 characters')
+  .optional();
 const phone = z.string('phone must be a string').max(64, 'phone is too long');
 const email = z.string('email must be a string').max(320, 'email is too long');
 
@@ -19,7 +24,10 @@ export const checkPhoneBody = z.object({
 });
 export const sendEmailBody = z.object({ email, userId, purpose });
 export const confirmEmailBody = z.object({
-  token: z.string('token must be a string').min(1).max(4096, 'token is too long'),
+  token: z
+    .string('token must be a string')
+    .min(1, 'token must not be empty')
+    .max(4096, 'token is too long'),
   purpose,
 });
 export const resendBody = z

@@ -9,12 +9,12 @@ import {
 import type { SendContext, VerificationService } from '../services/verification';
 import type { Config } from '../src/config';
 import { VerifydError } from '../src/errors';
-import { parseForm, parseJson, requireContentType } from '../src/http/body';
 import { sendPage } from '../src/http/security-headers';
 import { renderConfirmPage, renderConfirmResult } from './confirm-page';
 import {
   checkPhoneBody,
   confirmEmailBody,
+  PURPOSE_PATTERN,
   parseBody,
   resendBody,
   sendEmailBody,
@@ -29,6 +29,9 @@ export interface VerificationRoutesDeps {
   /** The router's error handler, which these routes call directly (see `handled`). */
   errorHandler: ErrorRequestHandler;
 }
+
+/** The routes that also take a form body: the confirm page's button posts a plain HTML form. */
+export const FORM_PATHS = ['/verify-email-token'] as const;
 
 const clientIp = (req: Request) => req.ip ?? req.socket.remoteAddress ?? 'unknown';
 
@@ -54,16 +57,6 @@ export function addVerificationRoutes(
     };
 
   const phonePolicy: PhonePolicy = { allowUnassigned: config.SMS_PROVIDER === 'mock' };
-
-  // Body parsing sits in each route's own chain rather than in shared layers: every layer is
-  // matched against every request, and that matching showed up in the benchmark's profile.
-  const jsonBody = [requireContentType(), parseJson];
-  // The confirm page's button posts a plain HTML form, so that route also takes form bodies.
-  const jsonOrFormBody = [
-    requireContentType('application/x-www-form-urlencoded'),
-    parseJson,
-    parseForm,
-  ];
 
   const context = (
     ip: string,
@@ -104,7 +97,6 @@ export function addVerificationRoutes(
 
   router.post(
     '/verify-phone',
-    ...jsonBody,
     handled(async (req, res) => {
       await sendPhone(req, res, parseBody(sendPhoneBody, req.body), false);
     }),
@@ -112,7 +104,6 @@ export function addVerificationRoutes(
 
   router.post(
     '/verify-phone-code',
-    ...jsonBody,
     handled(async (req, res) => {
       const body = parseBody(checkPhoneBody, req.body);
       const target = parsePhone(body.phone, phonePolicy);
@@ -124,7 +115,6 @@ export function addVerificationRoutes(
 
   router.post(
     '/verify-email',
-    ...jsonBody,
     handled(async (req, res) => {
       await sendEmail(req, res, parseBody(sendEmailBody, req.body), false);
     }),
@@ -132,13 +122,18 @@ export function addVerificationRoutes(
 
   router.get('/verify-email-token', (req, res) => {
     const token = typeof req.query.token === 'string' ? req.query.token : '';
+    // Only a well-formed purpose is echoed into the form; anything else is left for the POST's
+    // own validation to refuse, rather than reflected into the page.
+    const purpose =
+      typeof req.query.purpose === 'string' && PURPOSE_PATTERN.test(req.query.purpose)
+        ? req.query.purpose
+        : undefined;
     // Mail scanners open links before people do, so a GET only shows a button; it never consumes.
-    sendPage(req, res, 200, renderConfirmPage(token));
+    sendPage(req, res, 200, renderConfirmPage(token, purpose));
   });
 
   router.post(
     '/verify-email-token',
-    ...jsonOrFormBody,
     handled(async (req, res) => {
       // A form body means a person clicked the confirm page's button: answer with a page, not JSON.
       const fromPage = Boolean(req.is('application/x-www-form-urlencoded'));
@@ -164,7 +159,6 @@ export function addVerificationRoutes(
 
   router.post(
     '/resend-verification',
-    ...jsonBody,
     handled(async (req, res) => {
       const body = parseBody(resendBody, req.body);
       if (body.phone !== undefined) await sendPhone(req, res, { ...body, phone: body.phone }, true);

@@ -5,9 +5,14 @@ export function renderSms(template: string, code: string): string {
   return template.replaceAll('{code}', code);
 }
 
-export function linkWithToken(baseUrl: string, token: string): string {
+/**
+ * The link carries the purpose next to the token, so the page it opens posts the purpose the
+ * token was issued for; the confirm step checks the two agree.
+ */
+export function linkWithToken(baseUrl: string, token: string, purpose: string): string {
   const url = new URL(baseUrl);
   url.searchParams.set('token', token);
+  url.searchParams.set('purpose', purpose);
   return url.toString();
 }
 

@@ -238,7 +238,7 @@ export function createVerificationService(deps: VerificationDeps) {
           renderVerificationEmail(
             target.to,
             config.EMAIL_SUBJECT,
-            linkWithToken(linkBase, token),
+            linkWithToken(linkBase, token, context.purpose),
             config.EMAIL_TOKEN_TTL_SECONDS,
           ),
         ),

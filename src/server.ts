@@ -5,7 +5,7 @@ import { type Config, loadConfig } from './config';
 import { ConfigError } from './errors';
 import { createLogger, type Logger } from './logger';
 import { createProviders } from './providers';
-import { createStore, startCleanup } from './store';
+import { createStore } from './store';
 
 export interface RunningServer {
   server: Server;
@@ -21,7 +21,6 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     );
   }
   const store = await createStore(config, { logger });
-  const stopCleanup = startCleanup(store, config.CLEANUP_INTERVAL_SECONDS, logger);
   const providers = createProviders(config, { logger });
   const app = createApp({
     config,
@@ -50,7 +49,6 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         server.close(() => resolve());
         server.closeIdleConnections();
       });
-      stopCleanup();
       await store.close();
     },
   };

@@ -5,7 +5,6 @@ import { MemoryStore } from './memory';
 import { RedisStore } from './redis';
 import type { Store } from './types';
 
-export { startCleanup } from './cleanup';
 export * from './types';
 
 export interface CreateStoreOptions {
@@ -26,7 +25,12 @@ export async function createStore(
   const { logger } = options;
   switch (config.STORE) {
     case 'memory':
-      return new MemoryStore({ keyPrefix: config.KEY_PREFIX, now: options.now });
+      return new MemoryStore({
+        keyPrefix: config.KEY_PREFIX,
+        now: options.now,
+        sweepIntervalSeconds: config.CLEANUP_INTERVAL_SECONDS,
+        logger,
+      });
     case 'redis': {
       const store = new RedisStore({
         url: config.REDIS_URL,

@@ -1,4 +1,5 @@
 import { safeEqual } from '../crypto';
+import type { Logger } from '../logger';
 import { assertAdmissionTtls, assertTtl } from './ttl';
 import type {
   Admission,
@@ -21,13 +22,18 @@ export interface MemoryStoreOptions {
   keyPrefix?: string;
   /** Injected clock in epoch milliseconds, so tests move time without sleeping. */
   now?: () => number;
+  /** How often the store sweeps out what expired unread; 0 turns the sweep off. Default 60. */
+  sweepIntervalSeconds?: number;
+  /** Where each sweep reports what it removed; silent without one. */
+  logger?: Logger;
 }
 
 /**
  * A per-process store for development and tests. Expiry is checked lazily on every read, so no
- * timer is kept per key; `cleanup()` sweeps what nobody read again (the composition root calls it
- * every CLEANUP_INTERVAL_SECONDS). JavaScript runs each method to completion without interleaving,
- * which is what makes every operation atomic here.
+ * timer is kept per key; the store sweeps out what nobody read again on a timer of its own, as
+ * housekeeping belongs to the store: an app that embeds verifyd with a memory store gets the same
+ * sweep as the standalone server, without having to know it must schedule one. JavaScript runs
+ * each method to completion without interleaving, which is what makes every operation atomic here.
  */
 export class MemoryStore implements Store {
   readonly backend = 'memory' as const;
@@ -35,9 +41,23 @@ export class MemoryStore implements Store {
   private readonly prefix: string;
   private readonly now: () => number;
 
+  private readonly sweeper: NodeJS.Timeout | undefined;
+
   constructor(options: MemoryStoreOptions = {}) {
     this.prefix = options.keyPrefix ?? '';
     this.now = options.now ?? Date.now;
+    const interval = options.sweepIntervalSeconds ?? 60;
+    if (interval > 0) {
+      const { logger } = options;
+      this.sweeper = setInterval(() => {
+        // cleanup() is synchronous underneath, so one sweep can never overlap the next.
+        void this.cleanup().then((removed) => {
+          if (removed > 0) logger?.info({ removed }, 'store cleanup');
+        });
+      }, interval * 1000);
+      // Housekeeping must never be the reason a process stays alive.
+      this.sweeper.unref();
+    }
   }
 
   private live(key: string): Entry | undefined {
@@ -184,6 +204,7 @@ export class MemoryStore implements Store {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.sweeper);
     this.entries.clear();
   }
 }

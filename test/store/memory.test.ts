@@ -1,6 +1,6 @@
 import { buildConfig } from '../../src/config';
 import { createLogger, type Logger } from '../../src/logger';
-import { createStore, type Store, startCleanup } from '../../src/store';
+import { createStore } from '../../src/store';
 import { MemoryStore } from '../../src/store/memory';
 import { runStoreConformance } from './conformance';
 
@@ -41,77 +41,63 @@ describe('memory store: cleanup', () => {
   });
 });
 
-describe('startCleanup', () => {
+describe('memory store: its own sweep', () => {
   afterEach(() => {
     jest.useRealTimers();
     jest.restoreAllMocks();
   });
 
-  it('sweeps the memory store every interval and logs how many entries it removed', async () => {
+  it('sweeps every interval and logs how many entries it removed, until closed', async () => {
     jest.useFakeTimers();
-    const store = new MemoryStore({ now });
+    const { logger, lines } = captureLogger();
+    const store = new MemoryStore({ now, sweepIntervalSeconds: 60, logger });
     await store.set('a', 'v', 1);
     await store.set('b', 'v', 1);
+    await store.set('c', 'v', 3600);
     clock += 2000;
-    const { logger, lines } = captureLogger();
-    const stop = startCleanup(store, 60, logger);
 
     await jest.advanceTimersByTimeAsync(59_000);
     expect(lines).toEqual([]);
     await jest.advanceTimersByTimeAsync(1000);
     expect(lines).toEqual([expect.objectContaining({ msg: 'store cleanup', removed: 2 })]);
+    // A sweep that found nothing stays quiet.
     await jest.advanceTimersByTimeAsync(60_000);
-    expect(lines[1]).toEqual(expect.objectContaining({ msg: 'store cleanup', removed: 0 }));
+    expect(lines).toHaveLength(1);
 
-    stop();
+    await store.set('d', 'v', 1);
+    clock += 2000;
+    await store.close();
     await jest.advanceTimersByTimeAsync(600_000);
-    expect(lines).toHaveLength(2);
+    expect(lines).toHaveLength(1);
   });
 
-  it('does not keep the process alive', () => {
+  it('is built by createStore with CLEANUP_INTERVAL_SECONDS, as an embedding app gets it', async () => {
+    jest.useFakeTimers();
+    const { logger, lines } = captureLogger();
+    const store = await createStore(
+      buildConfig({ STORE: 'memory', CLEANUP_INTERVAL_SECONDS: '5' }),
+      { logger, now },
+    );
+    await store.set('a', 'v', 1);
+    clock += 2000;
+    await jest.advanceTimersByTimeAsync(5000);
+    expect(lines).toEqual([expect.objectContaining({ msg: 'store cleanup', removed: 1 })]);
+    await store.close();
+  });
+
+  it('does not keep the process alive', async () => {
     const spy = jest.spyOn(global, 'setInterval');
-    const stop = startCleanup(new MemoryStore(), 60, captureLogger().logger);
+    const store = new MemoryStore();
     const timer = spy.mock.results[0]?.value as NodeJS.Timeout;
     expect(timer.hasRef()).toBe(false);
-    stop();
+    await store.close();
   });
 
-  it('logs a failed sweep and keeps sweeping', async () => {
-    jest.useFakeTimers();
-    const store = new MemoryStore();
-    const cleanup = jest
-      .spyOn(store, 'cleanup')
-      .mockRejectedValueOnce(new Error('disk on fire'))
-      .mockResolvedValueOnce(4);
-    const { logger, lines } = captureLogger();
-    const stop = startCleanup(store, 1, logger);
-    await jest.advanceTimersByTimeAsync(2000);
-    stop();
-    expect(cleanup).toHaveBeenCalledTimes(2);
-    expect(lines[0]).toEqual(
-      expect.objectContaining({
-        level: 50,
-        msg: 'store cleanup failed',
-        err: expect.objectContaining({ message: 'disk on fire' }),
-      }),
-    );
-    expect(lines[1]).toEqual(expect.objectContaining({ msg: 'store cleanup', removed: 4 }));
+  it('can be turned off', () => {
+    const spy = jest.spyOn(global, 'setInterval');
+    new MemoryStore({ sweepIntervalSeconds: 0 });
+    expect(spy).not.toHaveBeenCalled();
   });
-
-  it.each(['redis', 'memcached'] as const)(
-    'does nothing for %s, which expires natively',
-    async (backend) => {
-      jest.useFakeTimers();
-      const cleanup = jest.fn(async () => 0);
-      const store = { backend, cleanup } as unknown as Store;
-      const { logger, lines } = captureLogger();
-      const stop = startCleanup(store, 1, logger);
-      await jest.advanceTimersByTimeAsync(10_000);
-      stop();
-      expect(cleanup).not.toHaveBeenCalled();
-      expect(lines).toEqual([]);
-    },
-  );
 });
 
 describe('createStore (memory)', () => {

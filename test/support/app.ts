@@ -81,7 +81,7 @@ export function buildTestApp(options: TestAppOptions = {}): TestApp {
     outbox,
     clock: options.clock ?? { now: Date.now },
     random: options.random ?? cryptoRandom,
-    confirmPageUrl: 'http://verifyd.test/verify-email-token',
+    publicUrl: 'http://verifyd.test',
   });
   return { app, config, store, outbox, sms, email };
 }
