@@ -45,10 +45,14 @@ export function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.infe
   if (result.success) return result.data;
   const issue = result.error.issues[0];
   const field = issue?.path.join('.') || 'body';
+  // zod 4 leaves the offending input out of its issues, so look the field up in the body: only a
+  // field that is absent is "required"; one of the wrong type gets the schema's own message.
+  const given = issue?.path.reduce<unknown>(
+    (value, key) => (value as Record<PropertyKey, unknown> | undefined)?.[key],
+    body,
+  );
   const message =
-    issue?.code === 'invalid_type' && issue.input === undefined
-      ? `${field} is required`
-      : issue?.message;
+    issue?.code === 'invalid_type' && given === undefined ? `${field} is required` : issue?.message;
   throw new VerifydError('invalid_request', `Invalid request: ${message ?? 'bad input'}.`, {
     field,
   });

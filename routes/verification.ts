@@ -57,6 +57,7 @@ export function addVerificationRoutes(
     };
 
   const phonePolicy: PhonePolicy = { allowUnassigned: config.SMS_PROVIDER === 'mock' };
+  const codeFormat = new RegExp(`^\\d{${config.OTP_LENGTH}}$`);
 
   const context = (
     ip: string,
@@ -108,6 +109,15 @@ export function addVerificationRoutes(
       const body = parseBody(checkPhoneBody, req.body);
       const target = parsePhone(body.phone, phonePolicy);
       const code = body.code.replace(/[\s-]/g, '');
+      // A malformed code is a client mistake, not a guess: refuse it before it reaches the
+      // store, so it uses up none of the pending code's attempts.
+      if (!codeFormat.test(code)) {
+        throw new VerifydError(
+          'invalid_request',
+          `Invalid request: code must be ${config.OTP_LENGTH} digits.`,
+          { field: 'code' },
+        );
+      }
       const result = await verification.checkPhoneCode(target, code, body.purpose, body.userId);
       res.json({ verified: true, phone: result.to, proof: result.proof });
     }),

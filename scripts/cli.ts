@@ -443,6 +443,13 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+// A reader that stops early (`cli list | head`) closes the pipe; that ends the listing, it is not
+// a failure worth a stack trace.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code !== 'EPIPE') throw error;
+  process.exit(EXIT_OK);
+});
+
 void main(process.argv.slice(2)).then((code) => {
   // exitCode rather than exit(): output still buffered for a pipe is written before the end.
   process.exitCode = code;

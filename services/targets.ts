@@ -1,4 +1,5 @@
 import { parsePhoneNumberFromString } from 'libphonenumber-js/max';
+import metadata from 'libphonenumber-js/metadata.max.json';
 import { z } from 'zod';
 import { VerifydError } from '../src/errors';
 
@@ -28,17 +29,27 @@ export interface PhonePolicy {
   allowUnassigned: boolean;
 }
 
+const MAIN_COUNTRY: Partial<Record<string, readonly string[]>> = metadata.country_calling_codes;
+
 export function parsePhone(input: string, policy: PhonePolicy): PhoneTarget {
   const parsed = input.length <= 64 ? parsePhoneNumberFromString(input.trim()) : undefined;
   // Every valid number is also possible, so in mock mode the cheaper length check decides alone.
   const acceptable = parsed && (policy.allowUnassigned ? parsed.isPossible() : parsed.isValid());
   if (!parsed || !acceptable) {
+    // A real provider refuses +1 555 numbers, so outside mock mode the example is one it takes
+    // (libphonenumber's example UK mobile number).
+    const example = policy.allowUnassigned ? '+15551234567' : '+447400123456';
     throw new VerifydError(
       'invalid_phone',
-      'The phone number is not valid; send it in international format, e.g. +15551234567.',
+      `The phone number is not valid; send it in international format, e.g. ${example}.`,
     );
   }
-  return { channel: 'sms', to: parsed.number, country: parsed.country };
+  // A number that is possible but unassigned (Ofcom's +44 7700 900xxx drama range, NANP's 555)
+  // has no region of its own; it belongs to its calling code's main country, which the metadata
+  // lists first, so SMS_ALLOWED_COUNTRIES and logs treat it like the country it imitates. (Asking
+  // the number for its possible countries instead costs ~25 µs for a +1 number.)
+  const country = parsed.country ?? MAIN_COUNTRY[parsed.countryCallingCode]?.[0];
+  return { channel: 'sms', to: parsed.number, country };
 }
 
 const emailSchema = z.email();

@@ -385,6 +385,32 @@ describeRedis('cli: redis store', () => {
     expect(await neighbour.get('session:KeepMeFFFFFFFFFFFF')).toBe('neighbour');
   });
 
+  it('list ends quietly when the reader of its pipe stops early (`| head`)', async () => {
+    // Enough entries that the listing outgrows a pipe's buffer, so the CLI is still writing when
+    // head has already gone.
+    await Promise.all(
+      Array.from({ length: 3000 }, (_, i) =>
+        ours.set(`session:PipeTest${String(i).padStart(12, '0')}`, '1', 600),
+      ),
+    );
+    const run = await new Promise<{ status: string; stdout: string; stderr: string }>((resolve) => {
+      execFile(
+        'bash',
+        ['-c', `"${TSX}" "${CLI}" list | head -n 3; echo "status \${PIPESTATUS[0]}" >&2`],
+        {
+          cwd: workDir,
+          env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+          timeout: 25_000,
+        },
+        (_error, stdout, stderr) =>
+          resolve({ status: stderr.match(/status (\d+)/)?.[1] ?? '', stdout, stderr }),
+      );
+    });
+    expect(run.stdout.split('\n').filter(Boolean)).toHaveLength(3);
+    expect(run.stderr).not.toContain('EPIPE');
+    expect(run.status).toBe('0');
+  });
+
   it('fails with exit 1 and a plain message when Redis is unreachable', async () => {
     const run = await cli(['stats'], {
       ...env,

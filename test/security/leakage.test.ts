@@ -1,5 +1,6 @@
 import request from 'supertest';
 import { StoreUnavailableError, VerifydError } from '../../src/errors';
+import { createLogger } from '../../src/logger';
 import { MemoryStore } from '../../src/store/memory';
 import { buildTestApp, lastCode, lastToken } from '../support/app';
 
@@ -77,5 +78,27 @@ describe('no leakage', () => {
     expect(res.body.error.code).toBe('store_unavailable');
     expect(res.text).not.toContain('ECONNREFUSED');
     expect(new VerifydError('store_unavailable', 'x').status).toBe(503);
+  });
+});
+
+describe('log redaction', () => {
+  it('keeps error codes an operator needs (ECONNREFUSED, ERR_…) and still hides a code field', () => {
+    const lines: string[] = [];
+    const logger = createLogger({
+      level: 'info',
+      destination: { write: (line: string) => void lines.push(line) },
+    });
+    const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:6379'), {
+      code: 'ECONNREFUSED',
+    });
+    logger.warn({ err: refused }, 'store unreachable');
+    logger.warn({ cause: { code: 'ERR_SOCKET_CLOSED' } }, 'socket');
+    logger.info({ check: { code: '424242' }, code: '135790' }, 'a code that must not show');
+    const [store, socket, leak] = lines.map((line) => JSON.parse(line));
+    expect(store.err.code).toBe('ECONNREFUSED');
+    expect(socket.cause.code).toBe('ERR_SOCKET_CLOSED');
+    expect(leak.check.code).toBe('[redacted]');
+    expect(leak.code).toBe('[redacted]');
+    expect(lines.join('\n')).not.toMatch(/424242|135790/);
   });
 });

@@ -34,6 +34,8 @@ export interface TestAppOptions {
   email?: EmailProvider;
   /** Captures every log line (as parsed JSON) at the configured level. */
   logLines?: string[];
+  /** The router's public URL; pass undefined to let PUBLIC_URL or HOST:PORT decide. */
+  publicUrl?: string | undefined;
 }
 
 export interface TestApp {
@@ -81,7 +83,7 @@ export function buildTestApp(options: TestAppOptions = {}): TestApp {
     outbox,
     clock: options.clock ?? { now: Date.now },
     random: options.random ?? cryptoRandom,
-    publicUrl: 'http://verifyd.test',
+    publicUrl: 'publicUrl' in options ? options.publicUrl : 'http://verifyd.test',
   });
   return { app, config, store, outbox, sms, email };
 }
