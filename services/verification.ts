@@ -1,5 +1,5 @@
 import type { Config } from '../src/config';
-import { RateLimitError, VerifydError } from '../src/errors';
+import { DeliveryFailedError, RateLimitError, VerifydError } from '../src/errors';
 import type { Logger } from '../src/logger';
 import type { EmailProvider, SmsProvider } from '../src/providers/types';
 import type { SecretWrite, Store } from '../src/store/types';
@@ -115,8 +115,10 @@ export function createVerificationService(deps: VerificationDeps) {
 
   /**
    * Sends within the limits. The target's lock, every limit and the new code or link are one store
-   * step, so a refused send leaves the recipient's current code alone. A failed delivery kills
-   * the new code and, when the provider refused it, gives the limits back.
+   * step, so a refused send leaves the recipient's current code alone. When the provider refused
+   * the message, the new code dies and the limits are given back; when the outcome is unknown
+   * (a timeout, a lost connection, a 5xx) the message may still arrive, so the code stays valid
+   * and the limits stay charged (see the contract in src/providers/types.ts).
    */
   async function deliver<Minted extends { expiresAt: Date; secret: SecretWrite }>(
     target: Target,
@@ -136,8 +138,11 @@ export function createVerificationService(deps: VerificationDeps) {
     try {
       await send(minted);
     } catch (error) {
-      const refused = error instanceof VerifydError && error.code === 'delivery_failed';
-      await Promise.all([store.delete(minted.secret.key), refused && limits.refund(ticket)]);
+      // Anything but a provider's definite refusal may have reached the recipient.
+      if (error instanceof DeliveryFailedError) reportFailure(error, id);
+      if (error instanceof DeliveryFailedError && error.outcome === 'refused') {
+        await Promise.all([store.delete(minted.secret.key), limits.refund(ticket)]);
+      }
       throw error;
     }
     const now = clock.now();
@@ -153,6 +158,33 @@ export function createVerificationService(deps: VerificationDeps) {
       expiresAt: minted.expiresAt.toISOString(),
       resendAvailableAt: new Date(now + config.SEND_COOLDOWN_SECONDS * 1000).toISOString(),
     };
+  }
+
+  /**
+   * The one log line per provider failure, so an operator can tell a wrong auth token from a bad
+   * number: codes and fixed reasons only (the failure never holds the number, the text or a
+   * credential). A misconfigured provider fails every send, hence `error`.
+   */
+  function reportFailure(error: DeliveryFailedError, id: string): void {
+    const { provider, httpStatus, providerCode, netError, reason } = error.failure;
+    const fields = {
+      provider,
+      channel: error.channel,
+      httpStatus,
+      providerCode,
+      netError,
+      reason,
+      outcome: error.outcome,
+      answered: error.code,
+      target: id,
+    };
+    if (error.code === 'provider_misconfigured') {
+      logger.error(fields, 'provider refused our credentials or account');
+    } else if (error.outcome === 'unknown') {
+      logger.warn(fields, 'provider outcome unknown; the code or link stays valid');
+    } else {
+      logger.warn(fields, 'provider refused the message');
+    }
   }
 
   function approve(target: Target, purpose: string, userId: string | undefined): string {
@@ -182,8 +214,12 @@ export function createVerificationService(deps: VerificationDeps) {
     async sendPhoneCode(target: PhoneTarget, context: SendContext): Promise<PendingVerification> {
       const id = idOf(target);
       const minted = otp.mint(context.purpose, { to: target.to, id });
-      const pending = await deliver(target, id, context, minted, ({ code }) =>
-        deps.sms.send({ to: target.to, body: renderSms(config.SMS_TEMPLATE, code) }),
+      const pending = await deliver(target, id, context, minted, ({ code, expiresAt }) =>
+        deps.sms.send({
+          to: target.to,
+          body: renderSms(config.SMS_TEMPLATE, code),
+          validForSeconds: (expiresAt.getTime() - clock.now()) / 1000,
+        }),
       );
       return { ...pending, codeLength: config.OTP_LENGTH };
     },

@@ -114,7 +114,7 @@ export const CONFIG_DOCS: Record<Variable, { group: string; text: string }> = {
   EMAIL_PROVIDER: { group: 'Providers', text: 'mock or sendgrid' },
   PROVIDER_TIMEOUT_MS: {
     group: 'Providers',
-    text: 'A provider call slower than this fails with 502 delivery_failed',
+    text: 'A provider call slower than this fails with 502 delivery_failed of unknown outcome: the code stays valid and the send counts',
   },
   TWILIO_ACCOUNT_SID: { group: 'Providers', text: 'Twilio account SID (SMS_PROVIDER=twilio)' },
   TWILIO_AUTH_TOKEN: { group: 'Providers', text: 'Twilio auth token (SMS_PROVIDER=twilio)' },

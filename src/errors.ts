@@ -97,17 +97,95 @@ export class StoreUnavailableError extends VerifydError {
   }
 }
 
-/** An SMS or email provider refused the message, failed, or timed out. */
+/**
+ * Whether a failed send could still reach the recipient. `refused`: the provider said it did not
+ * take the message (a 4xx, a 2xx reporting the message failed, a connection that never opened).
+ * `unknown`: the request may have been taken (no answer in time, the connection lost after the
+ * request was written, a 5xx), so the message may still arrive.
+ */
+export type DeliveryOutcome = 'refused' | 'unknown';
+
+/** The answers a provider failure can take; src/providers/failures.ts decides which. */
+export type DeliveryErrorCode = Extract<
+  ErrorCode,
+  | 'invalid_phone'
+  | 'recipient_opted_out'
+  | 'country_not_allowed'
+  | 'provider_misconfigured'
+  | 'provider_rate_limited'
+  | 'delivery_failed'
+>;
+
+/**
+ * What the log says about a provider failure, for an operator. Built from fixed texts and the
+ * provider's numeric codes only: never a credential, the recipient, the message text, or the
+ * provider's own free text (which quotes the number).
+ */
+export interface ProviderFailure {
+  /** e.g. "twilio", "sendgrid", "mock". */
+  provider: string;
+  /** The HTTP status the provider answered, when it answered. */
+  httpStatus?: number;
+  /** The provider's own error code, e.g. Twilio's 21211. */
+  providerCode?: number;
+  /** The transport's error code (e.g. ECONNRESET) when no answer came. */
+  netError?: string;
+  /** A short fixed reason. */
+  reason: string;
+}
+
+/** What a client reads for each answer; `unknown` delivery failures say the message may arrive. */
+const DELIVERY_MESSAGES: Record<
+  DeliveryErrorCode | 'delivery_unknown',
+  (channel: 'sms' | 'email') => string
+> = {
+  invalid_phone: () => 'The SMS provider cannot deliver to this number; check it or use another.',
+  recipient_opted_out: () =>
+    'The recipient opted out of messages from this sender (e.g. replied STOP) and must opt back in.',
+  country_not_allowed: () => "The SMS provider may not send to this number's country.",
+  provider_misconfigured: (channel) =>
+    `The ${channel} provider refused this service's credentials or account; the operator must fix its settings.`,
+  provider_rate_limited: (channel) =>
+    `The ${channel} provider is throttling this service; try again after Retry-After.`,
+  delivery_failed: (channel) => `The ${channel} provider could not deliver the message; try again.`,
+  delivery_unknown: (channel) =>
+    `The ${channel} provider did not confirm the message; it may still arrive, so the ${
+      channel === 'sms' ? 'code' : 'link'
+    } stays valid and the send counts against the limits.`,
+};
+
+export interface DeliveryFailure {
+  outcome: DeliveryOutcome;
+  failure: ProviderFailure;
+  /** The public answer; delivery_failed when the failure has no answer of its own. */
+  code?: DeliveryErrorCode;
+  /** Only with provider_rate_limited: seconds until the provider takes messages again. */
+  retryAfterSeconds?: number;
+}
+
+/**
+ * An SMS or email provider did not take the message, or did not say whether it did. `outcome` is
+ * what the caller acts on (see SmsProvider.send); `failure` is what it logs.
+ */
 export class DeliveryFailedError extends VerifydError {
-  constructor(channel: 'sms' | 'email', cause?: unknown) {
-    super(
-      'delivery_failed',
-      `The ${channel} provider could not deliver the message; try again.`,
-      {},
-      {
-        cause,
-      },
-    );
+  readonly channel: 'sms' | 'email';
+  readonly outcome: DeliveryOutcome;
+  readonly failure: ProviderFailure;
+
+  constructor(channel: 'sms' | 'email', init: DeliveryFailure) {
+    const code = init.code ?? 'delivery_failed';
+    const unknown = code === 'delivery_failed' && init.outcome === 'unknown';
+    const message = DELIVERY_MESSAGES[unknown ? 'delivery_unknown' : code](channel);
+    const details: ErrorDetails = {};
+    // Only delivery_failed leaves the outcome open; the client can then tell the person to wait.
+    if (code === 'delivery_failed') details.outcome = init.outcome;
+    if (init.retryAfterSeconds !== undefined) {
+      details.retryAfter = Math.max(1, Math.ceil(init.retryAfterSeconds));
+    }
+    super(code, message, details);
+    this.channel = channel;
+    this.outcome = init.outcome;
+    this.failure = { ...init.failure };
   }
 }
 

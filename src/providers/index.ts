@@ -31,6 +31,8 @@ export type ProviderConfig = Pick<
   | 'TWILIO_MESSAGING_SERVICE_SID'
   | 'SENDGRID_API_KEY'
   | 'EMAIL_FROM'
+  | 'TWILIO_API_BASE_URL'
+  | 'SENDGRID_API_BASE_URL'
   | 'MOCK_OUTBOX_SIZE'
 >;
 
@@ -66,6 +68,7 @@ export function createProviders(config: ProviderConfig, deps: ProviderDependenci
           from: config.TWILIO_FROM,
           messagingServiceSid: config.TWILIO_MESSAGING_SERVICE_SID,
           timeoutMs: config.PROVIDER_TIMEOUT_MS,
+          baseUrl: config.TWILIO_API_BASE_URL,
         });
 
   const email: EmailProvider =
@@ -75,6 +78,7 @@ export function createProviders(config: ProviderConfig, deps: ProviderDependenci
           apiKey: required(config.SENDGRID_API_KEY, 'SENDGRID_API_KEY', 'EMAIL_PROVIDER=sendgrid'),
           from: required(config.EMAIL_FROM, 'EMAIL_FROM', 'EMAIL_PROVIDER=sendgrid'),
           timeoutMs: config.PROVIDER_TIMEOUT_MS,
+          baseUrl: config.SENDGRID_API_BASE_URL,
         });
 
   return outbox ? { sms, email, outbox } : { sms, email };

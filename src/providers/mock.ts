@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { DeliveryFailedError } from '../errors';
+import { DeliveryFailedError, type DeliveryOutcome } from '../errors';
 import type { Logger } from '../logger';
 import type {
   DeliveryReceipt,
@@ -56,8 +56,11 @@ export interface MockProviderOptions {
 
 /** Test hooks to simulate a provider outage without the real SDKs. */
 export interface FaultInjection {
-  /** The next `times` sends reject with DeliveryFailedError, after `delayMs` (a slow failure). */
-  failNext(times?: number, options?: { delayMs?: number }): void;
+  /**
+   * The next `times` sends reject with DeliveryFailedError, after `delayMs` (a slow failure):
+   * `refused` by default, or `unknown` to stand for a timeout or a lost connection.
+   */
+  failNext(times?: number, options?: { delayMs?: number; outcome?: DeliveryOutcome }): void;
   /** The next `times` sends succeed, but only after `delayMs`. */
   delayNext(delayMs: number, times?: number): void;
   /** Drops every fault not yet consumed. */
@@ -131,7 +134,7 @@ function report(
 }
 
 interface Fault {
-  fail: boolean;
+  fail: DeliveryOutcome | false;
   delayMs: number;
 }
 
@@ -141,7 +144,8 @@ class FaultQueue {
 
   hooks(): FaultInjection {
     return {
-      failNext: (times = 1, { delayMs = 0 } = {}) => this.#push({ fail: true, delayMs }, times),
+      failNext: (times = 1, { delayMs = 0, outcome = 'refused' } = {}) =>
+        this.#push({ fail: outcome, delayMs }, times),
       delayNext: (delayMs, times = 1) => this.#push({ fail: false, delayMs }, times),
       clearFaults: () => {
         this.#queue.length = 0;
@@ -155,7 +159,10 @@ class FaultQueue {
     // The global timer, so tests that fake timers can advance through the delay.
     if (fault.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, fault.delayMs));
     if (fault.fail) {
-      throw new DeliveryFailedError(channel, new Error('Mock provider failure injected by a test'));
+      throw new DeliveryFailedError(channel, {
+        outcome: fault.fail,
+        failure: { provider: 'mock', reason: 'failure injected by a test' },
+      });
     }
   }
 

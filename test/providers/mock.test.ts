@@ -143,6 +143,19 @@ describe('mock providers', () => {
     expect((error as DeliveryFailedError).message).toContain('email');
   });
 
+  it('fails as a refusal by default, or with an unknown outcome when asked', async () => {
+    const sms = createMockSmsProvider(new Outbox(10));
+    sms.failNext(1);
+    sms.failNext(1, { outcome: 'unknown' });
+
+    const refused = await sms.send({ to: '+15558675310', body: CODE }).catch((e: unknown) => e);
+    const unknown = await sms.send({ to: '+15558675310', body: CODE }).catch((e: unknown) => e);
+
+    expect((refused as DeliveryFailedError).outcome).toBe('refused');
+    expect((unknown as DeliveryFailedError).outcome).toBe('unknown');
+    expect((unknown as DeliveryFailedError).failure.provider).toBe('mock');
+  });
+
   it('delays the next sends, and can fail after a delay', async () => {
     const outbox = new Outbox(10);
     const sms = createMockSmsProvider(outbox);

@@ -51,12 +51,32 @@ describe('provider down', () => {
     expect(ok.status).toBe(200);
   });
 
-  it('treats a provider timeout like a failure, for email too', async () => {
-    const { app, email } = buildTestApp();
+  it('keeps a slow refusal a refusal, for email too', async () => {
+    const { app, email } = buildTestApp({ env: { SEND_COOLDOWN_SECONDS: '30' } });
     email.failNext(1, { delayMs: 50 });
     const res = await request(app).post('/verify-email').send({ email: EMAIL });
     expect(res.status).toBe(502);
-    expect(res.body.error.code).toBe('delivery_failed');
+    expect(res.body.error).toMatchObject({ code: 'delivery_failed', outcome: 'refused' });
     await request(app).post('/verify-email').send({ email: EMAIL }).expect(202);
+  });
+
+  it('keeps the code and the limits charged when the outcome is unknown', async () => {
+    const random = knownCodes();
+    const { app, sms } = buildTestApp({
+      random,
+      env: { SEND_COOLDOWN_SECONDS: '30', RESEND_MAX: '1' },
+    });
+    sms.failNext(1, { outcome: 'unknown', delayMs: 50 });
+    const res = await request(app).post('/verify-phone').send({ phone: PHONE });
+    expect(res.status).toBe(502);
+    expect(res.body.error).toMatchObject({ code: 'delivery_failed', outcome: 'unknown' });
+    const mayArrive = random.last();
+    // The SMS may still arrive: a retry must not send a second one before the cooldown ends.
+    const retry = await request(app).post('/resend-verification').send({ phone: PHONE });
+    expect(retry.status).toBe(429);
+    await request(app)
+      .post('/verify-phone-code')
+      .send({ phone: PHONE, code: mayArrive })
+      .expect(200);
   });
 });
