@@ -1,6 +1,6 @@
 import { type RequestHandler, Router } from 'express';
 import { createBotProtection } from '../services/bot-protection';
-import { createCaptchaService } from '../services/captcha';
+import { createCaptchaService, randomCaptchaText } from '../services/captcha';
 import { createPowChallengeService } from '../services/pow-challenge';
 import { type Clock, cryptoRandom, type RandomSource, systemClock } from '../services/runtime';
 import { countByKind } from '../services/store-stats';
@@ -88,7 +88,15 @@ export function createVerificationRouter(deps: VerificationRouterDeps): Router {
   });
   const captcha =
     config.BOT_PROTECTION === 'captcha'
-      ? createCaptchaService({ store, config, secret: config.OTP_SECRET, now })
+      ? createCaptchaService({
+          store,
+          config,
+          secret: config.OTP_SECRET,
+          now,
+          // From the injected randomness like every code, so a test of the assembled app can
+          // know a captcha's answer; production passes the CSPRNG.
+          generateText: (length) => randomCaptchaText(length, random),
+        })
       : undefined;
   const pow =
     config.BOT_PROTECTION === 'pow'

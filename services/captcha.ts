@@ -1,8 +1,9 @@
-import { randomBytes, randomInt } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import svgCaptcha from 'svg-captcha';
 import type { Config } from '../src/config';
 import { hmac } from '../src/crypto';
 import type { Store } from '../src/store/types';
+import { cryptoRandom, type RandomSource } from './runtime';
 
 export type CaptchaSettings = Pick<
   Config,
@@ -46,12 +47,16 @@ export interface CaptchaService {
  * Characters that stay distinct once drawn distorted and compared without case: no 0/O/o/Q,
  * 1/I/l/i/j, 2/Z/z, 5/S/s, 8/B, and no letters whose two cases differ only in size.
  */
-const ALPHABET = 'ACDEFGHJKLMNPRTUVWXYabdefghkmnqrty34679';
+export const CAPTCHA_ALPHABET = 'ACDEFGHJKLMNPRTUVWXYabdefghkmnqrty34679';
 
-/** svg-captcha draws its own text with Math.random, so we choose the text with a CSPRNG instead. */
-export function randomCaptchaText(length: number): string {
+/**
+ * svg-captcha draws its own text with Math.random, so we choose the text with a CSPRNG instead:
+ * one draw per character. The draws come from the injected RandomSource (the CSPRNG in
+ * production), so tests control captcha answers the way they control codes.
+ */
+export function randomCaptchaText(length: number, random: RandomSource = cryptoRandom): string {
   let text = '';
-  for (let i = 0; i < length; i++) text += ALPHABET[randomInt(ALPHABET.length)];
+  for (let i = 0; i < length; i++) text += CAPTCHA_ALPHABET[random.int(CAPTCHA_ALPHABET.length)];
   return text;
 }
 

@@ -1,15 +1,12 @@
-import express from 'express';
 import request from 'supertest';
-import { createChallengeRouter } from '../../routes/challenges';
 import {
   type CaptchaService,
   createCaptchaService,
   randomCaptchaText,
 } from '../../services/captcha';
 import { buildConfig } from '../../src/config';
-import { createErrorHandler } from '../../src/http/error-handler';
-import { createLogger } from '../../src/logger';
 import { MemoryStore } from '../../src/store/memory';
+import { buildTestApp, captchaRandom } from '../support/app';
 
 const SECRET = 'captcha-test-secret-captcha-test-secret';
 
@@ -139,31 +136,30 @@ describe('captcha service', () => {
   });
 });
 
-// The app's own error handler, so statuses and bodies are the ones clients see.
-const errorHandler = createErrorHandler(createLogger({ level: 'silent' }));
-
 describe('GET /captcha', () => {
-  function appFor(kind: 'off' | 'captcha' | 'pow') {
-    const { captcha } = setup('AbCdEf');
-    const app = express();
-    app.use(createChallengeRouter({ captcha, botProtection: { kind } }));
-    app.use(errorHandler);
-    return { app, captcha };
-  }
+  const appFor = (kind: 'off' | 'captcha' | 'pow') =>
+    buildTestApp({
+      random: captchaRandom('AbCdEf'),
+      env: { BOT_PROTECTION: kind, BOT_PROTECTION_MODE: 'always' },
+    }).app;
 
   it('answers {id, image, expiresAt} as uncacheable JSON, and the answer verifies', async () => {
-    const { app, captcha } = appFor('captcha');
+    const app = appFor('captcha');
     const response = await request(app).get('/captcha').expect(200);
     expect(response.headers['content-type']).toMatch(/^application\/json/);
     expect(response.headers['cache-control']).toBe('no-store');
     expect(Object.keys(response.body).sort()).toEqual(['expiresAt', 'id', 'image']);
     expect(response.body.image).toMatch(/^<svg/);
-    await expect(captcha.verify(response.body.id, 'abcdef')).resolves.toBe(true);
+    // Verified where clients use it: a send that asks for a captcha takes this one's answer.
+    await request(app)
+      .post('/verify-phone')
+      .send({ phone: '+15555550100', captcha: { id: response.body.id, answer: 'abcdef' } })
+      .expect(202);
   });
 
   it('is not served when the send routes do not ask for captchas', async () => {
     for (const kind of ['off', 'pow'] as const) {
-      const response = await request(appFor(kind).app).get('/captcha').expect(404);
+      const response = await request(appFor(kind)).get('/captcha').expect(404);
       expect(response.body.error.code).toBe('not_found');
     }
   });

@@ -4,9 +4,10 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import express from 'express';
-import { createDevOutboxRouter } from '../../routes/dev-outbox';
-import { Outbox } from '../../src/providers/mock';
+import { createApp } from '../../src/app';
+import { createLogger } from '../../src/logger';
 import { RedisStore } from '../../src/store/redis';
+import { buildTestApp } from '../support/app';
 import { describeRedis, SHARED_REDIS_URL, uniquePrefix } from '../support/servers';
 
 /**
@@ -216,7 +217,8 @@ describe('cli: outbox', () => {
     });
 
   beforeAll(async () => {
-    const outbox = new Outbox(10);
+    // The assembled app with its mock outbox, as `npm start` serves it in development.
+    const { app, outbox, config, store, sms, email } = buildTestApp();
     outbox.add({
       id: '1',
       channel: 'sms',
@@ -232,12 +234,19 @@ describe('cli: outbox', () => {
       body: 'Open this link:\nhttps://example.com/confirm?t=abc',
       sentAt: '2026-01-01T12:01:00.000Z',
     });
-    const app = express();
-    app.use(createDevOutboxRouter(outbox));
     server = await listen(app);
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    // A server without the outbox: GET /dev/outbox is a 404 there.
-    bare = await listen(express());
+    // verifyd in production, which serves no outbox: GET /dev/outbox is a 404 there.
+    // (createApp itself: production settings with mock providers would not pass buildConfig.)
+    bare = await listen(
+      createApp({
+        config: { ...config, NODE_ENV: 'production' },
+        store,
+        sms,
+        email,
+        logger: createLogger({ level: 'silent' }),
+      }),
+    );
     bareBase = `http://127.0.0.1:${(bare.address() as AddressInfo).port}`;
   });
 
@@ -277,6 +286,7 @@ describe('cli: outbox', () => {
   });
 
   it('fails clearly when no server is running, or it has no outbox, or --url is bad', async () => {
+    // Only for a port that nobody listens on once it is closed: no verifyd needed.
     const closed = await listen(express());
     const closedBase = `http://127.0.0.1:${(closed.address() as AddressInfo).port}`;
     await new Promise((resolve) => closed.close(resolve));

@@ -1,6 +1,7 @@
 import express from 'express';
 import request from 'supertest';
 import { createVerificationRouter } from '../../routes/index';
+import { createApp } from '../../src/app';
 import { buildConfig } from '../../src/config';
 import { createLogger } from '../../src/logger';
 import { createMockEmailProvider, createMockSmsProvider, Outbox } from '../../src/providers/mock';
@@ -153,16 +154,19 @@ describe('GET /dev/outbox', () => {
       sms: createMockSmsProvider(new Outbox(10)),
       email: createMockEmailProvider(new Outbox(10)),
     };
-    const production = express().use(
-      createVerificationRouter({
-        ...deps,
-        config: { ...config, NODE_ENV: 'production' },
-        outbox: new Outbox(10),
-      }),
-    );
-    expect((await request(production).get('/dev/outbox')).status).toBe(404);
-    const noOutbox = express().use(createVerificationRouter({ ...deps, config }));
-    expect((await request(noOutbox).get('/dev/outbox')).status).toBe(404);
+    // createApp itself, as src/server.ts runs it: buildTestApp always hands it an outbox, and
+    // production settings with mock providers would not pass buildConfig.
+    const production = createApp({
+      ...deps,
+      config: { ...config, NODE_ENV: 'production' },
+      outbox: new Outbox(10),
+    });
+    const noOutbox = createApp({ ...deps, config });
+    for (const app of [production, noOutbox]) {
+      const response = await request(app).get('/dev/outbox');
+      expect(response.status).toBe(404);
+      expect(response.body.error.code).toBe('not_found');
+    }
   });
 });
 

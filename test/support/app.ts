@@ -1,5 +1,6 @@
 import { Writable } from 'node:stream';
 import type { Express } from 'express';
+import { CAPTCHA_ALPHABET } from '../../services/captcha';
 import { type Clock, cryptoRandom, type RandomSource } from '../../services/runtime';
 import { createApp } from '../../src/app';
 import { buildConfig, type Config } from '../../src/config';
@@ -32,7 +33,7 @@ export interface TestAppOptions {
   random?: RandomSource;
   sms?: SmsProvider;
   email?: EmailProvider;
-  /** Captures every log line (as parsed JSON) at the configured level. */
+  /** Captures every log line (raw JSON) at env LOG_LEVEL, or at trace. */
   logLines?: string[];
   /** The router's public URL; pass undefined to let PUBLIC_URL or HOST:PORT decide. */
   publicUrl?: string | undefined;
@@ -62,7 +63,8 @@ export function buildTestApp(options: TestAppOptions = {}): TestApp {
   const config = buildConfig({
     ...RELAXED_LIMITS,
     ...options.env,
-    LOG_LEVEL: options.logLines ? 'trace' : 'silent',
+    // A test that captures lines may choose the level, to see which lines it lets through.
+    LOG_LEVEL: options.logLines ? (options.env?.LOG_LEVEL ?? 'trace') : 'silent',
   });
   const store =
     options.store ??
@@ -95,6 +97,27 @@ function captureStream(lines: string[]): Writable {
       done();
     },
   });
+}
+
+/**
+ * Randomness under which every captcha reads `text`: a captcha draws its characters one at a
+ * time out of CAPTCHA_ALPHABET, so draws of that size spell `text` (again from its start once
+ * spelt; `text` must be CAPTCHA_LENGTH long). Every other draw, such as a code, is the CSPRNG's.
+ */
+export function captchaRandom(text: string): RandomSource {
+  const indices = [...text].map((char) => {
+    const index = CAPTCHA_ALPHABET.indexOf(char);
+    if (index < 0) throw new Error(`"${char}" cannot appear in a captcha`);
+    return index;
+  });
+  let drawn = 0;
+  return {
+    int: (maxExclusive) =>
+      maxExclusive === CAPTCHA_ALPHABET.length
+        ? (indices[drawn++ % indices.length] ?? 0)
+        : cryptoRandom.int(maxExclusive),
+    id: cryptoRandom.id,
+  };
 }
 
 /** The code in the newest SMS to `to`. */
