@@ -110,7 +110,7 @@ export function createBotProtection(options: BotProtectionOptions): BotProtectio
       if (mode === 'off') return;
       if (policy === 'adaptive') {
         // Every send counts, proven or not, so proof does not buy extra free sends later.
-        const { count } = await store.increment(`limit:bot:${ip}`, FREE_WINDOW_SECONDS);
+        const { count } = await store.increment(`limit:bot:{${ip}}`, FREE_WINDOW_SECONDS);
         if (count <= freeSends) return;
       }
       if (mode === 'captcha') await checkCaptcha(body);

@@ -49,8 +49,10 @@ export type EmailTokenCheck =
 export function createEmailTokenService(options: EmailTokenOptions) {
   const { store, issuer, ttlSeconds, clock, random, hashSecret } = options;
   const key = hmac(options.jwtSecret, 'email-link-signing-key');
+  // The id in braces is the one the address's limits and lock use, so that all of its keys share
+  // a server where the store spreads keys over several (see Store, placement).
   const storeKey = (purpose: string, email: string) =>
-    `email:${purpose}:${targetId(hashSecret, email)}`;
+    `email:${purpose}:{${targetId(hashSecret, `email:${email}`)}}`;
   const jtiHash = (jti: string) => hmac(hashSecret, 'email-jti', jti);
 
   return {

@@ -35,7 +35,8 @@ export interface OtpTarget {
 export function createOtpService(options: OtpOptions) {
   const { store, secret, length, ttlSeconds, maxAttempts, random, clock } = options;
 
-  const keyFor = (purpose: string, target: OtpTarget) => `code:${purpose}:${target.id}`;
+  // The id in braces places the code with the recipient's limits and lock (see Store, placement).
+  const keyFor = (purpose: string, target: OtpTarget) => `code:${purpose}:{${target.id}}`;
   const hashOf = (purpose: string, to: string, code: string) =>
     hmac(secret, 'otp', purpose, to, code);
 

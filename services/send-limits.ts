@@ -63,12 +63,14 @@ const refusals = {
  * refused send counts nothing, so a flood of refused sends cannot keep a limit full.
  */
 export function createSendLimits(store: Store, settings: SendLimitSettings, clock: Clock) {
+  // Braces hold what places a key where the store spreads keys over several servers (see Store):
+  // a recipient's keys live together, and so do a client address's; the SMS budget is one key.
   function limitsFor({ channel, targetId, ip, isResend }: SendRequest): Limit[] {
     const limits: Limit[] = [];
     if (isResend) {
       limits.push({
         counter: {
-          key: `limit:resend:${channel}:${targetId}`,
+          key: `limit:resend:${channel}:{${targetId}}`,
           windowSeconds: settings.resendWindowSeconds,
           max: settings.resendMax,
         },
@@ -77,7 +79,7 @@ export function createSendLimits(store: Store, settings: SendLimitSettings, cloc
     }
     limits.push({
       counter: {
-        key: `limit:send:${channel}:${targetId}`,
+        key: `limit:send:${channel}:{${targetId}}`,
         windowSeconds: settings.sendTargetWindowSeconds,
         max: settings.sendMaxPerTarget,
       },
@@ -87,10 +89,10 @@ export function createSendLimits(store: Store, settings: SendLimitSettings, cloc
     // numbers; a recipient already counted for this IP in the hour costs nothing again.
     limits.push({
       counter: {
-        key: `limit:ip-targets:${ip}`,
+        key: `limit:ip-targets:{${ip}}`,
         windowSeconds: HOUR,
         max: settings.ipMaxTargetsPerHour,
-        distinct: { key: `limit:ip-target:${ip}:${targetId}`, ttlSeconds: HOUR },
+        distinct: { key: `limit:ip-target:{${ip}}:${targetId}`, ttlSeconds: HOUR },
       },
       refusal: refusals.ipTargets,
     });
@@ -113,7 +115,7 @@ export function createSendLimits(store: Store, settings: SendLimitSettings, cloc
       const cooldown =
         settings.cooldownSeconds > 0
           ? {
-              key: `limit:cooldown:${request.channel}:${request.targetId}`,
+              key: `limit:cooldown:${request.channel}:{${request.targetId}}`,
               value: String(clock.now() + settings.cooldownSeconds * 1000),
               ttlSeconds: settings.cooldownSeconds,
             }

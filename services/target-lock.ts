@@ -17,8 +17,9 @@ export interface TargetLockOptions {
  * TARGET_MAX_FAILURES guesses per window however many codes are sent.
  */
 export function createTargetLock({ store, clock, maxFailures, windowSeconds }: TargetLockOptions) {
-  const failKey = (id: string) => `limit:fail:${id}`;
-  const lockKey = (id: string) => `limit:lock:${id}`;
+  // In braces, so the lock lives with the recipient's code and limits (see Store, placement).
+  const failKey = (id: string) => `limit:fail:{${id}}`;
+  const lockKey = (id: string) => `limit:lock:{${id}}`;
 
   const locked = (until: string) =>
     new RateLimitError(

@@ -23,17 +23,22 @@ export class SharedRateLimitStore implements RateLimitStore {
     this.windowSeconds = Math.max(1, Math.ceil(options.windowMs / 1000));
   }
 
+  /** In braces, so that a client's counters share a server with its other keys (see Store). */
+  private key(key: string): string {
+    return `${this.prefix}{${key}}`;
+  }
+
   async increment(key: string) {
-    const { count, resetMs } = await this.store.increment(this.prefix + key, this.windowSeconds);
+    const { count, resetMs } = await this.store.increment(this.key(key), this.windowSeconds);
     return { totalHits: count, resetTime: new Date(Date.now() + resetMs) };
   }
 
   async decrement(key: string): Promise<void> {
-    await this.store.decrement(this.prefix + key);
+    await this.store.decrement(this.key(key));
   }
 
   async resetKey(key: string): Promise<void> {
-    await this.store.delete(this.prefix + key);
+    await this.store.delete(this.key(key));
   }
 }
 

@@ -17,19 +17,38 @@ type Charge =
  * already made, and a concurrent caller may see them in between and be refused too.
  * The blockers are read while the gate is claimed, to spend one round trip instead of two; a
  * gate claimed for a blocked caller is deleted again.
+ * A step that fails (StoreUnavailableError: with several servers, one of the keys may live on a
+ * dead one) fails the whole call, and what the call already wrote is taken back as far as the
+ * store still answers: the counters it counted and the gate it claimed, since nothing will be
+ * sent for it and a cooldown without a send would lock the recipient out for nothing.
  */
 export async function admitStepwise(
   store: Primitives,
   admission: Admission,
 ): Promise<AdmissionOutcome> {
   const { blockers = [], gate, counters } = admission;
-  const [values, gateWon] = await Promise.all([
-    Promise.all(blockers.map((key) => store.get(key))),
-    gate ? store.setIfAbsent(gate.key, gate.value, gate.ttlSeconds) : Promise.resolve(true),
-  ]);
+  const claim = gate
+    ? store.setIfAbsent(gate.key, gate.value, gate.ttlSeconds)
+    : Promise.resolve(false);
+  const release = async () => {
+    if (gate && (await claim.catch(() => false))) {
+      await store.delete(gate.key).catch(() => undefined);
+    }
+  };
+  let values: (string | undefined)[];
+  let gateWon: boolean;
+  try {
+    [values, gateWon] = await Promise.all([
+      Promise.all(blockers.map((key) => store.get(key))),
+      claim,
+    ]);
+  } catch (error) {
+    await release();
+    throw error;
+  }
   const blocked = values.findIndex((value) => value !== undefined);
   if (blocked >= 0) {
-    if (gate && gateWon) await store.delete(gate.key);
+    await release();
     return { status: 'blocked', index: blocked, value: values[blocked] ?? '' };
   }
   if (gate && !gateWon) return { status: 'gated', value: (await store.get(gate.key)) ?? '' };
@@ -38,18 +57,29 @@ export async function admitStepwise(
   const made = results.flatMap((r) =>
     r.status === 'fulfilled' && r.value.counted ? [r.value] : [],
   );
+  const undo = () => Promise.all(made.map((c) => c.undo()));
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   const over = results.findIndex(
     (r) => r.status === 'fulfilled' && r.value.counted && r.value.over,
   );
-  if (failed || over >= 0) await Promise.all(made.map((c) => c.undo()));
-  if (failed) throw failed.reason;
+  if (failed) {
+    await Promise.all([undo().catch(() => undefined), release()]);
+    throw failed.reason;
+  }
   if (over >= 0) {
+    await undo();
     const refused = (results[over] as PromiseFulfilledResult<Charge & { counted: true }>).value;
     return { status: 'exceeded', index: over, resetMs: refused.resetMs };
   }
   const { secret } = admission;
-  if (secret) await store.putSecret(secret.key, secret.hash, secret.ttlSeconds);
+  if (secret) {
+    try {
+      await store.putSecret(secret.key, secret.hash, secret.ttlSeconds);
+    } catch (error) {
+      await Promise.all([undo().catch(() => undefined), release()]);
+      throw error;
+    }
+  }
   return {
     status: 'admitted',
     counted: results.map((r) => r.status === 'fulfilled' && r.value.counted),

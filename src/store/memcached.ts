@@ -5,7 +5,14 @@ import { StoreUnavailableError } from '../errors';
 import type { Logger } from '../logger';
 import { admitStepwise } from './admit-stepwise';
 import { assertAdmissionTtls, assertTtl } from './ttl';
-import type { Admission, AdmissionOutcome, AttemptOutcome, CounterState, Store } from './types';
+import type {
+  Admission,
+  AdmissionOutcome,
+  AttemptOutcome,
+  CounterState,
+  ServerState,
+  Store,
+} from './types';
 
 export interface MemcachedStoreOptions {
   /** Comma-separated host:port list, as in MEMCACHED_SERVERS. */
@@ -88,6 +95,47 @@ function parseSecret(value: string): SecretRecord | undefined {
 const TRANSIENT_STATUS = /^MemJS \w+: (Out of memory|Busy|Temporary failure|Internal error)/;
 
 /**
+ * The part of a logical key that decides its server: the text between the first "{" and the next
+ * "}" when that is not empty, else the whole key (the hash-tag rule of Redis Cluster). Services
+ * put the recipient's id or the client's address in braces, so that every key of one recipient
+ * lives on one server and a dead server takes out its own recipients, not a share of everybody's
+ * request.
+ */
+export function placementTag(key: string): string {
+  const open = key.indexOf('{');
+  if (open < 0) return key;
+  const close = key.indexOf('}', open + 1);
+  return close > open + 1 ? key.slice(open + 1, close) : key;
+}
+
+/**
+ * Which of `count` servers holds a logical key. Modulo hashing, as memjs does: a dead server is
+ * never replaced by another (see MemcachedStore), so the list only changes when an operator
+ * changes MEMCACHED_SERVERS, and any key that moves then loses its state whichever hashing moved
+ * it. The prefix is not hashed, so two deployments sharing the servers place a tag alike.
+ */
+export function serverIndex(key: string, count: number): number {
+  if (count <= 1) return 0;
+  return createHash('sha256').update(placementTag(key)).digest().readUInt32BE(0) % count;
+}
+
+/** One listed server and the memjs client that talks to it alone. */
+interface Shard {
+  /** The entry as listed in MEMCACHED_SERVERS, credentials included; what memjs connects to. */
+  readonly entry: string;
+  /** host:port only, for logs. */
+  readonly name: string;
+  client: Client;
+  /** Only the first failure of an outage is logged at warn, so a long outage does not flood logs. */
+  down: boolean;
+}
+
+/** A listed server as logs may show it: without the user:password@ memjs accepts in front. */
+function serverName(entry: string): string {
+  return entry.slice(entry.lastIndexOf('@') + 1);
+}
+
+/**
  * Memcached has no transactions and memjs exposes no CAS, so atomicity comes from the operations
  * memcached itself performs atomically: add (create only if absent), incr (binary incr creates
  * the counter with an initial value when absent) and delete.
@@ -108,18 +156,26 @@ const TRANSIENT_STATUS = /^MemJS \w+: (Out of memory|Busy|Temporary failure|Inte
  *   its way to the marker, so in a burst of more than maxAttempts simultaneous checks the late
  *   ones may answer "locked" where Redis would say "missing". Never a second "match".
  *
+ * Several servers: each logical key lives on the server serverIndex picks from its placement
+ * tag, and the keys derived from it (window end, attempt counter, consumed marker) live with it.
+ * Each server has a memjs client of its own, so a dead server fails only the calls that touch a
+ * key it holds: those reject with StoreUnavailableError (503 store_unavailable), every other
+ * call goes on as before, and the dead server's keys are served again as soon as it answers,
+ * since its client is replaced after every failure (see discard). A restarted server comes back
+ * empty: its recipients' codes are gone and their counters restart.
+ * There is no failover to another server: the moved key would start from nothing there (a new
+ * counter, no code, no consumed marker) and, once the server is back, the two copies would
+ * disagree, letting limits be counted twice over or a used code be used again.
+ *
  * Memcached cannot list keys, so `scan` is absent. Expiry is native, so cleanup() is 0.
  */
 export class MemcachedStore implements Store {
   readonly backend = 'memcached' as const;
   readonly scan = undefined;
-  private client: Client;
-  private readonly servers: string;
+  private readonly shards: Shard[];
   private readonly prefix: string;
   private readonly timeoutMs: number;
   private readonly logger: Logger | undefined;
-  /** Only the first failure of an outage is logged at warn, so a long outage does not flood logs. */
-  private outageLogged = false;
   private closed = false;
 
   constructor(options: MemcachedStoreOptions) {
@@ -129,13 +185,31 @@ export class MemcachedStore implements Store {
     }
     this.timeoutMs = options.timeoutMs ?? 1000;
     this.logger = options.logger;
-    this.servers = options.servers;
-    this.client = this.connect();
+    this.shards = options.servers.split(',').map((entry) => ({
+      entry,
+      name: serverName(entry),
+      client: this.connect(entry),
+      down: false,
+    }));
   }
 
-  private connect(): Client {
+  /** The listed servers (host:port), in MEMCACHED_SERVERS order. */
+  get servers(): string[] {
+    return this.shards.map((shard) => shard.name);
+  }
+
+  /** The server (host:port) that holds a logical key. */
+  serverFor(key: string): string {
+    return this.shardFor(key).name;
+  }
+
+  private shardFor(key: string): Shard {
+    return this.shards[serverIndex(key, this.shards.length)] as Shard;
+  }
+
+  private connect(entry: string): Client {
     const seconds = this.timeoutMs / 1000;
-    return memjs.Client.create<string, Buffer | null>(this.servers, {
+    return memjs.Client.create<string, Buffer | null>(entry, {
       // One attempt per call: a retried incr or add whose reply was lost would count twice or
       // report "exists" for the caller's own write.
       retries: 1,
@@ -144,7 +218,8 @@ export class MemcachedStore implements Store {
       // Detects a peer that vanished without closing the socket.
       keepAlive: true,
       keepAliveDelay: 10,
-      // Failing over would split counters and secrets across servers; fail closed instead.
+      // Each client has one server, so there is nothing to fail over to; stated anyway, since
+      // failing over would split counters and secrets across servers (see the class comment).
       failover: false,
       logger: { log: (...args: unknown[]) => this.logger?.debug({ memjs: args.join(' ') }) },
     });
@@ -154,14 +229,14 @@ export class MemcachedStore implements Store {
    * memjs keeps one "current socket" and one response buffer per server. A socket it abandoned
    * after a timeout still delivers the thawed server's late replies into that buffer, and its
    * late 'close' clears the current-socket field, so a request on a connection still opening is
-   * never written and hangs. After any connection failure the whole client is therefore replaced;
-   * the next call starts from fresh sockets, which is also how a restarted server is picked up
-   * without a reconnect loop.
+   * never written and hangs. After any connection failure the server's client is therefore
+   * replaced; the next call to that server starts from a fresh socket, which is also how a
+   * restarted server is picked up without a reconnect loop. Other servers' clients are left alone.
    */
-  private discard(failed: Client): void {
-    if (this.closed || this.client !== failed) return;
-    this.client = this.connect();
-    // Half-closes: calls still in flight on healthy servers of the old client get their replies.
+  private discard(shard: Shard, failed: Client): void {
+    if (this.closed || shard.client !== failed) return;
+    shard.client = this.connect(shard.entry);
+    // Half-closes: calls still in flight on the old socket get their replies if the server is up.
     failed.close();
   }
 
@@ -173,11 +248,18 @@ export class MemcachedStore implements Store {
     return memcachedKey(this.prefix, `${key}${DERIVED}${tag}`);
   }
 
-  /** memjs's own timeout relies on socket idle events; this deadline holds in every case. */
-  private async run<T>(command: (client: Client) => Promise<T>): Promise<T> {
+  /**
+   * Runs one command on the server that holds `key` (a logical key). memjs's own timeout relies
+   * on socket idle events; this deadline holds in every case.
+   */
+  private run<T>(key: string, command: (client: Client) => Promise<T>): Promise<T> {
+    return this.runOn(this.shardFor(key), command);
+  }
+
+  private async runOn<T>(shard: Shard, command: (client: Client) => Promise<T>): Promise<T> {
     // memjs would silently reconnect a closed client; the contract says a closed store is done.
     if (this.closed) throw new StoreUnavailableError('memcached', new Error('store is closed'));
-    const client = this.client;
+    const client = shard.client;
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(
@@ -190,29 +272,29 @@ export class MemcachedStore implements Store {
       // The losing promise may still reject later; that must not become an unhandled rejection.
       pending.catch(() => undefined);
       const result = await Promise.race([pending, deadline]);
-      if (this.outageLogged) {
-        this.outageLogged = false;
-        this.logger?.info('memcached store reachable again');
+      if (shard.down) {
+        shard.down = false;
+        this.logger?.info({ server: shard.name }, 'memcached server reachable again');
       }
       return result;
     } catch (err) {
-      const translated = this.translate(err);
-      if (translated instanceof StoreUnavailableError) this.discard(client);
+      const translated = this.translate(shard, err);
+      if (translated instanceof StoreUnavailableError) this.discard(shard, client);
       throw translated;
     } finally {
       clearTimeout(timer);
     }
   }
 
-  private translate(err: unknown): unknown {
+  private translate(shard: Shard, err: unknown): unknown {
     const message = err instanceof Error ? err.message : String(err);
     // Protocol refusals ("Incr/Decr on non-numeric value", "Value too large") and argument errors
     // thrown inside memjs are caller bugs, not outages.
     const refusal = message.startsWith('MemJS ') && !TRANSIENT_STATUS.test(message);
     if (refusal || err instanceof RangeError || err instanceof TypeError) return err;
-    if (!this.outageLogged) {
-      this.outageLogged = true;
-      this.logger?.warn({ err }, 'memcached store unavailable');
+    if (!shard.down) {
+      shard.down = true;
+      this.logger?.warn({ err, server: shard.name }, 'memcached server unavailable');
     }
     return new StoreUnavailableError('memcached', err);
   }
@@ -222,36 +304,38 @@ export class MemcachedStore implements Store {
   }
 
   async get(key: string): Promise<string | undefined> {
-    const { value } = await this.run((c) => c.get(this.key(key)));
+    const { value } = await this.run(key, (c) => c.get(this.key(key)));
     return value === null ? undefined : value.toString();
   }
 
   async set(key: string, value: string, ttlSeconds: number): Promise<void> {
     const expires = this.exptime(ttlSeconds);
-    await this.run((c) => c.set(this.key(key), value, { expires }));
+    await this.run(key, (c) => c.set(this.key(key), value, { expires }));
   }
 
   async setIfAbsent(key: string, value: string, ttlSeconds: number): Promise<boolean> {
     const expires = this.exptime(ttlSeconds);
-    return this.run((c) => c.add(this.key(key), value, { expires }));
+    return this.run(key, (c) => c.add(this.key(key), value, { expires }));
   }
 
   async delete(key: string): Promise<boolean> {
-    return this.run((c) => c.delete(this.key(key)));
+    return this.run(key, (c) => c.delete(this.key(key)));
   }
 
   async increment(key: string, windowSeconds: number): Promise<CounterState> {
     const expires = this.exptime(windowSeconds);
     const windowMs = windowSeconds * 1000;
-    const { value } = await this.run((c) => c.increment(this.key(key), 1, { initial: 1, expires }));
+    const { value } = await this.run(key, (c) =>
+      c.increment(this.key(key), 1, { initial: 1, expires }),
+    );
     const count = Number(value);
     const endKey = this.derived(key, 'end');
     if (count === 1) {
       const end = Date.now() + windowMs;
-      await this.run((c) => c.set(endKey, String(end), { expires }));
+      await this.run(key, (c) => c.set(endKey, String(end), { expires }));
       return { count, resetMs: windowMs };
     }
-    const stored = (await this.run((c) => c.get(endKey))).value;
+    const stored = (await this.run(key, (c) => c.get(endKey))).value;
     const end = stored === null ? Number.NaN : Number(stored.toString());
     // Unknown end (the opener has not written it yet, or it was evicted): report the whole window,
     // which is never too short.
@@ -265,7 +349,9 @@ export class MemcachedStore implements Store {
     try {
       // Binary decr stops at 0 by itself and leaves the TTL alone. Without the "do not create"
       // exptime memjs would create an absent key as a permanent 0.
-      await this.run((c) => c.decrement(this.key(key), 1, { initial: 0, expires: DO_NOT_CREATE }));
+      await this.run(key, (c) =>
+        c.decrement(this.key(key), 1, { initial: 0, expires: DO_NOT_CREATE }),
+      );
     } catch (err) {
       if (err instanceof Error && err.message.endsWith('Key not found')) return;
       throw err;
@@ -285,7 +371,7 @@ export class MemcachedStore implements Store {
       hash,
       expiresAt: Date.now() + ttlSeconds * 1000,
     };
-    await this.run((c) => c.set(this.key(key), JSON.stringify(record), { expires }));
+    await this.run(key, (c) => c.set(this.key(key), JSON.stringify(record), { expires }));
   }
 
   async attemptSecret(
@@ -296,8 +382,8 @@ export class MemcachedStore implements Store {
   ): Promise<AttemptOutcome> {
     // Both reads in one round trip; the blocker decides before anything is counted.
     const [blocking, { value }] = await Promise.all([
-      blocker === undefined ? undefined : this.run((c) => c.get(this.key(blocker))),
-      this.run((c) => c.get(this.key(key))),
+      blocker === undefined ? undefined : this.run(blocker, (c) => c.get(this.key(blocker))),
+      this.run(key, (c) => c.get(this.key(key))),
     ]);
     if (blocking && blocking.value !== null) {
       return { status: 'blocked', value: blocking.value.toString() };
@@ -307,18 +393,18 @@ export class MemcachedStore implements Store {
     // The record itself may outlive expiresAt by up to a second (see memcachedExptime).
     if (!record || record.expiresAt <= now) return { status: 'missing' };
     const expires = this.exptime(Math.ceil((record.expiresAt - now) / 1000));
-    const counted = await this.run((c) =>
+    const counted = await this.run(key, (c) =>
       c.increment(this.derived(key, `n:${record.id}`), 1, { initial: 1, expires }),
     );
     const attempts = Number(counted.value);
     const consumedKey = this.derived(key, `c:${record.id}`);
 
     if (attempts <= maxAttempts && safeEqual(record.hash, hash)) {
-      const won = await this.run((c) => c.add(consumedKey, '1', { expires }));
+      const won = await this.run(key, (c) => c.add(consumedKey, '1', { expires }));
       return won ? { status: 'match', attempts } : { status: 'missing' };
     }
     // A secret consumed by a concurrent caller reads as missing, as it would after a delete.
-    const consumed = (await this.run((c) => c.get(consumedKey))).value !== null;
+    const consumed = (await this.run(key, (c) => c.get(consumedKey))).value !== null;
     if (consumed) return { status: 'missing' };
     if (attempts > maxAttempts) return { status: 'locked' };
     return { status: 'mismatch', attempts, remaining: maxAttempts - attempts };
@@ -326,20 +412,27 @@ export class MemcachedStore implements Store {
 
   /** A stats round trip to every server, since any one of them may hold a given key. */
   async ping(): Promise<void> {
-    await this.run(
-      (c) =>
-        new Promise<void>((resolve, reject) => {
-          const total = c.servers.length;
-          let answered = 0;
-          c.stats((err) => {
-            if (err) {
-              reject(err);
-              return;
-            }
-            answered += 1;
-            if (answered === total) resolve();
-          });
-        }),
+    const states = await this.pingEach();
+    const failed = states.find((state) => state.error !== undefined);
+    if (failed) throw failed.error;
+  }
+
+  /** One stats round trip to each server at once; see Store.pingEach. */
+  async pingEach(): Promise<ServerState[]> {
+    return Promise.all(
+      this.shards.map((shard) =>
+        this.runOn(
+          shard,
+          (c) =>
+            new Promise<void>((resolve, reject) => {
+              // One server per client, so the callback runs once.
+              c.stats((err) => (err ? reject(err) : resolve()));
+            }),
+        ).then(
+          (): ServerState => ({ server: shard.name, ok: true }),
+          (error: unknown): ServerState => ({ server: shard.name, ok: false, error }),
+        ),
+      ),
     );
   }
 
@@ -349,6 +442,6 @@ export class MemcachedStore implements Store {
 
   async close(): Promise<void> {
     this.closed = true;
-    this.client.close();
+    for (const shard of this.shards) shard.client.close();
   }
 }

@@ -15,6 +15,11 @@
  * - Memcached counts time in whole seconds, so there an entry may outlive its TTL by up to 1 s and
  *   `resetMs` is approximate; it never expires early.
  * - Reading a secret written by `putSecret` with `get` is unspecified; only attemptSecret reads it.
+ * - Placement: a backend that spreads keys over several servers (Memcached with more than one in
+ *   MEMCACHED_SERVERS) keeps keys whose first `{...}` holds the same text on the same server, as
+ *   Redis Cluster does with hash tags; a key without braces is placed by all of it. Services put
+ *   the recipient's id or the client's address in braces, so one dead server fails the requests
+ *   of its own recipients and clients, not a share of everybody's.
  */
 export interface Store {
   /** Which backend this is, as named by STORE. */
@@ -89,8 +94,18 @@ export interface Store {
     blocker?: string,
   ): Promise<AttemptOutcome>;
 
-  /** Resolves when the backend answers a round trip; rejects with StoreUnavailableError. */
+  /**
+   * Resolves when the backend answers a round trip (every server of a backend that has several);
+   * rejects with StoreUnavailableError.
+   */
   ping(): Promise<void>;
+
+  /**
+   * Backends that spread keys over several servers: one round trip to each, saying which answered,
+   * so that /health can tell a partial outage (keys on the dead servers fail, the rest work) from
+   * a total one. Never rejects.
+   */
+  pingEach?(): Promise<ServerState[]>;
 
   /**
    * Lists live and expired-but-not-yet-removed entries, for maintenance. Undefined when the
@@ -109,6 +124,14 @@ export interface Store {
 }
 
 export type StoreBackend = 'memory' | 'redis' | 'memcached';
+
+export interface ServerState {
+  /** host:port, without credentials. */
+  server: string;
+  ok: boolean;
+  /** Why it did not answer (a StoreUnavailableError). */
+  error?: unknown;
+}
 
 export interface CounterState {
   /** The count after this increment, starting at 1 in a new window. */

@@ -237,18 +237,40 @@ describeMemcached('memcached', () => {
     });
 
     it('replaces its memjs client after a connection failure, but not after a refusal', async () => {
-      const clientOf = (store: MemcachedStore) => (store as unknown as { client: unknown }).client;
+      const clientsOf = (store: MemcachedStore) =>
+        (store as unknown as { shards: Array<{ client: unknown }> }).shards.map((s) => s.client);
       const down = openStore(`127.0.0.1:${await freePort()}`, uniquePrefix('swap'), 300);
       stores.push(down);
-      const before = clientOf(down);
+      const [before] = clientsOf(down);
       await expect(down.get('k')).rejects.toBeInstanceOf(StoreUnavailableError);
-      expect(clientOf(down)).not.toBe(before);
+      expect(clientsOf(down)[0]).not.toBe(before);
 
       const up = open('no-swap');
       await up.set('text', 'not a number', 60);
-      const kept = clientOf(up);
+      const [kept] = clientsOf(up);
       await expect(up.increment('text', 60)).rejects.not.toBeInstanceOf(StoreUnavailableError);
-      expect(clientOf(up)).toBe(kept);
+      expect(clientsOf(up)[0]).toBe(kept);
+    });
+
+    it('replaces only the failed server’s client, leaving the live server’s connection alone', async () => {
+      const clientsOf = (store: MemcachedStore) =>
+        (store as unknown as { shards: Array<{ client: unknown }> }).shards.map((s) => s.client);
+      const deadAddress = `127.0.0.1:${await freePort()}`;
+      const store = openStore(`${SHARED_MEMCACHED},${deadAddress}`, uniquePrefix('one-swap'), 300);
+      stores.push(store);
+      const tagOn = (server: string) => {
+        for (let i = 0; i < 1000; i++) if (store.serverFor(`{t${i}}`) === server) return `{t${i}}`;
+        throw new Error(`no tag found for ${server}`);
+      };
+      const [liveClient, deadClient] = clientsOf(store);
+      await expect(store.get(`k:${tagOn(deadAddress)}`)).rejects.toBeInstanceOf(
+        StoreUnavailableError,
+      );
+      const [liveAfter, deadAfter] = clientsOf(store);
+      expect(deadAfter).not.toBe(deadClient);
+      expect(liveAfter).toBe(liveClient);
+      await store.set(`k:${tagOn(SHARED_MEMCACHED)}`, 'v', 60);
+      expect(await store.get(`k:${tagOn(SHARED_MEMCACHED)}`)).toBe('v');
     });
 
     it('rejects with StoreUnavailableError once closed', async () => {
