@@ -54,7 +54,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   };
 }
 
-async function main(): Promise<void> {
+async function run(): Promise<void> {
   if (existsSync('.env')) process.loadEnvFile('.env');
   let config: Config;
   try {
@@ -91,9 +91,17 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => shutdown('SIGINT'));
 }
 
-if (require.main === module) {
-  main().catch((error: unknown) => {
+/**
+ * The standalone service as `npx verifyd` and `npm start` run it (bin/verifyd.js): reads ./.env
+ * and the environment, exits with one line on a bad setting or a failed start, and stops cleanly
+ * on SIGTERM/SIGINT. It never rejects, so a caller has nothing to handle.
+ */
+export function main(): Promise<void> {
+  return run().catch((error: unknown) => {
     process.stderr.write(`verifyd: failed to start: ${(error as Error).message}\n`);
     process.exit(1);
   });
 }
+
+// `npm run dev` runs this file itself through tsx.
+if (require.main === module) void main();

@@ -6,8 +6,11 @@ export const BODY_LIMIT = '10kb';
 
 // Not strict: a body of `null`, `"x"` or `1` is valid JSON, so it gets the route's clear
 // invalid_request ("must be a JSON object") rather than a misleading invalid_json.
-export const parseJson = express.json({ limit: BODY_LIMIT, strict: false });
-export const parseForm = express.urlencoded({
+// Annotated, so the emitted .d.ts names express's own type rather than a path into whichever
+// copy of @types/connect the build happened to resolve (a non-hoisted or linked node_modules
+// otherwise fails the declaration build).
+export const parseJson: RequestHandler = express.json({ limit: BODY_LIMIT, strict: false });
+export const parseForm: RequestHandler = express.urlencoded({
   limit: BODY_LIMIT,
   extended: false,
   parameterLimit: 20,
