@@ -1,6 +1,7 @@
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ensureBuilt } from './build';
 import {
   MEMCACHED_BIN,
   memcachedAnswers,
@@ -29,6 +30,9 @@ interface Backend {
  * here.
  */
 export default async function globalSetup(): Promise<void> {
+  // Once per run, before any worker starts: the end-to-end and packaging suites run dist/, and
+  // two workers must never build it at the same time.
+  ensureBuilt();
   process.env[PID_DIR_ENV] = mkdtempSync(join(tmpdir(), 'verifyd-test-servers-'));
 
   const backends: Backend[] = [

@@ -1,0 +1,117 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { ROOT } from './build';
+import { freePort, sleep } from './servers';
+
+/** The repository's bin, which `npm start` and `npx verifyd` both run. */
+export const VERIFYD_BIN = path.join(ROOT, 'bin', 'verifyd.js');
+
+export interface VerifydProcess {
+  url: string;
+  port: number;
+  /** Everything the process wrote so far, for failure messages. */
+  output(): string;
+  /** SIGTERM, as a process manager stops it; SIGKILL if it has not exited within 5 s. */
+  stop(): Promise<void>;
+}
+
+const running = new Set<ChildProcess>();
+
+/**
+ * Signals the child's whole process group: `npx verifyd` runs the server as a grandchild, which a
+ * signal to npx alone may leave running. The group is the child's own (it is spawned detached).
+ */
+function signal(child: ChildProcess, name: NodeJS.Signals): void {
+  if (child.pid === undefined) return;
+  try {
+    process.kill(-child.pid, name);
+  } catch {
+    // The group is already gone (ESRCH).
+  }
+}
+
+// A worker that ends without afterAll (a crash, a timeout) still takes its servers down with it.
+process.once('exit', () => {
+  for (const child of running) signal(child, 'SIGKILL');
+});
+
+/** Polls `url` until it answers (any status): the process listens. */
+async function waitForHttp(url: string, child: ChildProcess, output: () => string): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`verifyd exited (${child.exitCode ?? child.signalCode}):\n${output()}`);
+    }
+    try {
+      await fetch(url, { signal: AbortSignal.timeout(1000) });
+      return;
+    } catch {
+      // Not listening yet.
+    }
+    if (Date.now() > deadline) throw new Error(`verifyd did not listen within 15 s:\n${output()}`);
+    await sleep(100);
+  }
+}
+
+/**
+ * Starts a program that serves verifyd (by default the repository's bin, as `npm start` runs it)
+ * on a free loopback port with `env` (or `env(port)`) on top of a minimal environment, and resolves once
+ * GET /health answers. The environment is built from scratch so that a developer's own
+ * variables cannot change what is tested.
+ */
+export async function startVerifyd(
+  env: Record<string, string> | ((port: number) => Record<string, string>),
+  command: { file: string; args: string[]; cwd?: string } = {
+    file: process.execPath,
+    args: [VERIFYD_BIN],
+  },
+): Promise<VerifydProcess> {
+  const port = await freePort();
+  // An empty working directory by default: the server reads ./.env, and a developer's must not
+  // change what is tested.
+  const scratch = command.cwd ? undefined : mkdtempSync(path.join(tmpdir(), 'verifyd-e2e-'));
+  const child = spawn(command.file, command.args, {
+    cwd: command.cwd ?? scratch,
+    detached: true,
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '',
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      LOG_LEVEL: 'warn',
+      ...(typeof env === 'function' ? env(port) : env),
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  running.add(child);
+  let log = '';
+  child.stdout?.on('data', (chunk: Buffer) => {
+    log += chunk.toString();
+  });
+  child.stderr?.on('data', (chunk: Buffer) => {
+    log += chunk.toString();
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const url = `http://127.0.0.1:${port}`;
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      signal(child, 'SIGTERM');
+      const timer = setTimeout(() => signal(child, 'SIGKILL'), 5000);
+      await exited;
+      clearTimeout(timer);
+    }
+    // The group may outlive its leader (npx's server child): nothing of it may survive a suite.
+    signal(child, 'SIGKILL');
+    running.delete(child);
+    if (scratch) rmSync(scratch, { recursive: true, force: true });
+  };
+  try {
+    await waitForHttp(`${url}/health`, child, () => log);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { url, port, output: () => log, stop };
+}
