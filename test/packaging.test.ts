@@ -101,11 +101,12 @@ afterAll(async () => {
 });
 
 describe('the packed tarball', () => {
-  it('ships the built package and what a user reads, and no tests, bench or sources', () => {
+  it('ships the built package, what a user reads and its licence, and no tests, bench or sources', () => {
     for (const needed of [
       'package.json',
       'README.md',
       'SECURITY.md',
+      'LICENSE',
       '.env.example',
       'bin/verifyd.js',
       'bin/verifyd-cli.js',

@@ -75,7 +75,10 @@ async function emailedLink(email: string, purpose?: string): Promise<string> {
   });
   expect(sent.status).toBe(202);
   const message = await lastMessage(verifyd!.url, email);
-  const link = /https?:\/\/\S+?[?&]token=[\w.-]+/.exec(message.body)?.[0];
+  // The whole link, as a mail client makes it clickable: everything up to a space or a quote.
+  const link = [...message.body.matchAll(/https?:\/\/[^\s"'<>]+/g)]
+    .map(([url]) => decode(url))
+    .find((url) => new URL(url).searchParams.has('token'));
   if (!link) throw new Error(`no link in the email: ${message.body}`);
   return link;
 }
