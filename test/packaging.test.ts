@@ -46,6 +46,9 @@ const ourVersion = (name: string): string =>
 
 const NPM_FLAGS = ['--prefer-offline', '--no-audit', '--no-fund'];
 
+// Each test's bound is a little above the bound of the command it runs, so a slow command fails
+// with its own output rather than with jest's bare timeout.
+
 beforeAll(async () => {
   work = mkdtempSync(path.join(tmpdir(), 'verifyd-packaging-'));
   const packDir = path.join(work, 'pack');
@@ -159,7 +162,7 @@ describe('the installed package', () => {
       createLogger: 'function',
       loadConfig: 'function',
     });
-  });
+  }, 30_000);
 
   it("runs the README's Embedding example as printed, and the router it builds verifies a phone", async () => {
     const example = firstBlock('## Embedding', ['js', 'ts']);
@@ -190,7 +193,7 @@ process.exit(0);
     expect(result.sent).toBe(202);
     expect(result.checked.status).toBe(200);
     expect(result.checked.body).toMatchObject({ verified: true, phone: '+15551250000' });
-  });
+  }, 60_000);
 
   it("type-checks the README's Embedding example against the installed typings", async () => {
     const example = firstBlock('## Embedding', ['js', 'ts']);
@@ -223,7 +226,7 @@ process.exit(0);
     const errors = failure.message.split('\n').filter((line) => line.includes('error TS'));
     expect(errors).toHaveLength(1);
     expect(errors[0]).toMatch(/^wrong\.mts\(\d+,\d+\): error TS2322: Type 'number'/);
-  });
+  }, 150_000);
 
   it('starts with npx verifyd and answers /health', async () => {
     const server = await startVerifyd(
@@ -234,7 +237,7 @@ process.exit(0);
     const health = await getJson(`${server.url}/health`);
     expect(health.status).toBe(200);
     expect(health.body).toMatchObject({ status: 'ok', store: { backend: 'memory', ok: true } });
-  });
+  }, 60_000);
 
   it('runs its maintenance CLI with npx verifyd-cli', async () => {
     const failure = await run('npx', ['--no', 'verifyd-cli', 'no-such-command'], app, 30_000).then(
@@ -243,7 +246,7 @@ process.exit(0);
     );
     expect(failure.message).toContain('Unknown command "no-such-command"');
     expect(failure.message).toContain('Commands:');
-  });
+  }, 60_000);
 });
 
 describeRedis('the installed package in production', () => {
@@ -275,5 +278,5 @@ describeRedis('the installed package in production', () => {
     // Production serves no mock outbox.
     const outbox = await fetch(`${server.url}/dev/outbox`, { signal: AbortSignal.timeout(5000) });
     expect(outbox.status).toBe(404);
-  });
+  }, 60_000);
 });
