@@ -1,4 +1,6 @@
-import { readFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { renderEnvExample, renderTable } from '../scripts/config-docs';
 import { buildConfig, loadConfig } from '../src/config';
@@ -19,14 +21,25 @@ const productionEnv = {
   JWT_SECRET: STRONG,
 };
 
-function failure(env: Record<string, string>): string {
+function refusal(env: Record<string, string>): ConfigError {
   try {
     loadConfig(env);
   } catch (error) {
     expect(error).toBeInstanceOf(ConfigError);
-    return (error as Error).message;
+    return error as ConfigError;
   }
   throw new Error('expected a ConfigError');
+}
+
+function failure(env: Record<string, string>): string {
+  return refusal(env).message;
+}
+
+/** The one problem line that names `name`; fails unless there is exactly one. */
+function lineFor(problems: readonly string[], name: string): string {
+  const lines = problems.filter((line) => new RegExp(`^\\w+ ${name}\\b`).test(line));
+  expect(lines).toHaveLength(1);
+  return lines[0] ?? '';
 }
 
 describe('configuration', () => {
@@ -76,6 +89,61 @@ describe('configuration', () => {
     expect(failure({ EMAIL_PROVIDER: 'sendgrid', SENDGRID_API_KEY: 'k' })).toMatch(/EMAIL_FROM/);
   });
 
+  it('reports every problem of one start in one error, one line each naming its variable', () => {
+    const error = refusal({
+      ...productionEnv,
+      OTP_LENGTH: '4',
+      PORT: 'http',
+      CAPTCHA_BACKGROUND: 'grey',
+      STORE: 'memory',
+      SMS_PROVIDER: 'mock',
+      OTP_SECRET: 'short',
+      JWT_SECRET: '',
+      SENDGRID_API_KEY: '',
+    });
+    const named = [
+      'OTP_LENGTH',
+      'PORT',
+      'CAPTCHA_BACKGROUND',
+      'STORE',
+      'SMS_PROVIDER',
+      'OTP_SECRET',
+      'JWT_SECRET',
+      'SENDGRID_API_KEY',
+    ];
+    for (const name of named) lineFor(error.problems, name);
+    expect(error.problems).toHaveLength(named.length);
+    expect(error.message.split('\n')).toEqual(error.problems);
+    // JWT_SECRET missing also leaves WEBHOOK_SECRET without a value; fixing JWT_SECRET fixes both.
+    expect(error.message).not.toContain('WEBHOOK_SECRET');
+    expect(error.message).not.toContain('short');
+  });
+
+  it('adds no "missing" line for a variable whose value was already refused', () => {
+    const error = refusal({
+      EMAIL_PROVIDER: 'sendgrid',
+      SENDGRID_API_KEY: 'k',
+      OTP_TTL_SECONDS: 'x',
+    });
+    expect(error.problems).toEqual([
+      'Invalid OTP_TTL_SECONDS (got "x"): expected an integer from 30 to 86400.',
+      'Missing EMAIL_FROM: required when EMAIL_PROVIDER=sendgrid.',
+    ]);
+  });
+
+  it('keeps a refused value on its one line and never shows a credential', () => {
+    const error = refusal({
+      SMS_TEMPLATE: 'no code here\nsecond line',
+      KEY_PREFIX: 'has space',
+      VERIFIED_WEBHOOK_URL: 'https://hook:pa55word@',
+    });
+    expect(error.problems).toHaveLength(3);
+    expect(lineFor(error.problems, 'SMS_TEMPLATE')).toContain('(got "no code here\\nsecond line")');
+    // KEY_PREFIX is no secret even though its name contains KEY.
+    expect(lineFor(error.problems, 'KEY_PREFIX')).toContain('(got "has space")');
+    expect(error.message).not.toContain('pa55word');
+  });
+
   it('treats empty values as unset, so a copied .env.example works', () => {
     expect(buildConfig({ EMAIL_LINK_BASE_URL: '', PORT: '' }).PORT).toBe(3000);
   });
@@ -84,5 +152,68 @@ describe('configuration', () => {
     const root = join(__dirname, '..');
     expect(readFileSync(join(root, '.env.example'), 'utf8')).toBe(renderEnvExample());
     expect(readFileSync(join(root, 'README.md'), 'utf8')).toContain(renderTable());
+  });
+});
+
+/**
+ * The real start: the server entry as a process, from an empty working directory (no ./.env) and
+ * with only the settings given, as an operator would start it.
+ */
+describe('configuration at start-up', () => {
+  const ROOT = join(__dirname, '..');
+  const TSX = join(ROOT, 'node_modules', '.bin', 'tsx');
+  const SERVER = join(ROOT, 'src', 'server.ts');
+  let workDir: string;
+
+  beforeAll(() => {
+    workDir = mkdtempSync(join(tmpdir(), 'verifyd-config-'));
+  });
+
+  afterAll(() => {
+    rmSync(workDir, { recursive: true, force: true });
+  });
+
+  function start(
+    env: Record<string, string>,
+  ): Promise<{ code: number; stdout: string; stderr: string }> {
+    return new Promise((resolve) => {
+      execFile(
+        TSX,
+        [SERVER],
+        {
+          cwd: workDir,
+          env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+          timeout: 25_000,
+        },
+        (error, stdout, stderr) => {
+          const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
+          resolve({ code, stdout, stderr });
+        },
+      );
+    });
+  }
+
+  it('lists every bad setting on stderr, one line each, and exits 1 without listening', async () => {
+    const run = await start({
+      ...productionEnv,
+      PORT: '0',
+      OTP_LENGTH: 'six',
+      STORE: 'memory',
+      EMAIL_PROVIDER: 'mock',
+      TWILIO_AUTH_TOKEN: '',
+      OTP_SECRET: 'tiny-secret',
+    });
+    expect(run.code).toBe(1);
+    const lines = run.stderr.trimEnd().split('\n');
+    const named = ['OTP_LENGTH', 'STORE', 'EMAIL_PROVIDER', 'TWILIO_AUTH_TOKEN', 'OTP_SECRET'];
+    expect(lines).toHaveLength(named.length);
+    for (const name of named) {
+      expect(
+        lines.filter((line) => line.startsWith(`verifyd: `) && line.includes(name)),
+      ).toHaveLength(1);
+    }
+    expect(run.stderr).not.toContain('tiny-secret');
+    // Nothing was logged: the process stopped before the logger and the listener existed.
+    expect(run.stdout).toBe('');
   });
 });
