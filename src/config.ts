@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { ConfigError } from './errors';
 
@@ -34,6 +35,84 @@ const list = z
       .filter(Boolean),
   );
 
+/** Optional text that must match `pattern` when it is given. */
+const optionalMatching = (pattern: RegExp, expected: string) =>
+  optionalText.refine((v) => v === undefined || pattern.test(v), expected);
+
+/** Twilio's own pattern for SIDs (twilio-oai): a two-letter type prefix and 32 hex digits. */
+const twilioSid = (prefix: string, what: string) =>
+  optionalMatching(
+    new RegExp(`^${prefix}[0-9a-fA-F]{32}$`),
+    `${what}: ${prefix} followed by 32 hexadecimal digits`,
+  );
+
+/**
+ * The sender Twilio accepts as From: a number in E.164, or an alphanumeric sender ID, which
+ * Twilio limits to 11 characters of ASCII letters, digits and spaces with at least one letter.
+ */
+const TWILIO_FROM = /^(?:\+[1-9]\d{1,14}|(?=[A-Za-z0-9 ]*[A-Za-z])[A-Za-z0-9 ]{1,11})$/;
+
+const emailAddress = z.email();
+
+/** "address" or "Display Name <address>", the two forms SendGrid's client splits a sender into. */
+function isEmailFrom(value: string): boolean {
+  const named = /^([^<>]*)<([^<>]*)>$/.exec(value);
+  // SendGrid's client splits at the first "<", so the name may not contain one, nor ">".
+  const address = named ? named[2]?.trim() : value;
+  if (named && named[1]?.trim() === '') return false;
+  return emailAddress.safeParse(address).success;
+}
+
+/**
+ * What the Redis client accepts: redis:// or rediss:// with a host and an optional database
+ * number as the path, or unix:// with a socket path. Anything else fails only at the first
+ * connection, with a message that does not name REDIS_URL.
+ */
+function isRedisUrl(value: string): boolean {
+  if (value.startsWith('unix:')) return /^unix:\/\/(?:[^@/]*@)?\/[^?#]+(?:\?[^#]*)?$/.test(value);
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return false;
+  }
+  return (
+    (url.protocol === 'redis:' || url.protocol === 'rediss:') &&
+    url.hostname !== '' &&
+    /^(?:\/\d*)?$/.test(url.pathname)
+  );
+}
+
+/** Express's names for address ranges in "trust proxy" (from proxy-addr). */
+const PROXY_RANGE_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+
+/**
+ * One item of a TRUST_PROXY list as Express's proxy-addr accepts it: a range name, an IP address,
+ * or an address with a prefix length (or, for IPv4, a netmask). Express refuses anything else only
+ * when the app is built, with a message that does not name TRUST_PROXY.
+ */
+function isProxyItem(item: string): boolean {
+  if (PROXY_RANGE_NAMES.has(item)) return true;
+  const slash = item.lastIndexOf('/');
+  const address = slash === -1 ? item : item.slice(0, slash);
+  const version = isIP(address);
+  if (version === 0) return false;
+  if (slash === -1) return true;
+  const range = item.slice(slash + 1);
+  const max = version === 4 ? 32 : 128;
+  if (/^\d+$/.test(range)) return Number(range) >= 1 && Number(range) <= max;
+  return version === 4 && isIP(range) === 4 && isNetmask(range);
+}
+
+/** A dotted IPv4 netmask: ones then zeros, not all zeros (proxy-addr refuses a zero range). */
+function isNetmask(mask: string): boolean {
+  const bits = mask
+    .split('.')
+    .map((octet) => Number(octet).toString(2).padStart(8, '0'))
+    .join('');
+  return /^1+0*$/.test(bits);
+}
+
 const hexColor = z.string().regex(/^#[0-9a-fA-F]{3,8}$/, 'a colour like #f4f4f4');
 
 /**
@@ -43,6 +122,10 @@ const hexColor = z.string().regex(/^#[0-9a-fA-F]{3,8}$/, 'a colour like #f4f4f4'
 const trustProxy = z
   .string()
   .default('false')
+  .refine(
+    (v) => /^(?:true|false|\d+)$/.test(v) || v.split(',').every((item) => isProxyItem(item.trim())),
+    'false, true, a hop count, or comma-separated proxy IP addresses, CIDR subnets, loopback, linklocal or uniquelocal',
+  )
   .transform((v): boolean | number | string => {
     if (v === 'true') return true;
     if (v === 'false' || v === '') return false;
@@ -66,7 +149,10 @@ export const configSchema = z.object({
   PUBLIC_URL: z.url('an absolute http(s) URL').optional(),
 
   STORE: z.enum(['memory', 'redis', 'memcached'], 'memory, redis or memcached').default('memory'),
-  REDIS_URL: z.url('a redis:// or rediss:// URL').default('redis://127.0.0.1:6379'),
+  REDIS_URL: z
+    .string()
+    .refine(isRedisUrl, 'a redis://, rediss:// or unix:// URL')
+    .default('redis://127.0.0.1:6379'),
   MEMCACHED_SERVERS: z
     .string()
     .regex(/^[^,\s]+(,[^,\s]+)*$/, 'a comma-separated list of host:port')
@@ -123,12 +209,18 @@ export const configSchema = z.object({
   SMS_PROVIDER: z.enum(['mock', 'twilio'], 'mock or twilio').default('mock'),
   EMAIL_PROVIDER: z.enum(['mock', 'sendgrid'], 'mock or sendgrid').default('mock'),
   PROVIDER_TIMEOUT_MS: int(100, 120_000, 10_000),
-  TWILIO_ACCOUNT_SID: optionalText,
+  TWILIO_ACCOUNT_SID: twilioSid('AC', 'an Account SID'),
   TWILIO_AUTH_TOKEN: optionalText,
-  TWILIO_FROM: optionalText,
-  TWILIO_MESSAGING_SERVICE_SID: optionalText,
+  TWILIO_FROM: optionalMatching(
+    TWILIO_FROM,
+    'a number in E.164 (+ and up to 15 digits) or an alphanumeric sender ID (up to 11 letters, digits and spaces, at least one letter)',
+  ),
+  TWILIO_MESSAGING_SERVICE_SID: twilioSid('MG', 'a Messaging Service SID'),
   SENDGRID_API_KEY: optionalText,
-  EMAIL_FROM: optionalText,
+  EMAIL_FROM: optionalText.refine(
+    (v) => v === undefined || isEmailFrom(v),
+    'an email address, optionally with a display name: Name <no-reply@example.com>',
+  ),
   TWILIO_API_BASE_URL: z.url('an absolute http(s) URL').default('https://api.twilio.com'),
   SENDGRID_API_BASE_URL: z.url('an absolute http(s) URL').default('https://api.sendgrid.com'),
   MOCK_OUTBOX_SIZE: int(1, 100_000, 1000),

@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import express from 'express';
 import { renderEnvExample, renderTable } from '../scripts/config-docs';
 import { buildConfig, loadConfig } from '../src/config';
 import { ConfigError } from '../src/errors';
@@ -11,7 +12,7 @@ const productionEnv = {
   NODE_ENV: 'production',
   STORE: 'redis',
   SMS_PROVIDER: 'twilio',
-  TWILIO_ACCOUNT_SID: 'AC123',
+  TWILIO_ACCOUNT_SID: 'AC0123456789abcdef0123456789abcdef',
   TWILIO_AUTH_TOKEN: 'token',
   TWILIO_FROM: '+15005550006',
   EMAIL_PROVIDER: 'sendgrid',
@@ -144,6 +145,112 @@ describe('configuration', () => {
     expect(error.message).not.toContain('pa55word');
   });
 
+  // Each of these breaks every send, or the start itself, long after loadConfig used to accept it.
+  describe.each([
+    {
+      name: 'TWILIO_ACCOUNT_SID',
+      accepted: ['AC0123456789abcdef0123456789abcdef', 'AC0123456789ABCDEF0123456789ABCDEF'],
+      // An API key SID (SK...) is the usual mix-up; the others are typos and truncations.
+      refused: [
+        'SK0123456789abcdef0123456789abcdef',
+        'AC123',
+        'AC0123456789abcdef0123456789abcdeg',
+      ],
+      expected: 'AC followed by 32 hexadecimal digits',
+    },
+    {
+      name: 'TWILIO_MESSAGING_SERVICE_SID',
+      accepted: ['MG0123456789abcdef0123456789abcdef'],
+      refused: ['AC0123456789abcdef0123456789abcdef', 'MG0123456789abcdef', 'my-service'],
+      expected: 'MG followed by 32 hexadecimal digits',
+    },
+    {
+      name: 'TWILIO_FROM',
+      accepted: ['+15005550006', '+442071838750', 'Acme', 'Acme 2FA', 'ACME1234567'],
+      // No +, a leading zero, too long, a 12-character sender ID, punctuation, digits only.
+      refused: [
+        '15005550006',
+        '+0123456',
+        '+1234567890123456',
+        'Acme Company',
+        'Acme-2FA',
+        '12345',
+      ],
+      expected: 'E.164',
+    },
+    {
+      name: 'EMAIL_FROM',
+      accepted: ['no-reply@example.com', 'Acme <no-reply@example.com>', 'Acme Verify<a@b.example>'],
+      refused: ['no-reply', 'Acme no-reply@example.com', '<no-reply@example.com>', 'Acme <nope>'],
+      expected: 'an email address, optionally with a display name',
+    },
+    {
+      name: 'REDIS_URL',
+      accepted: ['redis://cache:6379', 'rediss://user:pw@cache:6380/2', 'unix:///run/redis.sock'],
+      // The Redis client refused these only when it first connected, without naming REDIS_URL.
+      refused: [
+        'foo',
+        'foo://bar',
+        'http://cache:6379',
+        'redis://cache/zero',
+        'redis://:pw@cache:99999',
+      ],
+      expected: 'a redis://, rediss:// or unix:// URL',
+    },
+    {
+      name: 'TRUST_PROXY',
+      accepted: [
+        'false',
+        'true',
+        '2',
+        '10.0.0.1',
+        '10.0.0.0/8, fd00::/8',
+        '10.0.0.0/255.0.0.0',
+        'loopback,uniquelocal',
+      ],
+      // Express refused these only when the app was built, without naming TRUST_PROXY.
+      refused: [
+        'yes',
+        'proxy',
+        '10.0.0.0/33',
+        '10.0.0.0/0',
+        '10.0.0.0/255.0.255.0',
+        'loopback,',
+        '::1/129',
+      ],
+      expected: 'false, true, a hop count, or comma-separated proxy IP addresses, CIDR subnets',
+    },
+  ])('$name', ({ name, accepted, refused, expected }) => {
+    it.each(accepted)('accepts %j', (value) => {
+      expect(() => buildConfig({ [name]: value })).not.toThrow();
+    });
+
+    it.each(refused)('refuses %j, naming the variable', (value) => {
+      const message = failure({ [name]: value });
+      expect(message).toMatch(new RegExp(`^Invalid ${name} \\(got ".*"\\): expected .+\\.$`));
+      expect(message).toContain(expected);
+    });
+  });
+
+  it('hands every TRUST_PROXY it accepts to Express as Express accepts it', () => {
+    for (const value of [
+      '2',
+      'true',
+      '10.0.0.0/8, fd00::/8',
+      '10.0.0.0/255.0.0.0',
+      'loopback,uniquelocal',
+    ]) {
+      const { TRUST_PROXY } = buildConfig({ TRUST_PROXY: value });
+      expect(() => express().set('trust proxy', TRUST_PROXY)).not.toThrow();
+    }
+  });
+
+  it('does not show the password of a refused REDIS_URL', () => {
+    const message = failure({ REDIS_URL: 'redis://:hunter2@cache:99999' });
+    expect(message).toContain('(got "redis://***@cache:99999")');
+    expect(message).not.toContain('hunter2');
+  });
+
   it('treats empty values as unset, so a copied .env.example works', () => {
     expect(buildConfig({ EMAIL_LINK_BASE_URL: '', PORT: '' }).PORT).toBe(3000);
   });
@@ -198,19 +305,33 @@ describe('configuration at start-up', () => {
       ...productionEnv,
       PORT: '0',
       OTP_LENGTH: 'six',
-      STORE: 'memory',
+      STORE: 'redis',
+      REDIS_URL: 'http://cache:6379',
+      TRUST_PROXY: 'proxy',
       EMAIL_PROVIDER: 'mock',
+      TWILIO_ACCOUNT_SID: 'SK0123456789abcdef0123456789abcdef',
       TWILIO_AUTH_TOKEN: '',
+      TWILIO_FROM: 'Acme Company',
+      EMAIL_FROM: 'Acme no-reply@example.com',
       OTP_SECRET: 'tiny-secret',
     });
     expect(run.code).toBe(1);
     const lines = run.stderr.trimEnd().split('\n');
-    const named = ['OTP_LENGTH', 'STORE', 'EMAIL_PROVIDER', 'TWILIO_AUTH_TOKEN', 'OTP_SECRET'];
+    const named = [
+      'OTP_LENGTH',
+      'REDIS_URL',
+      'TRUST_PROXY',
+      'EMAIL_PROVIDER',
+      'TWILIO_ACCOUNT_SID',
+      'TWILIO_AUTH_TOKEN',
+      'TWILIO_FROM',
+      'EMAIL_FROM',
+      'OTP_SECRET',
+    ];
     expect(lines).toHaveLength(named.length);
     for (const name of named) {
-      expect(
-        lines.filter((line) => line.startsWith(`verifyd: `) && line.includes(name)),
-      ).toHaveLength(1);
+      const pattern = new RegExp(`^verifyd: (?:Invalid|Missing) ${name}\\b`);
+      expect(lines.filter((line) => pattern.test(line))).toHaveLength(1);
     }
     expect(run.stderr).not.toContain('tiny-secret');
     // Nothing was logged: the process stopped before the logger and the listener existed.

@@ -31,7 +31,7 @@ describe('codes', () => {
         OTP_SECRET: 'x'.repeat(32),
         JWT_SECRET: 'y'.repeat(32),
         SMS_PROVIDER: 'twilio',
-        TWILIO_ACCOUNT_SID: 'AC1',
+        TWILIO_ACCOUNT_SID: 'AC0123456789abcdef0123456789abcdef',
         TWILIO_AUTH_TOKEN: 't',
         TWILIO_FROM: '+15005550006',
         EMAIL_PROVIDER: 'sendgrid',
