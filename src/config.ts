@@ -356,6 +356,13 @@ function checkProductionReady(findings: Findings): void {
   if (values.EMAIL_PROVIDER === 'mock') {
     problems.push('Invalid EMAIL_PROVIDER: production refuses the mock provider; set sendgrid.');
   }
+  // Without either, the service cannot know the address users reach it at, and email links
+  // would carry the address it listens on (e.g. http://0.0.0.0:8080).
+  if (absent(findings, 'PUBLIC_URL') && absent(findings, 'EMAIL_LINK_BASE_URL')) {
+    problems.push(
+      'Missing PUBLIC_URL: production needs PUBLIC_URL or EMAIL_LINK_BASE_URL, the public address email links point at.',
+    );
+  }
 }
 
 function checkProvidersConfigured(findings: Findings): void {

@@ -20,6 +20,7 @@ const productionEnv = {
   EMAIL_FROM: 'no-reply@example.com',
   OTP_SECRET: STRONG,
   JWT_SECRET: STRONG,
+  PUBLIC_URL: 'https://verify.example.com',
 };
 
 function refusal(env: Record<string, string>): ConfigError {
@@ -83,6 +84,22 @@ describe('configuration', () => {
     ['JWT_SECRET', '', /Missing JWT_SECRET/],
   ])('refuses production with %s=%j', (name, value, message) => {
     expect(failure({ ...productionEnv, [name]: value })).toMatch(message);
+  });
+
+  it('refuses production without PUBLIC_URL or EMAIL_LINK_BASE_URL, naming both', () => {
+    expect(failure({ ...productionEnv, PUBLIC_URL: '' })).toBe(
+      'Missing PUBLIC_URL: production needs PUBLIC_URL or EMAIL_LINK_BASE_URL, the public address email links point at.',
+    );
+    const linkOnly = { ...productionEnv, PUBLIC_URL: '' };
+    const config = loadConfig({
+      ...linkOnly,
+      EMAIL_LINK_BASE_URL: 'https://app.example.com/confirm',
+    });
+    expect(config.EMAIL_LINK_BASE_URL).toBe('https://app.example.com/confirm');
+    // A PUBLIC_URL that is there but refused gets its own line, not a second one saying it is missing.
+    expect(failure({ ...productionEnv, PUBLIC_URL: 'verify.example.com' })).toMatch(
+      /^Invalid PUBLIC_URL \(got "verify.example.com"\): expected an absolute http\(s\) URL\.$/,
+    );
   });
 
   it('wants the provider credentials of the chosen provider', () => {
@@ -314,6 +331,7 @@ describe('configuration at start-up', () => {
       TWILIO_FROM: 'Acme Company',
       EMAIL_FROM: 'Acme no-reply@example.com',
       OTP_SECRET: 'tiny-secret',
+      PUBLIC_URL: '',
     });
     expect(run.code).toBe(1);
     const lines = run.stderr.trimEnd().split('\n');
@@ -327,6 +345,7 @@ describe('configuration at start-up', () => {
       'TWILIO_FROM',
       'EMAIL_FROM',
       'OTP_SECRET',
+      'PUBLIC_URL',
     ];
     expect(lines).toHaveLength(named.length);
     for (const name of named) {

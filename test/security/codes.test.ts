@@ -37,8 +37,9 @@ describe('codes', () => {
         EMAIL_PROVIDER: 'sendgrid',
         SENDGRID_API_KEY: 'k',
         EMAIL_FROM: 'a@b.co',
+        PUBLIC_URL: 'https://verify.example.com',
       }),
-    ).toThrow(ConfigError);
+    ).toThrow(new ConfigError('Invalid OTP_LENGTH: production needs at least 6 digits.'));
   });
 
   it('are spread over the whole range (no fixed digits, leading zeros kept)', async () => {
