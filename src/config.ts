@@ -50,7 +50,7 @@ const twilioSid = (prefix: string, what: string) =>
  * The sender Twilio accepts as From: a number in E.164, or an alphanumeric sender ID, which
  * Twilio limits to 11 characters of ASCII letters, digits and spaces with at least one letter.
  */
-const TWILIO_FROM = /^(?:\+[1-9]\d{1,14}|(?=[A-Za-z0-9 ]*[A-Za-z])[A-Za-z0-9 ]{1,11})$/;
+const TWILIO_SENDER = /^(?:\+[1-9]\d{1,14}|(?=[A-Za-z0-9 ]*[A-Za-z])[A-Za-z0-9 ]{1,11})$/;
 
 const emailAddress = z.email();
 
@@ -212,7 +212,7 @@ export const configSchema = z.object({
   TWILIO_ACCOUNT_SID: twilioSid('AC', 'an Account SID'),
   TWILIO_AUTH_TOKEN: optionalText,
   TWILIO_FROM: optionalMatching(
-    TWILIO_FROM,
+    TWILIO_SENDER,
     'a number in E.164 (+ and up to 15 digits) or an alphanumeric sender ID (up to 11 letters, digits and spaces, at least one letter)',
   ),
   TWILIO_MESSAGING_SERVICE_SID: twilioSid('MG', 'a Messaging Service SID'),
