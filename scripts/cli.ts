@@ -425,7 +425,7 @@ async function main(argv: string[]): Promise<number> {
       return EXIT_FAILED;
     }
     if (error instanceof ConfigError) {
-      err(paintErr('red', `Configuration error: ${error.message}`));
+      for (const problem of error.problems) err(paintErr('red', `Configuration error: ${problem}`));
       return EXIT_FAILED;
     }
     if (error instanceof StoreUnavailableError) {

@@ -43,8 +43,10 @@ export function renderTable(): string {
     { group: string; text: string },
   ][]) {
     const value = defaultOf(name);
+    // Markdown would take "<address>" for an HTML tag and show nothing of it.
+    const text = doc.text.replaceAll('|', '\\|').replaceAll('<', '&lt;');
     rows.push(
-      `| \`${name}\` | ${value === '' ? '(empty)' : `\`${value.replaceAll('|', '\\|')}\``} | ${doc.text.replaceAll('|', '\\|')} |`,
+      `| \`${name}\` | ${value === '' ? '(empty)' : `\`${value.replaceAll('|', '\\|')}\``} | ${text} |`,
     );
   }
   return `${rows.join('\n')}\n`;

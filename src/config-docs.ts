@@ -19,14 +19,17 @@ export const CONFIG_DOCS: Record<Variable, { group: string; text: string }> = {
   },
   TRUST_PROXY: {
     group: 'Server',
-    text: 'Express "trust proxy": false, true, a hop count, or proxy addresses/subnets; needed for per-IP limits behind a proxy',
+    text: 'Express "trust proxy": false, true, a hop count, or comma-separated proxy IP addresses, CIDR subnets, loopback, linklocal or uniquelocal; needed for per-IP limits behind a proxy',
   },
   PUBLIC_URL: {
     group: 'Server',
     text: "The service's public base URL, e.g. https://verify.example.com; email links and absolute URLs derive from it (production needs it or EMAIL_LINK_BASE_URL)",
   },
   STORE: { group: 'Store', text: 'memory (one process only), redis or memcached' },
-  REDIS_URL: { group: 'Store', text: 'Redis connection URL when STORE=redis' },
+  REDIS_URL: {
+    group: 'Store',
+    text: 'Redis connection URL when STORE=redis: redis://, rediss:// (TLS) or unix://',
+  },
   MEMCACHED_SERVERS: {
     group: 'Store',
     text: 'Comma-separated host:port list when STORE=memcached',
@@ -116,20 +119,23 @@ export const CONFIG_DOCS: Record<Variable, { group: string; text: string }> = {
     group: 'Providers',
     text: 'A provider call slower than this fails with 502 delivery_failed of unknown outcome: the code stays valid and the send counts',
   },
-  TWILIO_ACCOUNT_SID: { group: 'Providers', text: 'Twilio account SID (SMS_PROVIDER=twilio)' },
+  TWILIO_ACCOUNT_SID: {
+    group: 'Providers',
+    text: 'Twilio account SID, AC and 32 hex digits (SMS_PROVIDER=twilio)',
+  },
   TWILIO_AUTH_TOKEN: { group: 'Providers', text: 'Twilio auth token (SMS_PROVIDER=twilio)' },
   TWILIO_FROM: {
     group: 'Providers',
-    text: 'Sender number in E.164; or set TWILIO_MESSAGING_SERVICE_SID',
+    text: 'Sender: a number in E.164 or an alphanumeric sender ID (up to 11 letters, digits and spaces); or set TWILIO_MESSAGING_SERVICE_SID',
   },
   TWILIO_MESSAGING_SERVICE_SID: {
     group: 'Providers',
-    text: 'Twilio messaging service; used instead of TWILIO_FROM when set',
+    text: 'Twilio messaging service SID, MG and 32 hex digits; used instead of TWILIO_FROM when set',
   },
   SENDGRID_API_KEY: { group: 'Providers', text: 'SendGrid API key (EMAIL_PROVIDER=sendgrid)' },
   EMAIL_FROM: {
     group: 'Providers',
-    text: 'Sender address of verification emails (EMAIL_PROVIDER=sendgrid)',
+    text: 'Sender of verification emails: an address, or Name <address> (EMAIL_PROVIDER=sendgrid)',
   },
   TWILIO_API_BASE_URL: {
     group: 'Providers',

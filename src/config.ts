@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { ConfigError } from './errors';
 
@@ -34,6 +35,84 @@ const list = z
       .filter(Boolean),
   );
 
+/** Optional text that must match `pattern` when it is given. */
+const optionalMatching = (pattern: RegExp, expected: string) =>
+  optionalText.refine((v) => v === undefined || pattern.test(v), expected);
+
+/** Twilio's own pattern for SIDs (twilio-oai): a two-letter type prefix and 32 hex digits. */
+const twilioSid = (prefix: string, what: string) =>
+  optionalMatching(
+    new RegExp(`^${prefix}[0-9a-fA-F]{32}$`),
+    `${what}: ${prefix} followed by 32 hexadecimal digits`,
+  );
+
+/**
+ * The sender Twilio accepts as From: a number in E.164, or an alphanumeric sender ID, which
+ * Twilio limits to 11 characters of ASCII letters, digits and spaces with at least one letter.
+ */
+const TWILIO_SENDER = /^(?:\+[1-9]\d{1,14}|(?=[A-Za-z0-9 ]*[A-Za-z])[A-Za-z0-9 ]{1,11})$/;
+
+const emailAddress = z.email();
+
+/** "address" or "Display Name <address>", the two forms SendGrid's client splits a sender into. */
+function isEmailFrom(value: string): boolean {
+  const named = /^([^<>]*)<([^<>]*)>$/.exec(value);
+  // SendGrid's client splits at the first "<", so the name may not contain one, nor ">".
+  const address = named ? named[2]?.trim() : value;
+  if (named && named[1]?.trim() === '') return false;
+  return emailAddress.safeParse(address).success;
+}
+
+/**
+ * What the Redis client accepts: redis:// or rediss:// with a host and an optional database
+ * number as the path, or unix:// with a socket path. Anything else fails only at the first
+ * connection, with a message that does not name REDIS_URL.
+ */
+function isRedisUrl(value: string): boolean {
+  if (value.startsWith('unix:')) return /^unix:\/\/(?:[^@/]*@)?\/[^?#]+(?:\?[^#]*)?$/.test(value);
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return false;
+  }
+  return (
+    (url.protocol === 'redis:' || url.protocol === 'rediss:') &&
+    url.hostname !== '' &&
+    /^(?:\/\d*)?$/.test(url.pathname)
+  );
+}
+
+/** Express's names for address ranges in "trust proxy" (from proxy-addr). */
+const PROXY_RANGE_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+
+/**
+ * One item of a TRUST_PROXY list as Express's proxy-addr accepts it: a range name, an IP address,
+ * or an address with a prefix length (or, for IPv4, a netmask). Express refuses anything else only
+ * when the app is built, with a message that does not name TRUST_PROXY.
+ */
+function isProxyItem(item: string): boolean {
+  if (PROXY_RANGE_NAMES.has(item)) return true;
+  const slash = item.lastIndexOf('/');
+  const address = slash === -1 ? item : item.slice(0, slash);
+  const version = isIP(address);
+  if (version === 0) return false;
+  if (slash === -1) return true;
+  const range = item.slice(slash + 1);
+  const max = version === 4 ? 32 : 128;
+  if (/^\d+$/.test(range)) return Number(range) >= 1 && Number(range) <= max;
+  return version === 4 && isIP(range) === 4 && isNetmask(range);
+}
+
+/** A dotted IPv4 netmask: ones then zeros, not all zeros (proxy-addr refuses a zero range). */
+function isNetmask(mask: string): boolean {
+  const bits = mask
+    .split('.')
+    .map((octet) => Number(octet).toString(2).padStart(8, '0'))
+    .join('');
+  return /^1+0*$/.test(bits);
+}
+
 const hexColor = z.string().regex(/^#[0-9a-fA-F]{3,8}$/, 'a colour like #f4f4f4');
 
 /**
@@ -43,6 +122,10 @@ const hexColor = z.string().regex(/^#[0-9a-fA-F]{3,8}$/, 'a colour like #f4f4f4'
 const trustProxy = z
   .string()
   .default('false')
+  .refine(
+    (v) => /^(?:true|false|\d+)$/.test(v) || v.split(',').every((item) => isProxyItem(item.trim())),
+    'false, true, a hop count, or comma-separated proxy IP addresses, CIDR subnets, loopback, linklocal or uniquelocal',
+  )
   .transform((v): boolean | number | string => {
     if (v === 'true') return true;
     if (v === 'false' || v === '') return false;
@@ -66,7 +149,10 @@ export const configSchema = z.object({
   PUBLIC_URL: z.url('an absolute http(s) URL').optional(),
 
   STORE: z.enum(['memory', 'redis', 'memcached'], 'memory, redis or memcached').default('memory'),
-  REDIS_URL: z.url('a redis:// or rediss:// URL').default('redis://127.0.0.1:6379'),
+  REDIS_URL: z
+    .string()
+    .refine(isRedisUrl, 'a redis://, rediss:// or unix:// URL')
+    .default('redis://127.0.0.1:6379'),
   MEMCACHED_SERVERS: z
     .string()
     .regex(/^[^,\s]+(,[^,\s]+)*$/, 'a comma-separated list of host:port')
@@ -123,12 +209,18 @@ export const configSchema = z.object({
   SMS_PROVIDER: z.enum(['mock', 'twilio'], 'mock or twilio').default('mock'),
   EMAIL_PROVIDER: z.enum(['mock', 'sendgrid'], 'mock or sendgrid').default('mock'),
   PROVIDER_TIMEOUT_MS: int(100, 120_000, 10_000),
-  TWILIO_ACCOUNT_SID: optionalText,
+  TWILIO_ACCOUNT_SID: twilioSid('AC', 'an Account SID'),
   TWILIO_AUTH_TOKEN: optionalText,
-  TWILIO_FROM: optionalText,
-  TWILIO_MESSAGING_SERVICE_SID: optionalText,
+  TWILIO_FROM: optionalMatching(
+    TWILIO_SENDER,
+    'a number in E.164 (+ and up to 15 digits) or an alphanumeric sender ID (up to 11 letters, digits and spaces, at least one letter)',
+  ),
+  TWILIO_MESSAGING_SERVICE_SID: twilioSid('MG', 'a Messaging Service SID'),
   SENDGRID_API_KEY: optionalText,
-  EMAIL_FROM: optionalText,
+  EMAIL_FROM: optionalText.refine(
+    (v) => v === undefined || isEmailFrom(v),
+    'an email address, optionally with a display name: Name <no-reply@example.com>',
+  ),
   TWILIO_API_BASE_URL: z.url('an absolute http(s) URL').default('https://api.twilio.com'),
   SENDGRID_API_BASE_URL: z.url('an absolute http(s) URL').default('https://api.sendgrid.com'),
   MOCK_OUTBOX_SIZE: int(1, 100_000, 1000),
@@ -149,6 +241,7 @@ export const configSchema = z.object({
 });
 
 type Parsed = z.infer<typeof configSchema>;
+type Variable = keyof typeof configSchema.shape;
 
 export type Config = Omit<Parsed, 'OTP_SECRET' | 'JWT_SECRET' | 'WEBHOOK_SECRET'> & {
   OTP_SECRET: string;
@@ -168,97 +261,157 @@ const DEV_SECRETS = {
   WEBHOOK_SECRET: 'verifyd-development-webhook-secret-do-not-use-in-production',
 } as const;
 
-/** Reads and validates the environment; throws ConfigError with a one-line message. */
+type SecretName = keyof typeof DEV_SECRETS;
+
+/** What the variable-by-variable parse found, for the rules that combine several variables. */
+interface Findings {
+  readonly values: Partial<Parsed>;
+  /** Variables already reported as invalid: no rule adds a second line about them. */
+  readonly failed: ReadonlySet<string>;
+  readonly problems: string[];
+}
+
+/** Unset, and not because its value was refused (that has its own line already). */
+function absent(findings: Findings, name: Variable): boolean {
+  return findings.values[name] === undefined && !findings.failed.has(name);
+}
+
+/**
+ * Reads and validates the environment. Every problem is collected before anything is refused, so
+ * one start reports them all: throws one ConfigError whose `problems` holds one line per problem,
+ * each naming its variable. Secret values are never repeated in a line.
+ */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   // An empty value means "use the default", so a copied .env.example works as it is.
   const given = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== ''));
-  const result = configSchema.safeParse(given);
-  if (!result.success) {
-    const issue = result.error.issues[0];
-    const name = String(issue?.path[0] ?? 'configuration');
-    const value = env[name];
-    const shown =
-      value === undefined
-        ? ''
-        : ` (got "${name.includes('SECRET') || name.includes('TOKEN') || name.includes('KEY') ? '***' : value}")`;
-    throw new ConfigError(
-      `Invalid ${name}${shown}: expected ${issue?.message ?? 'a valid value'}.`,
-    );
-  }
-  const parsed = result.data;
-  const production = parsed.NODE_ENV === 'production';
-  const devSecrets: string[] = [];
-  const secret = (name: keyof typeof DEV_SECRETS, fallback?: string): string => {
-    const value = parsed[name] ?? fallback;
-    if (value !== undefined) {
-      if (production && Buffer.byteLength(value) < MIN_SECRET_BYTES) {
-        throw new ConfigError(
-          `Invalid ${name}: expected at least ${MIN_SECRET_BYTES} bytes in production.`,
-        );
-      }
-      return value;
+  const values: Record<string, unknown> = {};
+  const failed = new Set<string>();
+  const problems: string[] = [];
+  // Each variable is parsed on its own: one line per bad variable even when a value breaks
+  // several of its rules, and the rules below still see every variable that is fine.
+  for (const [name, schema] of Object.entries(configSchema.shape) as [Variable, z.ZodType][]) {
+    const result = schema.safeParse(given[name]);
+    if (result.success) {
+      values[name] = result.data;
+    } else {
+      failed.add(name);
+      const expected = result.error.issues[0]?.message ?? 'a valid value';
+      problems.push(`Invalid ${name}${shown(name, env[name])}: expected ${expected}.`);
     }
-    if (production) {
-      throw new ConfigError(
+  }
+  const findings: Findings = { values: values as Partial<Parsed>, failed, problems };
+  const secrets = resolveSecrets(findings);
+  if (findings.values.NODE_ENV === 'production') checkProductionReady(findings);
+  checkProvidersConfigured(findings);
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  // Every variable parsed on its own above, so the whole object parses too; this gives it its type.
+  return { ...configSchema.parse(given), ...secrets };
+}
+
+function resolveSecrets(findings: Findings): Pick<Config, SecretName | 'devSecrets'> {
+  const { values, problems } = findings;
+  const production = values.NODE_ENV === 'production';
+  const devSecrets: string[] = [];
+  const secret = (name: SecretName, borrowsFrom?: SecretName): string => {
+    const own = values[name];
+    if (own !== undefined && production && Buffer.byteLength(own) < MIN_SECRET_BYTES) {
+      problems.push(`Invalid ${name}: expected at least ${MIN_SECRET_BYTES} bytes in production.`);
+    }
+    const value = own ?? (borrowsFrom ? values[borrowsFrom] : undefined);
+    if (value !== undefined) return value;
+    if (!production) {
+      devSecrets.push(name);
+    } else if (!borrowsFrom) {
+      // A borrowing secret is missing only when the one it borrows is, which has its own line.
+      problems.push(
         `Missing ${name}: production needs a secret of at least ${MIN_SECRET_BYTES} bytes.`,
       );
     }
-    devSecrets.push(name);
     return DEV_SECRETS[name];
   };
-  const config: Config = {
-    ...parsed,
+  return {
     OTP_SECRET: secret('OTP_SECRET'),
     JWT_SECRET: secret('JWT_SECRET'),
     // The webhook signature may reuse the JWT secret when no dedicated one is given.
-    WEBHOOK_SECRET: secret('WEBHOOK_SECRET', parsed.JWT_SECRET),
+    WEBHOOK_SECRET: secret('WEBHOOK_SECRET', 'JWT_SECRET'),
     devSecrets,
   };
-  if (production) assertProductionReady(config);
-  assertProvidersConfigured(config);
-  return config;
 }
 
-function assertProductionReady(config: Config): void {
-  if (config.STORE === 'memory') {
-    throw new ConfigError(
+function checkProductionReady(findings: Findings): void {
+  const { values, problems } = findings;
+  if (values.STORE === 'memory') {
+    problems.push(
       'Invalid STORE: production needs redis or memcached, not the per-process memory store.',
     );
   }
-  if (config.OTP_LENGTH < 6) {
+  if (values.OTP_LENGTH !== undefined && values.OTP_LENGTH < 6) {
     // NIST SP 800-63B asks for at least 20 bits of entropy in a one-time code: six digits.
-    throw new ConfigError('Invalid OTP_LENGTH: production needs at least 6 digits.');
+    problems.push('Invalid OTP_LENGTH: production needs at least 6 digits.');
   }
-  if (config.SMS_PROVIDER === 'mock') {
-    throw new ConfigError(
-      'Invalid SMS_PROVIDER: production refuses the mock provider; set twilio.',
-    );
+  if (values.SMS_PROVIDER === 'mock') {
+    problems.push('Invalid SMS_PROVIDER: production refuses the mock provider; set twilio.');
   }
-  if (config.EMAIL_PROVIDER === 'mock') {
-    throw new ConfigError(
-      'Invalid EMAIL_PROVIDER: production refuses the mock provider; set sendgrid.',
+  if (values.EMAIL_PROVIDER === 'mock') {
+    problems.push('Invalid EMAIL_PROVIDER: production refuses the mock provider; set sendgrid.');
+  }
+  // Without either, the service cannot know the address users reach it at, and email links
+  // would carry the address it listens on (e.g. http://0.0.0.0:8080).
+  if (absent(findings, 'PUBLIC_URL') && absent(findings, 'EMAIL_LINK_BASE_URL')) {
+    problems.push(
+      'Missing PUBLIC_URL: production needs PUBLIC_URL or EMAIL_LINK_BASE_URL, the public address email links point at.',
     );
   }
 }
 
-function assertProvidersConfigured(config: Config): void {
-  if (config.SMS_PROVIDER === 'twilio') {
-    if (!config.TWILIO_ACCOUNT_SID)
-      throw new ConfigError('Missing TWILIO_ACCOUNT_SID: required when SMS_PROVIDER=twilio.');
-    if (!config.TWILIO_AUTH_TOKEN)
-      throw new ConfigError('Missing TWILIO_AUTH_TOKEN: required when SMS_PROVIDER=twilio.');
-    if (!config.TWILIO_FROM && !config.TWILIO_MESSAGING_SERVICE_SID) {
-      throw new ConfigError(
+function checkProvidersConfigured(findings: Findings): void {
+  const { values, problems } = findings;
+  if (values.SMS_PROVIDER === 'twilio') {
+    if (absent(findings, 'TWILIO_ACCOUNT_SID'))
+      problems.push('Missing TWILIO_ACCOUNT_SID: required when SMS_PROVIDER=twilio.');
+    if (absent(findings, 'TWILIO_AUTH_TOKEN'))
+      problems.push('Missing TWILIO_AUTH_TOKEN: required when SMS_PROVIDER=twilio.');
+    if (absent(findings, 'TWILIO_FROM') && absent(findings, 'TWILIO_MESSAGING_SERVICE_SID')) {
+      problems.push(
         'Missing TWILIO_FROM: set it or TWILIO_MESSAGING_SERVICE_SID when SMS_PROVIDER=twilio.',
       );
     }
   }
-  if (config.EMAIL_PROVIDER === 'sendgrid') {
-    if (!config.SENDGRID_API_KEY)
-      throw new ConfigError('Missing SENDGRID_API_KEY: required when EMAIL_PROVIDER=sendgrid.');
-    if (!config.EMAIL_FROM)
-      throw new ConfigError('Missing EMAIL_FROM: required when EMAIL_PROVIDER=sendgrid.');
+  if (values.EMAIL_PROVIDER === 'sendgrid') {
+    if (absent(findings, 'SENDGRID_API_KEY'))
+      problems.push('Missing SENDGRID_API_KEY: required when EMAIL_PROVIDER=sendgrid.');
+    if (absent(findings, 'EMAIL_FROM'))
+      problems.push('Missing EMAIL_FROM: required when EMAIL_PROVIDER=sendgrid.');
   }
+}
+
+/** Names of variables whose values are secrets: a problem line names them but never shows them. */
+const SECRET_NAME = /(?:SECRET|TOKEN|API_KEY)$/;
+/** URLs and server lists may carry user:password@ in front of the host. */
+const MAY_CARRY_CREDENTIALS = /_URL$|^MEMCACHED_SERVERS$/;
+const SHOWN_MAX_CHARS = 80;
+
+/** The refused value as a problem line shows it: secrets and credentials left out, one line. */
+function shown(name: string, value: string | undefined): string {
+  if (value === undefined || value === '' || SECRET_NAME.test(name)) return '';
+  let text = MAY_CARRY_CREDENTIALS.test(name) ? maskCredentials(value) : value;
+  if (text.length > SHOWN_MAX_CHARS) text = `${text.slice(0, SHOWN_MAX_CHARS)}…`;
+  // JSON quoting escapes newlines and control characters, so the problem stays one line.
+  return ` (got ${JSON.stringify(text)})`;
+}
+
+/** Replaces everything before the last @ of each comma-separated item, after its scheme. */
+function maskCredentials(value: string): string {
+  return value
+    .split(',')
+    .map((item) => {
+      const at = item.lastIndexOf('@');
+      if (at === -1) return item;
+      const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(item)?.[0] ?? '';
+      return `${scheme}***${item.slice(at)}`;
+    })
+    .join(',');
 }
 
 /** A config for tests and embedding: schema defaults plus overrides, without reading process.env. */

@@ -189,10 +189,18 @@ export class DeliveryFailedError extends VerifydError {
   }
 }
 
-/** Start-up configuration is invalid; the message is one line naming the variable. */
+/**
+ * Start-up configuration is invalid. `problems` holds every problem found, one line each naming
+ * the variable, so an operator fixes them all after one start instead of one per restart; the
+ * message is those lines joined by newlines.
+ */
 export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
+  readonly problems: readonly string[];
+
+  constructor(problems: string | readonly string[]) {
+    const list = typeof problems === 'string' ? [problems] : [...problems];
+    super(list.join('\n'));
     this.name = 'ConfigError';
+    this.problems = list;
   }
 }

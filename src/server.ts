@@ -61,7 +61,8 @@ async function run(): Promise<void> {
     config = loadConfig();
   } catch (error) {
     if (error instanceof ConfigError) {
-      process.stderr.write(`verifyd: ${error.message}\n`);
+      // One line per problem, each prefixed, so every line stands alone in a log collector.
+      process.stderr.write(error.problems.map((problem) => `verifyd: ${problem}\n`).join(''));
       process.exit(1);
     }
     throw error;

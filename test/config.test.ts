@@ -1,5 +1,8 @@
-import { readFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import express from 'express';
 import { renderEnvExample, renderTable } from '../scripts/config-docs';
 import { buildConfig, loadConfig } from '../src/config';
 import { ConfigError } from '../src/errors';
@@ -9,7 +12,7 @@ const productionEnv = {
   NODE_ENV: 'production',
   STORE: 'redis',
   SMS_PROVIDER: 'twilio',
-  TWILIO_ACCOUNT_SID: 'AC123',
+  TWILIO_ACCOUNT_SID: 'AC0123456789abcdef0123456789abcdef',
   TWILIO_AUTH_TOKEN: 'token',
   TWILIO_FROM: '+15005550006',
   EMAIL_PROVIDER: 'sendgrid',
@@ -17,16 +20,28 @@ const productionEnv = {
   EMAIL_FROM: 'no-reply@example.com',
   OTP_SECRET: STRONG,
   JWT_SECRET: STRONG,
+  PUBLIC_URL: 'https://verify.example.com',
 };
 
-function failure(env: Record<string, string>): string {
+function refusal(env: Record<string, string>): ConfigError {
   try {
     loadConfig(env);
   } catch (error) {
     expect(error).toBeInstanceOf(ConfigError);
-    return (error as Error).message;
+    return error as ConfigError;
   }
   throw new Error('expected a ConfigError');
+}
+
+function failure(env: Record<string, string>): string {
+  return refusal(env).message;
+}
+
+/** The one problem line that names `name`; fails unless there is exactly one. */
+function lineFor(problems: readonly string[], name: string): string {
+  const lines = problems.filter((line) => new RegExp(`^\\w+ ${name}\\b`).test(line));
+  expect(lines).toHaveLength(1);
+  return lines[0] ?? '';
 }
 
 describe('configuration', () => {
@@ -71,9 +86,186 @@ describe('configuration', () => {
     expect(failure({ ...productionEnv, [name]: value })).toMatch(message);
   });
 
+  it('refuses production without PUBLIC_URL or EMAIL_LINK_BASE_URL, naming both', () => {
+    expect(failure({ ...productionEnv, PUBLIC_URL: '' })).toBe(
+      'Missing PUBLIC_URL: production needs PUBLIC_URL or EMAIL_LINK_BASE_URL, the public address email links point at.',
+    );
+    const linkOnly = { ...productionEnv, PUBLIC_URL: '' };
+    const config = loadConfig({
+      ...linkOnly,
+      EMAIL_LINK_BASE_URL: 'https://app.example.com/confirm',
+    });
+    expect(config.EMAIL_LINK_BASE_URL).toBe('https://app.example.com/confirm');
+    // A PUBLIC_URL that is there but refused gets its own line, not a second one saying it is missing.
+    expect(failure({ ...productionEnv, PUBLIC_URL: 'verify.example.com' })).toMatch(
+      /^Invalid PUBLIC_URL \(got "verify.example.com"\): expected an absolute http\(s\) URL\.$/,
+    );
+  });
+
   it('wants the provider credentials of the chosen provider', () => {
     expect(failure({ SMS_PROVIDER: 'twilio' })).toMatch(/TWILIO_ACCOUNT_SID/);
     expect(failure({ EMAIL_PROVIDER: 'sendgrid', SENDGRID_API_KEY: 'k' })).toMatch(/EMAIL_FROM/);
+  });
+
+  it('reports every problem of one start in one error, one line each naming its variable', () => {
+    const error = refusal({
+      ...productionEnv,
+      OTP_LENGTH: '4',
+      PORT: 'http',
+      CAPTCHA_BACKGROUND: 'grey',
+      STORE: 'memory',
+      SMS_PROVIDER: 'mock',
+      OTP_SECRET: 'short',
+      JWT_SECRET: '',
+      SENDGRID_API_KEY: '',
+    });
+    const named = [
+      'OTP_LENGTH',
+      'PORT',
+      'CAPTCHA_BACKGROUND',
+      'STORE',
+      'SMS_PROVIDER',
+      'OTP_SECRET',
+      'JWT_SECRET',
+      'SENDGRID_API_KEY',
+    ];
+    for (const name of named) lineFor(error.problems, name);
+    expect(error.problems).toHaveLength(named.length);
+    expect(error.message.split('\n')).toEqual(error.problems);
+    // JWT_SECRET missing also leaves WEBHOOK_SECRET without a value; fixing JWT_SECRET fixes both.
+    expect(error.message).not.toContain('WEBHOOK_SECRET');
+    expect(error.message).not.toContain('short');
+  });
+
+  it('adds no "missing" line for a variable whose value was already refused', () => {
+    const error = refusal({
+      EMAIL_PROVIDER: 'sendgrid',
+      SENDGRID_API_KEY: 'k',
+      OTP_TTL_SECONDS: 'x',
+    });
+    expect(error.problems).toEqual([
+      'Invalid OTP_TTL_SECONDS (got "x"): expected an integer from 30 to 86400.',
+      'Missing EMAIL_FROM: required when EMAIL_PROVIDER=sendgrid.',
+    ]);
+  });
+
+  it('keeps a refused value on its one line and never shows a credential', () => {
+    const error = refusal({
+      SMS_TEMPLATE: 'no code here\nsecond line',
+      KEY_PREFIX: 'has space',
+      VERIFIED_WEBHOOK_URL: 'https://hook:pa55word@',
+    });
+    expect(error.problems).toHaveLength(3);
+    expect(lineFor(error.problems, 'SMS_TEMPLATE')).toContain('(got "no code here\\nsecond line")');
+    // KEY_PREFIX is no secret even though its name contains KEY.
+    expect(lineFor(error.problems, 'KEY_PREFIX')).toContain('(got "has space")');
+    expect(error.message).not.toContain('pa55word');
+  });
+
+  // Each of these breaks every send, or the start itself, long after loadConfig used to accept it.
+  describe.each([
+    {
+      name: 'TWILIO_ACCOUNT_SID',
+      accepted: ['AC0123456789abcdef0123456789abcdef', 'AC0123456789ABCDEF0123456789ABCDEF'],
+      // An API key SID (SK...) is the usual mix-up; the others are typos and truncations.
+      refused: [
+        'SK0123456789abcdef0123456789abcdef',
+        'AC123',
+        'AC0123456789abcdef0123456789abcdeg',
+      ],
+      expected: 'AC followed by 32 hexadecimal digits',
+    },
+    {
+      name: 'TWILIO_MESSAGING_SERVICE_SID',
+      accepted: ['MG0123456789abcdef0123456789abcdef'],
+      refused: ['AC0123456789abcdef0123456789abcdef', 'MG0123456789abcdef', 'my-service'],
+      expected: 'MG followed by 32 hexadecimal digits',
+    },
+    {
+      name: 'TWILIO_FROM',
+      accepted: ['+15005550006', '+442071838750', 'Acme', 'Acme 2FA', 'ACME1234567'],
+      // No +, a leading zero, too long, a 12-character sender ID, punctuation, digits only.
+      refused: [
+        '15005550006',
+        '+0123456',
+        '+1234567890123456',
+        'Acme Company',
+        'Acme-2FA',
+        '12345',
+      ],
+      expected: 'E.164',
+    },
+    {
+      name: 'EMAIL_FROM',
+      accepted: ['no-reply@example.com', 'Acme <no-reply@example.com>', 'Acme Verify<a@b.example>'],
+      refused: ['no-reply', 'Acme no-reply@example.com', '<no-reply@example.com>', 'Acme <nope>'],
+      expected: 'an email address, optionally with a display name',
+    },
+    {
+      name: 'REDIS_URL',
+      accepted: ['redis://cache:6379', 'rediss://user:pw@cache:6380/2', 'unix:///run/redis.sock'],
+      // The Redis client refused these only when it first connected, without naming REDIS_URL.
+      refused: [
+        'foo',
+        'foo://bar',
+        'http://cache:6379',
+        'redis://cache/zero',
+        'redis://:pw@cache:99999',
+      ],
+      expected: 'a redis://, rediss:// or unix:// URL',
+    },
+    {
+      name: 'TRUST_PROXY',
+      accepted: [
+        'false',
+        'true',
+        '2',
+        '10.0.0.1',
+        '10.0.0.0/8, fd00::/8',
+        '10.0.0.0/255.0.0.0',
+        'loopback,uniquelocal',
+      ],
+      // Express refused these only when the app was built, without naming TRUST_PROXY.
+      refused: [
+        'yes',
+        'proxy',
+        '10.0.0.0/33',
+        '10.0.0.0/0',
+        '10.0.0.0/255.0.255.0',
+        'loopback,',
+        '::1/129',
+      ],
+      expected: 'false, true, a hop count, or comma-separated proxy IP addresses, CIDR subnets',
+    },
+  ])('$name', ({ name, accepted, refused, expected }) => {
+    it.each(accepted)('accepts %j', (value) => {
+      expect(() => buildConfig({ [name]: value })).not.toThrow();
+    });
+
+    it.each(refused)('refuses %j, naming the variable', (value) => {
+      const message = failure({ [name]: value });
+      expect(message).toMatch(new RegExp(`^Invalid ${name} \\(got ".*"\\): expected .+\\.$`));
+      expect(message).toContain(expected);
+    });
+  });
+
+  it('hands every TRUST_PROXY it accepts to Express as Express accepts it', () => {
+    for (const value of [
+      '2',
+      'true',
+      '10.0.0.0/8, fd00::/8',
+      '10.0.0.0/255.0.0.0',
+      'loopback,uniquelocal',
+    ]) {
+      const { TRUST_PROXY } = buildConfig({ TRUST_PROXY: value });
+      expect(() => express().set('trust proxy', TRUST_PROXY)).not.toThrow();
+    }
+  });
+
+  it('does not show the password of a refused REDIS_URL', () => {
+    const message = failure({ REDIS_URL: 'redis://:hunter2@cache:99999' });
+    expect(message).toContain('(got "redis://***@cache:99999")');
+    expect(message).not.toContain('hunter2');
   });
 
   it('treats empty values as unset, so a copied .env.example works', () => {
@@ -84,5 +276,84 @@ describe('configuration', () => {
     const root = join(__dirname, '..');
     expect(readFileSync(join(root, '.env.example'), 'utf8')).toBe(renderEnvExample());
     expect(readFileSync(join(root, 'README.md'), 'utf8')).toContain(renderTable());
+  });
+});
+
+/**
+ * The real start: the server entry as a process, from an empty working directory (no ./.env) and
+ * with only the settings given, as an operator would start it.
+ */
+describe('configuration at start-up', () => {
+  const ROOT = join(__dirname, '..');
+  const TSX = join(ROOT, 'node_modules', '.bin', 'tsx');
+  const SERVER = join(ROOT, 'src', 'server.ts');
+  let workDir: string;
+
+  beforeAll(() => {
+    workDir = mkdtempSync(join(tmpdir(), 'verifyd-config-'));
+  });
+
+  afterAll(() => {
+    rmSync(workDir, { recursive: true, force: true });
+  });
+
+  function start(
+    env: Record<string, string>,
+  ): Promise<{ code: number; stdout: string; stderr: string }> {
+    return new Promise((resolve) => {
+      execFile(
+        TSX,
+        [SERVER],
+        {
+          cwd: workDir,
+          env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+          timeout: 25_000,
+        },
+        (error, stdout, stderr) => {
+          const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
+          resolve({ code, stdout, stderr });
+        },
+      );
+    });
+  }
+
+  it('lists every bad setting on stderr, one line each, and exits 1 without listening', async () => {
+    const run = await start({
+      ...productionEnv,
+      PORT: '0',
+      OTP_LENGTH: 'six',
+      STORE: 'redis',
+      REDIS_URL: 'http://cache:6379',
+      TRUST_PROXY: 'proxy',
+      EMAIL_PROVIDER: 'mock',
+      TWILIO_ACCOUNT_SID: 'SK0123456789abcdef0123456789abcdef',
+      TWILIO_AUTH_TOKEN: '',
+      TWILIO_FROM: 'Acme Company',
+      EMAIL_FROM: 'Acme no-reply@example.com',
+      OTP_SECRET: 'tiny-secret',
+      PUBLIC_URL: '',
+    });
+    expect(run.code).toBe(1);
+    const lines = run.stderr.trimEnd().split('\n');
+    const named = [
+      'OTP_LENGTH',
+      'REDIS_URL',
+      'TRUST_PROXY',
+      'EMAIL_PROVIDER',
+      'TWILIO_ACCOUNT_SID',
+      'TWILIO_AUTH_TOKEN',
+      'TWILIO_FROM',
+      'EMAIL_FROM',
+      'OTP_SECRET',
+      'PUBLIC_URL',
+    ];
+    expect(lines).toHaveLength(named.length);
+    for (const name of named) {
+      const pattern = new RegExp(`^verifyd: (?:Invalid|Missing) ${name}\\b`);
+      expect(lines.filter((line) => pattern.test(line))).toHaveLength(1);
+    }
+    expect(run.stderr).not.toContain('tiny-secret');
+    // Nothing was logged: the process stopped before the logger and the listener existed.
+    expect(run.stdout).toBe('');
   });
 });

@@ -1,6 +1,6 @@
 import twilio from 'twilio';
 import type RequestClient from 'twilio/lib/base/RequestClient';
-import { ConfigError, DeliveryFailedError, type DeliveryFailure } from '../errors';
+import { DeliveryFailedError, type DeliveryFailure } from '../errors';
 import { isTimeout, withDeadline } from './deadline';
 import {
   outcomeOfNetError,
@@ -44,13 +44,8 @@ const FAILED_STATUSES = new Set(['failed', 'undelivered']);
  */
 export function createTwilioSmsProvider(options: TwilioSmsProviderOptions): SmsProvider {
   const { accountSid, authToken, from, messagingServiceSid, timeoutMs, baseUrl } = options;
-  // The SDK would throw its own error at construction; this one names the variable to fix.
-  if (!accountSid.startsWith('AC')) {
-    throw new ConfigError('Invalid TWILIO_ACCOUNT_SID: expected an Account SID starting with AC.');
-  }
-  if (!messagingServiceSid && !from) {
-    throw new ConfigError('Missing TWILIO_FROM: set it or TWILIO_MESSAGING_SERVICE_SID.');
-  }
+  // The account SID's form and the presence of a sender are loadConfig's to check, together with
+  // every other setting, so that one start reports them all.
   const sender = messagingServiceSid ? { messagingServiceSid } : { from };
 
   // The SDK only applies `timeout` to an http client it builds itself, so build ours with it.

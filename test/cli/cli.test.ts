@@ -90,6 +90,15 @@ describe('cli: usage', () => {
     expect(run.code).toBe(1);
     expect(run.stderr).toContain('Configuration error: Invalid CAPTCHA_TTL_SECONDS');
   });
+
+  it('reports every invalid setting at once, one line each', async () => {
+    const run = await cli(['stats'], { CAPTCHA_TTL_SECONDS: 'soon', STORE: 'mongo' });
+    expect(run.code).toBe(1);
+    expect(run.stderr.trimEnd().split('\n')).toEqual([
+      expect.stringMatching(/^Configuration error: Invalid STORE /),
+      expect.stringMatching(/^Configuration error: Invalid CAPTCHA_TTL_SECONDS /),
+    ]);
+  });
 });
 
 describe('cli: colour', () => {

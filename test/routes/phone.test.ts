@@ -58,7 +58,7 @@ describe('POST /verify-phone', () => {
     const { app } = buildTestApp({
       env: {
         SMS_PROVIDER: 'twilio',
-        TWILIO_ACCOUNT_SID: 'AC1',
+        TWILIO_ACCOUNT_SID: 'AC0123456789abcdef0123456789abcdef',
         TWILIO_AUTH_TOKEN: 't',
         TWILIO_FROM: '+15005550006',
       },

@@ -31,14 +31,15 @@ describe('codes', () => {
         OTP_SECRET: 'x'.repeat(32),
         JWT_SECRET: 'y'.repeat(32),
         SMS_PROVIDER: 'twilio',
-        TWILIO_ACCOUNT_SID: 'AC1',
+        TWILIO_ACCOUNT_SID: 'AC0123456789abcdef0123456789abcdef',
         TWILIO_AUTH_TOKEN: 't',
         TWILIO_FROM: '+15005550006',
         EMAIL_PROVIDER: 'sendgrid',
         SENDGRID_API_KEY: 'k',
         EMAIL_FROM: 'a@b.co',
+        PUBLIC_URL: 'https://verify.example.com',
       }),
-    ).toThrow(ConfigError);
+    ).toThrow(new ConfigError('Invalid OTP_LENGTH: production needs at least 6 digits.'));
   });
 
   it('are spread over the whole range (no fixed digits, leading zeros kept)', async () => {
