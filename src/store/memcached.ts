@@ -46,6 +46,13 @@ export function memcachedExptime(ttlSeconds: number, nowMs: number): number {
 /** Binary incr/decr exptime meaning "fail with NOT_FOUND instead of creating the key". */
 const DO_NOT_CREATE = 0xffffffff;
 
+/**
+ * How often a compare-and-swap on a secret is retried after the record changed under it. A
+ * record changes at most once before it is deleted or replaced (alive to dead), so two tries
+ * settle every case; the bound only guards against a server that misbehaves.
+ */
+const CAS_RETRIES = 4;
+
 const PLAIN_KEY = /^[\x21-\x7e]+$/;
 
 /**
@@ -62,7 +69,7 @@ export function memcachedKey(prefix: string, key: string): string {
 }
 
 /**
- * Keys derived from a logical key (window end, attempt counter, consumed marker) are joined with a
+ * Keys derived from a logical key (a window's end, a secret's attempt counter) are joined with a
  * control character, so they always take the hashed form and cannot collide with a caller's key.
  */
 const DERIVED = '\u001f';
@@ -70,25 +77,96 @@ const DERIVED = '\u001f';
 type Client = memjs.Client<string, Buffer | null>;
 
 interface SecretRecord {
-  /** Fresh per putSecret: attempt counters and consumed markers are keyed by it. */
+  /** Fresh per putSecret: the attempt counter is keyed by it. */
   id: string;
   hash: string;
   /** When the secret expires, epoch ms; lets derived keys get the same remaining lifetime. */
   expiresAt: number;
+  /** Written into the record itself once its attempts are used up or unknown; see attemptSecret. */
+  dead?: true;
 }
 
 function parseSecret(value: string): SecretRecord | undefined {
   try {
     const parsed: unknown = JSON.parse(value);
     if (typeof parsed !== 'object' || parsed === null) return undefined;
-    const { id, hash, expiresAt } = parsed as Record<string, unknown>;
+    const { id, hash, expiresAt, dead } = parsed as Record<string, unknown>;
     if (typeof id !== 'string' || typeof hash !== 'string' || typeof expiresAt !== 'number') {
       return undefined;
     }
-    return { id, hash, expiresAt };
+    return { id, hash, expiresAt, ...(dead === true ? { dead } : {}) };
   } catch {
     return undefined;
   }
+}
+
+/** A value with the CAS version memcached gave it; any later write changes the version. */
+interface Versioned {
+  value: Buffer;
+  cas: Buffer;
+}
+
+/** What a compare-and-swap write found: done, the item gone, or the item changed since. */
+type SwapResult = 'done' | 'gone' | 'changed';
+
+/** Binary-protocol opcodes and statuses of the compare-and-swap commands memjs does not wrap. */
+const OPCODE = { get: 0x00, set: 0x01, delete: 0x04 } as const;
+const STATUS_OK = 0x0000;
+const STATUS_NOT_FOUND = 0x0001;
+const STATUS_EXISTS = 0x0002;
+/** Other statuses, worded as memjs words them so that translate() sorts them alike. */
+const STATUS_TEXT: Record<number, string> = {
+  3: 'Value too large',
+  4: 'Invalid arguments',
+  5: 'Item not stored',
+  129: 'Unknown command',
+  130: 'Out of memory',
+  132: 'Internal error',
+  133: 'Busy',
+  134: 'Temporary failure',
+};
+
+/**
+ * One binary-protocol command with an optional CAS version, through memjs's public low-level
+ * `perform` (memjs 1.x builds no CAS requests itself; its typings declare perform, incrSeq and
+ * Utils). Resolves with memcached's status, the value and the item's version.
+ */
+function command(
+  client: Client,
+  name: string,
+  opcode: number,
+  key: string,
+  options: { extras?: Buffer; value?: string; cas?: Buffer } = {},
+): Promise<{ status: number; value: Buffer; cas: Buffer }> {
+  client.incrSeq();
+  const seq = client.seq;
+  const request = memjs.Utils.makeRequestBuffer(
+    opcode,
+    key,
+    options.extras ?? Buffer.alloc(0),
+    options.value ?? '',
+    seq,
+  );
+  // The header's last 8 bytes are the CAS field; makeRequestBuffer leaves it 0 ("any version").
+  options.cas?.copy(request, 16);
+  return new Promise((resolve, reject) => {
+    client.perform(key, request, seq, (err: Error | null, response?: memjs.Response) => {
+      if (err || !response) {
+        reject(err ?? new Error(`MemJS ${name}: no response`));
+        return;
+      }
+      const { status, cas } = response.header;
+      if (status === STATUS_OK || status === STATUS_NOT_FOUND || status === STATUS_EXISTS) {
+        resolve({ status, value: response.val, cas });
+        return;
+      }
+      reject(new Error(`MemJS ${name}: ${STATUS_TEXT[status] ?? `status ${status}`}`));
+    });
+  });
+}
+
+function isNotFound(err: unknown): boolean {
+  return err instanceof Error && err.message.endsWith('Key not found');
 }
 
 /** Binary-protocol statuses that mean the server cannot serve now, as opposed to a bad request. */
@@ -136,36 +214,41 @@ function serverName(entry: string): string {
 }
 
 /**
- * Memcached has no transactions and memjs exposes no CAS, so atomicity comes from the operations
- * memcached itself performs atomically: add (create only if absent), incr (binary incr creates
- * the counter with an initial value when absent) and delete.
+ * Memcached has no transactions, so atomicity comes from the operations memcached itself performs
+ * atomically: add (create only if absent), incr (binary incr creates the counter with an initial
+ * value when absent), delete, and compare-and-swap (a set or delete that applies only while the
+ * item still has the version a get returned; memjs has no call for it, see `command`).
  *
  * - setIfAbsent is add.
  * - increment is incr with initial 1; the caller that gets 1 opened the window and records its
  *   end time in a companion key, which later callers read to report resetMs. decrement is decr,
  *   which memcached itself stops at 0.
- * - putSecret writes {id, hash, expiresAt} with a fresh id; attempts are counted by incr on a
- *   key derived from that id, so a new secret starts from zero without touching the old counter.
- * - attemptSecret reads the blocker (when given) and the record together, increments the
- *   record's attempt counter, compares in this process with safeEqual, and on a match tries to
- *   add a consumed marker for the id: only the caller whose add succeeds gets "match". The record
- *   is not deleted afterwards, because without CAS a delete could remove a secret that a
- *   concurrent putSecret just stored; the marker already makes the consumed secret answer
- *   "missing", and memcached expires it with its TTL.
- *   A caller counted past maxAttempts cannot tell whether an earlier caller's match is still on
- *   its way to the marker, so in a burst of more than maxAttempts simultaneous checks the late
- *   ones may answer "locked" where Redis would say "missing". Never a second "match".
+ * - putSecret writes an attempt counter at 0 under a fresh id, then {id, hash, expiresAt}, on one
+ *   connection, which memcached serves in order: a caller that finds the record finds its
+ *   counter, unless memcached dropped the counter since. A new secret starts from zero without
+ *   touching the old counter.
+ * - attemptSecret reads the blocker (when given) and the record with its version together,
+ *   counts the attempt with an incr that never creates the counter, and compares in this
+ *   process with safeEqual. A match consumes the secret by deleting the record with that
+ *   version: memcached deletes an item once, so exactly one caller gets "match", and a secret
+ *   that a concurrent putSecret replaced is never deleted in its stead. A secret whose attempts
+ *   are used up is marked dead in the record itself, with compare-and-swap.
+ *   Memcached may drop any item at any time (eviction under memory pressure, a restart), so no
+ *   secret relies on another item to stay unusable: a consumed secret is gone, a dead one says
+ *   so itself, and one whose counter was dropped gets no fresh attempts: it is marked dead
+ *   (fail closed; its recipient requests a new code). Losing the record itself only loses the
+ *   secret.
  *
  * Several servers: each logical key lives on the server serverIndex picks from its placement
- * tag, and the keys derived from it (window end, attempt counter, consumed marker) live with it.
+ * tag, and the keys derived from it (window end, attempt counter) live with it.
  * Each server has a memjs client of its own, so a dead server fails only the calls that touch a
  * key it holds: those reject with StoreUnavailableError (503 store_unavailable), every other
  * call goes on as before, and the dead server's keys are served again as soon as it answers,
  * since its client is replaced after every failure (see discard). A restarted server comes back
  * empty: its recipients' codes are gone and their counters restart.
  * There is no failover to another server: the moved key would start from nothing there (a new
- * counter, no code, no consumed marker) and, once the server is back, the two copies would
- * disagree, letting limits be counted twice over or a used code be used again.
+ * counter, no code) and, once the server is back, the two copies would disagree, letting limits
+ * be counted twice over or a code used on one server be used again on the other.
  *
  * Memcached cannot list keys, so `scan` is absent. Expiry is native, so cleanup() is 0.
  */
@@ -371,7 +454,98 @@ export class MemcachedStore implements Store {
       hash,
       expiresAt: Date.now() + ttlSeconds * 1000,
     };
-    await this.run(key, (c) => c.set(this.key(key), JSON.stringify(record), { expires }));
+    const counter = this.derived(key, `n:${record.id}`);
+    // Both on the one connection to the key's server, counter first: memcached applies them in
+    // that order, so the record is never readable before its counter exists.
+    await this.run(key, (c) =>
+      Promise.all([
+        c.set(counter, '0', { expires }),
+        c.set(this.key(key), JSON.stringify(record), { expires }),
+      ]),
+    );
+  }
+
+  /** The record at a logical key with its CAS version, or undefined when absent. */
+  private async getVersioned(key: string): Promise<Versioned | undefined> {
+    const { status, value, cas } = await this.run(key, (c) =>
+      command(c, 'GETS', OPCODE.get, this.key(key)),
+    );
+    return status === STATUS_OK ? { value, cas } : undefined;
+  }
+
+  /** Deletes the record only while it still has version `cas`. */
+  private async deleteVersion(key: string, cas: Buffer): Promise<SwapResult> {
+    const { status } = await this.run(key, (c) =>
+      command(c, 'DELETECAS', OPCODE.delete, this.key(key), { cas }),
+    );
+    return swapResult(status);
+  }
+
+  /** Replaces the record only while it still has version `cas`. */
+  private async setVersion(
+    key: string,
+    value: string,
+    expires: number,
+    cas: Buffer,
+  ): Promise<SwapResult> {
+    // Set's extras: 4 bytes of flags (none), then the exptime.
+    const extras = Buffer.alloc(8);
+    extras.writeUInt32BE(expires, 4);
+    const { status } = await this.run(key, (c) =>
+      command(c, 'SETCAS', OPCODE.set, this.key(key), { extras, value, cas }),
+    );
+    return swapResult(status);
+  }
+
+  /**
+   * The record again, when it still holds the same secret (same id) after a compare-and-swap
+   * found it changed; undefined when that secret is gone (consumed, replaced or expired).
+   */
+  private async reread(
+    key: string,
+    id: string,
+  ): Promise<{ record: SecretRecord; cas: Buffer } | undefined> {
+    const found = await this.getVersioned(key);
+    const record = found && parseSecret(found.value.toString());
+    return found && record?.id === id ? { record, cas: found.cas } : undefined;
+  }
+
+  /**
+   * Consumes the secret read at version `cas`: true for the one caller whose delete removed it.
+   * A record changed since the read still holds this secret only when it was marked dead after
+   * this caller's attempt was counted within the limit, so the delete is tried again on it.
+   */
+  private async consume(key: string, id: string, cas: Buffer): Promise<boolean> {
+    let version = cas;
+    for (let attempt = 0; attempt < CAS_RETRIES; attempt++) {
+      const result = await this.deleteVersion(key, version);
+      if (result !== 'changed') return result === 'done';
+      const current = await this.reread(key, id);
+      if (!current) return false;
+      version = current.cas;
+    }
+    // Unreachable with a correct server; refusing is the safe answer.
+    return false;
+  }
+
+  /**
+   * Marks the secret read at version `cas` dead in its own record. Resolves 'dead' when this or
+   * another caller did, 'gone' when the secret was consumed, replaced or expired meanwhile.
+   */
+  private async kill(key: string, record: SecretRecord, cas: Buffer): Promise<'dead' | 'gone'> {
+    const ttl = Math.max(1, Math.ceil((record.expiresAt - Date.now()) / 1000));
+    const dead = JSON.stringify({ ...record, dead: true } satisfies SecretRecord);
+    let version = cas;
+    for (let attempt = 0; attempt < CAS_RETRIES; attempt++) {
+      const result = await this.setVersion(key, dead, this.exptime(ttl), version);
+      if (result === 'done') return 'dead';
+      if (result === 'gone') return 'gone';
+      const current = await this.reread(key, record.id);
+      if (!current) return 'gone';
+      if (current.record.dead) return 'dead';
+      version = current.cas;
+    }
+    return 'dead';
   }
 
   async attemptSecret(
@@ -381,32 +555,49 @@ export class MemcachedStore implements Store {
     blocker?: string,
   ): Promise<AttemptOutcome> {
     // Both reads in one round trip; the blocker decides before anything is counted.
-    const [blocking, { value }] = await Promise.all([
+    const [blocking, found] = await Promise.all([
       blocker === undefined ? undefined : this.run(blocker, (c) => c.get(this.key(blocker))),
-      this.run(key, (c) => c.get(this.key(key))),
+      this.getVersioned(key),
     ]);
     if (blocking && blocking.value !== null) {
       return { status: 'blocked', value: blocking.value.toString() };
     }
-    const record = value === null ? undefined : parseSecret(value.toString());
-    const now = Date.now();
+    const record = found && parseSecret(found.value.toString());
     // The record itself may outlive expiresAt by up to a second (see memcachedExptime).
-    if (!record || record.expiresAt <= now) return { status: 'missing' };
-    const expires = this.exptime(Math.ceil((record.expiresAt - now) / 1000));
-    const counted = await this.run(key, (c) =>
-      c.increment(this.derived(key, `n:${record.id}`), 1, { initial: 1, expires }),
-    );
-    const attempts = Number(counted.value);
-    const consumedKey = this.derived(key, `c:${record.id}`);
+    if (!found || !record || record.expiresAt <= Date.now()) return { status: 'missing' };
+    if (record.dead) return { status: 'locked' };
+
+    let attempts: number;
+    try {
+      // Never creates the counter: putSecret did. A fresh one would hand out fresh attempts.
+      const counted = await this.run(key, (c) =>
+        c.increment(this.derived(key, `n:${record.id}`), 1, { initial: 0, expires: DO_NOT_CREATE }),
+      );
+      attempts = Number(counted.value);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+      // The counter was dropped (evicted, or its server restarted) while the record stayed: how
+      // many attempts were made is unknown, so none are left.
+      return (await this.kill(key, record, found.cas)) === 'dead'
+        ? { status: 'locked' }
+        : { status: 'missing' };
+    }
 
     if (attempts <= maxAttempts && safeEqual(record.hash, hash)) {
-      const won = await this.run(key, (c) => c.add(consumedKey, '1', { expires }));
-      return won ? { status: 'match', attempts } : { status: 'missing' };
+      return (await this.consume(key, record.id, found.cas))
+        ? { status: 'match', attempts }
+        : { status: 'missing' };
     }
-    // A secret consumed by a concurrent caller reads as missing, as it would after a delete.
-    const consumed = (await this.run(key, (c) => c.get(consumedKey))).value !== null;
-    if (consumed) return { status: 'missing' };
-    if (attempts > maxAttempts) return { status: 'locked' };
+    if (attempts > maxAttempts) {
+      // Normally the caller of the last allowed miss has marked it dead already; this one may
+      // have overtaken it. A secret consumed or replaced meanwhile reads as missing.
+      return (await this.kill(key, record, found.cas)) === 'dead'
+        ? { status: 'locked' }
+        : { status: 'missing' };
+    }
+    // The last allowed miss kills the secret in its own record, so that it stays dead even if
+    // memcached drops the counter.
+    if (attempts === maxAttempts) await this.kill(key, record, found.cas);
     return { status: 'mismatch', attempts, remaining: maxAttempts - attempts };
   }
 
@@ -444,4 +635,9 @@ export class MemcachedStore implements Store {
     this.closed = true;
     for (const shard of this.shards) shard.client.close();
   }
+}
+
+function swapResult(status: number): SwapResult {
+  if (status === STATUS_OK) return 'done';
+  return status === STATUS_NOT_FOUND ? 'gone' : 'changed';
 }

@@ -219,11 +219,14 @@ export function startPrivateRedis(): Promise<PrivateServer> {
   );
 }
 
-/** A memcached of our own, for tests that stop it. */
-export function startPrivateMemcached(): Promise<PrivateServer> {
+/**
+ * A memcached of our own, for tests that stop it. `extraArgs` go to memcached as they are, e.g.
+ * ['-m', '8'] for a small cache that another client can fill past eviction.
+ */
+export function startPrivateMemcached(extraArgs: readonly string[] = []): Promise<PrivateServer> {
   return startPrivate(
     MEMCACHED_BIN,
-    (port) => ['-u', 'root', '-l', '127.0.0.1', '-p', String(port), '-U', '0'],
+    (port) => ['-u', 'root', '-l', '127.0.0.1', '-p', String(port), '-U', '0', ...extraArgs],
     (servers) => memcachedAnswers(servers, 200),
     (port) => `127.0.0.1:${port}`,
   );
