@@ -47,6 +47,12 @@ export function memcachedExptime(ttlSeconds: number, nowMs: number): number {
 const DO_NOT_CREATE = 0xffffffff;
 
 /**
+ * How often increment retries an incr that lost memcached's internal create race. The retry finds
+ * the counter the winner created; a second loss needs that counter to vanish at once.
+ */
+const CREATE_RACE_RETRIES = 3;
+
+/**
  * How often a compare-and-swap on a secret is retried after the record changed under it. A
  * record changes at most once before it is deleted or replaced (alive to dead), so two tries
  * settle every case; the bound only guards against a server that misbehaves.
@@ -165,6 +171,11 @@ function command(
   });
 }
 
+/** memcached's refusal when an incr lost the race to create its counter (see increment). */
+function isNotStored(err: unknown): boolean {
+  return err instanceof Error && err.message.endsWith('Item not stored');
+}
+
 function isNotFound(err: unknown): boolean {
   return err instanceof Error && err.message.endsWith('Key not found');
 }
@@ -221,8 +232,10 @@ function serverName(entry: string): string {
  *
  * - setIfAbsent is add.
  * - increment is incr with initial 1; the caller that gets 1 opened the window and records its
- *   end time in a companion key, which later callers read to report resetMs. decrement is decr,
- *   which memcached itself stops at 0.
+ *   end time in a companion key, which later callers read to report resetMs. memcached creates
+ *   an absent counter with an internal add, so of two connections racing to create it one is
+ *   refused (NOT_STORED); that caller simply increments again the counter the other created.
+ *   decrement is decr, which memcached itself stops at 0.
  * - putSecret writes an attempt counter at 0 under a fresh id, then {id, hash, expiresAt}, on one
  *   connection, which memcached serves in order: a caller that finds the record finds its
  *   counter, unless memcached dropped the counter since. A new secret starts from zero without
@@ -408,10 +421,7 @@ export class MemcachedStore implements Store {
   async increment(key: string, windowSeconds: number): Promise<CounterState> {
     const expires = this.exptime(windowSeconds);
     const windowMs = windowSeconds * 1000;
-    const { value } = await this.run(key, (c) =>
-      c.increment(this.key(key), 1, { initial: 1, expires }),
-    );
-    const count = Number(value);
+    const count = await this.count(key, expires);
     const endKey = this.derived(key, 'end');
     if (count === 1) {
       const end = Date.now() + windowMs;
@@ -426,6 +436,24 @@ export class MemcachedStore implements Store {
     const left = end - Date.now();
     // Past the recorded end the counter can survive up to one more tick of memcached's clock.
     return { count, resetMs: Math.min(windowMs, left > 0 ? left : 1000) };
+  }
+
+  /**
+   * incr with initial 1. memcached creates an absent counter with an internal add; when another
+   * connection's incr created it first, that add fails and this incr answers NOT_STORED. The
+   * counter then exists, so incrementing again counts this call exactly once.
+   */
+  private async count(key: string, expires: number): Promise<number> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const { value } = await this.run(key, (c) =>
+          c.increment(this.key(key), 1, { initial: 1, expires }),
+        );
+        return Number(value);
+      } catch (err) {
+        if (!isNotStored(err) || attempt >= CREATE_RACE_RETRIES) throw err;
+      }
+    }
   }
 
   async decrement(key: string): Promise<void> {

@@ -1,3 +1,4 @@
+import net from 'node:net';
 import memjs from 'memjs';
 import { buildConfig } from '../../src/config';
 import { StoreUnavailableError } from '../../src/errors';
@@ -30,6 +31,73 @@ function openStore(servers: string, keyPrefix: string, timeoutMs: number): Memca
 /** A bare memjs client, to look at what the adapter stored and at memcached's own behaviour. */
 function rawClient(servers = SHARED_MEMCACHED) {
   return memjs.Client.create(servers, { retries: 1, timeout: 1, logger: { log: () => undefined } });
+}
+
+/**
+ * A proxy in front of memcached that makes every client lose memcached's create race once: the
+ * first incr that would create an absent key is answered NOT_STORED, after the proxy created that
+ * counter itself. That is exactly what a client sees when another connection's incr created the
+ * counter a moment earlier, which otherwise happens only now and then.
+ */
+async function createRaceLosingProxy(target: string) {
+  const [host = '127.0.0.1', port = '11211'] = target.split(':');
+  const competitor = rawClient(target);
+  const raced = new Set<string>();
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect({ host, port: Number(port) });
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on('error', () => undefined);
+      socket.on('close', () => {
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    upstream.on('data', (chunk) => client.write(chunk));
+    const forward = async (message: Buffer) => {
+      const extrasLength = message.readUInt8(4);
+      const keyStart = 24 + extrasLength;
+      const key = message.subarray(keyStart, keyStart + message.readUInt16BE(2)).toString();
+      // incr (opcode 5) with an exptime other than "do not create" creates an absent counter.
+      const creates =
+        message.readUInt8(1) === 0x05 &&
+        extrasLength === 20 &&
+        message.readUInt32BE(24 + 16) !== 0xffffffff;
+      if (creates && !raced.has(key) && (await competitor.get(key)).value === null) {
+        raced.add(key);
+        const initial = String(message.readBigUInt64BE(24 + 8));
+        await competitor.add(key, initial, { expires: message.readUInt32BE(24 + 16) });
+        const reply = Buffer.alloc(24);
+        reply.writeUInt8(0x81, 0);
+        reply.writeUInt8(0x05, 1);
+        reply.writeUInt16BE(0x0005, 6); // NOT_STORED
+        message.copy(reply, 12, 12, 16); // the opaque, which pairs the reply with its request
+        client.write(reply);
+        return;
+      }
+      upstream.write(message);
+    };
+    let pending = Buffer.alloc(0);
+    client.on('data', (chunk) => {
+      pending = Buffer.concat([pending, chunk]);
+      while (pending.length >= 24 && pending.length >= 24 + pending.readUInt32BE(8)) {
+        const message = pending.subarray(0, 24 + pending.readUInt32BE(8));
+        pending = pending.subarray(message.length);
+        void forward(message);
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port: proxyPort } = server.address() as net.AddressInfo;
+  return {
+    address: `127.0.0.1:${proxyPort}`,
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      competitor.close();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
 }
 
 describe('memcached expiry and key mapping (pure)', () => {
@@ -180,6 +248,104 @@ describeMemcached('memcached', () => {
       );
       expect(error).toBeInstanceOf(Error);
       expect(error).not.toBeInstanceOf(StoreUnavailableError);
+    });
+
+    describe('first counts from several clients at once', () => {
+      // memcached creates a counter for an incr on an absent key with an internal add; when two
+      // connections race, the loser's incr answers NOT_STORED. One client is one connection,
+      // which memcached serves in order, so the race needs several.
+      const ROUNDS = 200;
+      const BURST = 8;
+      const clients = (label: string) => {
+        const prefix = uniquePrefix(label);
+        const opened = Array.from({ length: BURST }, () =>
+          openStore(SHARED_MEMCACHED, prefix, 2000),
+        );
+        stores.push(...opened);
+        return (i: number) => opened[i % opened.length] as MemcachedStore;
+      };
+      const failed = (results: PromiseSettledResult<unknown>[]) =>
+        results.flatMap((r) => (r.status === 'rejected' ? [String(r.reason)] : []));
+
+      it('counts an increment that lost the race to create its counter, instead of failing', async () => {
+        const proxy = await createRaceLosingProxy(SHARED_MEMCACHED);
+        try {
+          const store = openStore(proxy.address, uniquePrefix('lost-create'), 2000);
+          stores.push(store);
+          // The competitor counted 1; this call is the second.
+          expect(await store.increment('fresh', 60)).toMatchObject({ count: 2 });
+          expect(await store.increment('fresh', 60)).toMatchObject({ count: 3 });
+          const counters = [{ key: 'limit', windowSeconds: 60, max: 5 }];
+          expect(await store.admit({ counters })).toEqual({ status: 'admitted', counted: [true] });
+          // A link's first use once lost this race too: its attempt counter was created by incr.
+          await store.putSecret('link', 'right', 60);
+          expect(await store.attemptSecret('link', 'right', 1000)).toEqual({
+            status: 'match',
+            attempts: 1,
+          });
+        } finally {
+          await proxy.close();
+        }
+      });
+
+      it('counts every increment of a fresh counter once, refusing none', async () => {
+        const client = clients('first-increments');
+        const failures: string[] = [];
+        for (let round = 0; round < ROUNDS; round++) {
+          const results = await Promise.allSettled(
+            Array.from({ length: BURST }, (_, i) => client(i).increment(`fresh-${round}`, 60)),
+          );
+          failures.push(...failed(results));
+          const counts = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value.count] : []));
+          if (failures.length === 0) {
+            expect(counts.sort((a, b) => a - b)).toEqual(
+              Array.from({ length: BURST }, (_, i) => i + 1),
+            );
+          }
+        }
+        expect({ failures: failures.length, first: failures[0] }).toEqual({
+          failures: 0,
+          first: undefined,
+        });
+      });
+
+      it('admits concurrent first sends under a fresh limit, refusing none with an error', async () => {
+        const client = clients('first-admits');
+        const failures: string[] = [];
+        for (let round = 0; round < ROUNDS; round++) {
+          const counters = [{ key: `send-${round}`, windowSeconds: 60, max: BURST }];
+          const results = await Promise.allSettled(
+            Array.from({ length: BURST }, (_, i) => client(i).admit({ counters })),
+          );
+          failures.push(...failed(results));
+        }
+        expect({ failures: failures.length, first: failures[0] }).toEqual({
+          failures: 0,
+          first: undefined,
+        });
+      });
+
+      it('lets exactly one of concurrent first attempts at a fresh secret match, failing none', async () => {
+        const client = clients('first-attempts');
+        const failures: string[] = [];
+        for (let round = 0; round < ROUNDS; round++) {
+          await client(0).putSecret(`secret-${round}`, 'right', 60);
+          const results = await Promise.allSettled(
+            Array.from({ length: BURST }, (_, i) =>
+              client(i).attemptSecret(`secret-${round}`, 'right', 1000),
+            ),
+          );
+          failures.push(...failed(results));
+          const matches = results.filter(
+            (r) => r.status === 'fulfilled' && r.value.status === 'match',
+          );
+          expect(matches).toHaveLength(1);
+        }
+        expect({ failures: failures.length, first: failures[0] }).toEqual({
+          failures: 0,
+          first: undefined,
+        });
+      });
     });
 
     it('accepts a new secret after the previous one was consumed', async () => {
