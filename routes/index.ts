@@ -7,6 +7,7 @@ import { countByKind } from '../services/store-stats';
 import { createVerificationService } from '../services/verification';
 import type { Config } from '../src/config';
 import { parseBodies } from '../src/http/body';
+import { identifyClient } from '../src/http/client-key';
 import { createErrorHandler } from '../src/http/error-handler';
 import { ipRateLimit } from '../src/http/rate-limit';
 import { requestLog } from '../src/http/request-log';
@@ -65,7 +66,7 @@ export function underBase(base: string, path: string): string {
 
 /**
  * Everything verifyd serves, as one Express router an existing app can mount under any path:
- * security headers, the request log, /health, per-IP limits, bot challenges, the five
+ * security headers, the request log, /health, per-client limits, bot challenges, the five
  * verification routes, the dev outbox, and its own error handler so errors keep the documented
  * JSON shape inside a host app too. The standalone server is this router on a bare app, so an
  * embedding app gets everything the server has.
@@ -114,7 +115,7 @@ export function createVerificationRouter(deps: VerificationRouterDeps): Router {
   const errorHandler = createErrorHandler(logger);
   const router = Router();
   router.use(apiSecurityHeaders, requestLog(logger), warnOnUntrustedProxy(config, logger));
-  // Before the per-IP limit: an orchestrator's probes must not use up a client's allowance.
+  // Before the per-client limit: an orchestrator's probes must not use up a client's allowance.
   if (deps.health !== false) {
     router.get(
       '/health',
@@ -130,6 +131,15 @@ export function createVerificationRouter(deps: VerificationRouterDeps): Router {
       }),
     );
   }
+  // The client key every per-client limit counts, worked out once; /health above needs none.
+  router.use(
+    identifyClient(config.IPV6_SUBNET, () =>
+      // The text itself is not logged: it is whatever a client or proxy chose to send.
+      logger.warn(
+        'A client address is not an IP address (check TRUST_PROXY and what the proxy writes into X-Forwarded-For); every such client shares one set of limits',
+      ),
+    ),
+  );
   router.use(
     ipRateLimit({
       store,
@@ -137,7 +147,7 @@ export function createVerificationRouter(deps: VerificationRouterDeps): Router {
       max: config.RATE_LIMIT_MAX,
     }),
   );
-  // After the per-IP limit, so a client over its limit costs no parsing.
+  // After the per-client limit, so a client over its limit costs no parsing.
   router.use(parseBodies(FORM_PATHS));
   // With bot protection off there is nothing to serve, and every request would still walk
   // through the challenge routes on its way to the verification routes.
@@ -165,7 +175,7 @@ export function createVerificationRouter(deps: VerificationRouterDeps): Router {
 /**
  * "trust proxy" is a setting of the host app, which a router cannot set. With TRUST_PROXY set
  * and the host app not trusting any proxy, every client behind the proxy would share the proxy's
- * address and one per-IP limit, so say so once, at the first request.
+ * address and one per-client limit, so say so once, at the first request.
  */
 function warnOnUntrustedProxy(config: Config, logger: Logger): RequestHandler {
   let checked = config.TRUST_PROXY === false;
@@ -175,7 +185,7 @@ function warnOnUntrustedProxy(config: Config, logger: Logger): RequestHandler {
       if (!req.app.get('trust proxy')) {
         logger.warn(
           'TRUST_PROXY is set but the app this router is mounted in does not trust any proxy: ' +
-            "call app.set('trust proxy', config.TRUST_PROXY) so per-IP limits see client addresses",
+            "call app.set('trust proxy', config.TRUST_PROXY) so per-client limits see client addresses",
         );
       }
     }

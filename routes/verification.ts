@@ -9,6 +9,7 @@ import {
 import type { SendContext, VerificationService } from '../services/verification';
 import type { Config } from '../src/config';
 import { VerifydError } from '../src/errors';
+import { clientOf } from '../src/http/client-key';
 import { sendPage } from '../src/http/security-headers';
 import { renderConfirmPage, renderConfirmResult } from './confirm-page';
 import {
@@ -32,8 +33,6 @@ export interface VerificationRoutesDeps {
 
 /** The routes that also take a form body: the confirm page's button posts a plain HTML form. */
 export const FORM_PATHS = ['/verify-email-token'] as const;
-
-const clientIp = (req: Request) => req.ip ?? req.socket.remoteAddress ?? 'unknown';
 
 /**
  * The five routes of the contract plus the email confirm page, added to `router` directly rather
@@ -60,11 +59,11 @@ export function addVerificationRoutes(
   const codeFormat = new RegExp(`^\\d{${config.OTP_LENGTH}}$`);
 
   const context = (
-    ip: string,
+    client: string,
     body: { purpose: string; userId?: string | undefined },
     isResend: boolean,
   ): SendContext => ({
-    ip,
+    client,
     purpose: body.purpose,
     isResend,
     ...(body.userId === undefined ? {} : { userId: body.userId }),
@@ -78,10 +77,9 @@ export function addVerificationRoutes(
   ) => {
     const target = parsePhone(body.phone, phonePolicy);
     assertCountryAllowed(target, config.SMS_ALLOWED_COUNTRIES);
-    // Express derives req.ip anew on every read (it parses X-Forwarded-For), so read it once.
-    const ip = clientIp(req);
-    if (botProtection) await botProtection.check(req.body, ip);
-    res.status(202).json(await verification.sendPhoneCode(target, context(ip, body, isResend)));
+    const client = clientOf(req);
+    if (botProtection) await botProtection.check(req.body, client);
+    res.status(202).json(await verification.sendPhoneCode(target, context(client, body, isResend)));
   };
 
   const sendEmail = async (
@@ -91,9 +89,9 @@ export function addVerificationRoutes(
     isResend: boolean,
   ) => {
     const target = parseEmail(body.email);
-    const ip = clientIp(req);
-    if (botProtection) await botProtection.check(req.body, ip);
-    res.status(202).json(await verification.sendEmailLink(target, context(ip, body, isResend)));
+    const client = clientOf(req);
+    if (botProtection) await botProtection.check(req.body, client);
+    res.status(202).json(await verification.sendEmailLink(target, context(client, body, isResend)));
   };
 
   router.post(

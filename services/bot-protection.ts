@@ -10,7 +10,7 @@ export type BotProtectionPolicy = Config['BOT_PROTECTION_MODE'];
 export interface BotProtectionOptions {
   mode: BotProtectionKind;
   policy: BotProtectionPolicy;
-  /** Sends per IP per hour that need no proof under the adaptive policy. */
+  /** Sends per client per hour that need no proof under the adaptive policy. */
   freeSends: number;
   store: Store;
   /** Required when mode is 'captcha'. */
@@ -34,7 +34,7 @@ export interface BotProtection {
    * A challenge session is NOT accepted in captcha mode: it proves only proof-of-work, and an
    * operator who chose captcha asked for a human, so accepting it would quietly downgrade them.
    */
-  check(body: unknown, ip: string): Promise<void>;
+  check(body: unknown, client: string): Promise<void>;
 }
 
 const FREE_WINDOW_SECONDS = 3600;
@@ -106,11 +106,12 @@ export function createBotProtection(options: BotProtectionOptions): BotProtectio
 
   return {
     kind: mode,
-    async check(body, ip) {
+    /** `client`: the sender's client key, its IPv4 address or IPv6 network (see clientKey). */
+    async check(body, client) {
       if (mode === 'off') return;
       if (policy === 'adaptive') {
         // Every send counts, proven or not, so proof does not buy extra free sends later.
-        const { count } = await store.increment(`limit:bot:{${ip}}`, FREE_WINDOW_SECONDS);
+        const { count } = await store.increment(`limit:bot:{${client}}`, FREE_WINDOW_SECONDS);
         if (count <= freeSends) return;
       }
       if (mode === 'captcha') await checkCaptcha(body);

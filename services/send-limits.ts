@@ -24,7 +24,8 @@ export interface SendRequest {
   channel: Channel;
   /** Non-reversible id of the phone number or address (see targetId). */
   targetId: string;
-  ip: string;
+  /** The sender's client key (an IPv4 address or an IPv6 network), as every per-client limit counts it. */
+  client: string;
   /** Resends also count against RESEND_MAX. */
   isResend: boolean;
   blockers?: readonly Blocker[];
@@ -52,7 +53,7 @@ const refusals = {
   resend: (wait: number) => tooSoon('Too many resends for this recipient; try again later.', wait),
   send: (wait: number) => tooSoon('Too many messages to this recipient; try again later.', wait),
   ipTargets: (wait: number) =>
-    tooSoon('Too many different recipients from this address; try again later.', wait),
+    tooSoon('Too many different recipients from this network; try again later.', wait),
   smsBudget: budgetSpent,
 };
 
@@ -64,8 +65,8 @@ const refusals = {
  */
 export function createSendLimits(store: Store, settings: SendLimitSettings, clock: Clock) {
   // Braces hold what places a key where the store spreads keys over several servers (see Store):
-  // a recipient's keys live together, and so do a client address's; the SMS budget is one key.
-  function limitsFor({ channel, targetId, ip, isResend }: SendRequest): Limit[] {
+  // a recipient's keys live together, and so do a client's; the SMS budget is one key.
+  function limitsFor({ channel, targetId, client, isResend }: SendRequest): Limit[] {
     const limits: Limit[] = [];
     if (isResend) {
       limits.push({
@@ -85,14 +86,14 @@ export function createSendLimits(store: Store, settings: SendLimitSettings, cloc
       },
       refusal: refusals.send,
     });
-    // Counting distinct recipients per IP stops one client from pumping messages to many
-    // numbers; a recipient already counted for this IP in the hour costs nothing again.
+    // Counting distinct recipients per client stops one client from pumping messages to many
+    // numbers; a recipient already counted for this client in the hour costs nothing again.
     limits.push({
       counter: {
-        key: `limit:ip-targets:{${ip}}`,
+        key: `limit:ip-targets:{${client}}`,
         windowSeconds: HOUR,
         max: settings.ipMaxTargetsPerHour,
-        distinct: { key: `limit:ip-target:{${ip}}:${targetId}`, ttlSeconds: HOUR },
+        distinct: { key: `limit:ip-target:{${client}}:${targetId}`, ttlSeconds: HOUR },
       },
       refusal: refusals.ipTargets,
     });

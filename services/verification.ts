@@ -26,7 +26,8 @@ export interface VerificationDeps {
 }
 
 export interface SendContext {
-  ip: string;
+  /** The sender's client key: its IPv4 address or IPv6 network (see src/http/client-key.ts). */
+  client: string;
   purpose: string;
   userId?: string;
   isResend: boolean;
@@ -130,7 +131,7 @@ export function createVerificationService(deps: VerificationDeps) {
     const ticket = await limits.acquire({
       channel: target.channel,
       targetId: id,
-      ip: context.ip,
+      client: context.client,
       isResend: context.isResend,
       blockers: [locks.blocker(id)],
       secret: minted.secret,

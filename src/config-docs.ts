@@ -19,7 +19,11 @@ export const CONFIG_DOCS: Record<Variable, { group: string; text: string }> = {
   },
   TRUST_PROXY: {
     group: 'Server',
-    text: 'Express "trust proxy": false, true, a hop count, or comma-separated proxy IP addresses, CIDR subnets, loopback, linklocal or uniquelocal; needed for per-IP limits behind a proxy',
+    text: 'Express "trust proxy": false, true, a hop count, or comma-separated proxy IP addresses, CIDR subnets, loopback, linklocal or uniquelocal; needed for per-client limits behind a proxy',
+  },
+  IPV6_SUBNET: {
+    group: 'Server',
+    text: 'Prefix length (32-64) of the IPv6 network every per-client limit counts as one client; IPv4 clients count per address',
   },
   PUBLIC_URL: {
     group: 'Server',
@@ -89,7 +93,7 @@ export const CONFIG_DOCS: Record<Variable, { group: string; text: string }> = {
   },
   IP_MAX_TARGETS_PER_HOUR: {
     group: 'Limits',
-    text: 'Distinct phone numbers/addresses one IP may send to per hour',
+    text: 'Distinct phone numbers/addresses one client (IPv4 address or IPv6 network) may send to per hour',
   },
   SMS_ALLOWED_COUNTRIES: {
     group: 'Limits',
@@ -99,10 +103,10 @@ export const CONFIG_DOCS: Record<Variable, { group: string; text: string }> = {
     group: 'Limits',
     text: 'SMS sent per hour by the whole deployment; beyond it sends get 503 sms_budget_exhausted',
   },
-  RATE_LIMIT_WINDOW_SECONDS: { group: 'Limits', text: 'Window of the per-IP request limit' },
+  RATE_LIMIT_WINDOW_SECONDS: { group: 'Limits', text: 'Window of the per-client request limit' },
   RATE_LIMIT_MAX: {
     group: 'Limits',
-    text: 'Requests per IP per window, over all routes but /health',
+    text: 'Requests per client (IPv4 address or IPv6 network) per window, over all routes but /health',
   },
   VERIFIED_WEBHOOK_URL: {
     group: 'Webhook',
@@ -155,11 +159,11 @@ export const CONFIG_DOCS: Record<Variable, { group: string; text: string }> = {
   },
   BOT_PROTECTION_MODE: {
     group: 'Bot protection',
-    text: 'always, or adaptive: only after BOT_PROTECTION_FREE_SENDS sends per IP per hour',
+    text: 'always, or adaptive: only after BOT_PROTECTION_FREE_SENDS sends per client per hour',
   },
   BOT_PROTECTION_FREE_SENDS: {
     group: 'Bot protection',
-    text: 'Sends per IP per hour without a challenge in adaptive mode',
+    text: 'Sends per client (IPv4 address or IPv6 network) per hour without a challenge in adaptive mode',
   },
   CAPTCHA_LENGTH: { group: 'Bot protection', text: 'Characters in an image captcha' },
   CAPTCHA_WIDTH: { group: 'Bot protection', text: 'Captcha image width in pixels' },

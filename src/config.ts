@@ -146,6 +146,9 @@ export const configSchema = z.object({
     )
     .default('info'),
   TRUST_PROXY: trustProxy,
+  // An ISP hands a subscriber a /48 to /64; /56 is the most common (RIPE-690). Shorter than /32
+  // would put whole ISPs under one key, longer than /64 would let a host pick new addresses.
+  IPV6_SUBNET: int(32, 64, 56),
   PUBLIC_URL: z.url('an absolute http(s) URL').optional(),
 
   STORE: z.enum(['memory', 'redis', 'memcached'], 'memory, redis or memcached').default('memory'),

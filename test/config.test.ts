@@ -86,6 +86,15 @@ describe('configuration', () => {
     expect(failure({ ...productionEnv, [name]: value })).toMatch(message);
   });
 
+  it('takes IPV6_SUBNET from /32 to /64, /56 by default', () => {
+    expect(loadConfig({}).IPV6_SUBNET).toBe(56);
+    expect(loadConfig({ IPV6_SUBNET: '48' }).IPV6_SUBNET).toBe(48);
+    expect(failure({ IPV6_SUBNET: '128' })).toBe(
+      'Invalid IPV6_SUBNET (got "128"): expected an integer from 32 to 64.',
+    );
+    expect(failure({ IPV6_SUBNET: '31' })).toMatch(/^Invalid IPV6_SUBNET/);
+  });
+
   it('refuses production without PUBLIC_URL or EMAIL_LINK_BASE_URL, naming both', () => {
     expect(failure({ ...productionEnv, PUBLIC_URL: '' })).toBe(
       'Missing PUBLIC_URL: production needs PUBLIC_URL or EMAIL_LINK_BASE_URL, the public address email links point at.',

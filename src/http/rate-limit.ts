@@ -1,16 +1,12 @@
 import type { RequestHandler } from 'express';
-import {
-  ipKeyGenerator,
-  type RateLimitInfo,
-  type Store as RateLimitStore,
-  rateLimit,
-} from 'express-rate-limit';
+import { type RateLimitInfo, type Store as RateLimitStore, rateLimit } from 'express-rate-limit';
 import { RateLimitError } from '../errors';
 import type { Store } from '../store/types';
+import { clientOf } from './client-key';
 
 /**
  * Adapts the service's store to express-rate-limit, so every worker sharing Redis or Memcached
- * shares the per-IP counts, and a store outage rejects requests instead of waving them through.
+ * shares the per-client counts, and a store outage rejects requests instead of waving them through.
  */
 export class SharedRateLimitStore implements RateLimitStore {
   readonly localKeys = false;
@@ -57,8 +53,8 @@ export function ipRateLimit({ store, windowSeconds, max }: IpRateLimitOptions): 
     store: new SharedRateLimitStore(store),
     // Fail closed: a store error reaches the error handler as store_unavailable.
     passOnStoreError: false,
-    // IPv6 clients are limited per /56, since one subscriber usually controls a whole prefix.
-    keyGenerator: (req) => ipKeyGenerator(req.ip ?? 'unknown'),
+    // The client's network, as for every other per-client limit (see clientKey).
+    keyGenerator: (req) => clientOf(req),
     handler: (req, _res, next) => {
       const info = (req as typeof req & { rateLimit?: RateLimitInfo }).rateLimit;
       const reset = info?.resetTime?.getTime() ?? Date.now() + windowSeconds * 1000;
