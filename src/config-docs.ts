@@ -19,7 +19,7 @@ export const CONFIG_DOCS: Record<Variable, { group: string; text: string }> = {
   },
   TRUST_PROXY: {
     group: 'Server',
-    text: 'Express "trust proxy": false, true, a hop count, or comma-separated proxy IP addresses, CIDR subnets, loopback, linklocal or uniquelocal; needed for per-client limits behind a proxy',
+    text: 'Express "trust proxy": false, a hop count, or comma-separated proxy IP addresses, CIDR subnets, loopback, linklocal or uniquelocal; needed for per-client limits behind a proxy (true, which believes any X-Forwarded-For, is refused in production)',
   },
   IPV6_SUBNET: {
     group: 'Server',

@@ -344,6 +344,13 @@ function resolveSecrets(findings: Findings): Pick<Config, SecretName | 'devSecre
 
 function checkProductionReady(findings: Findings): void {
   const { values, problems } = findings;
+  // true trusts every X-Forwarded-For entry, so the client's own leftmost entry becomes its
+  // address even behind a real proxy: each request can claim a new address and pass every limit.
+  if (values.TRUST_PROXY === true) {
+    problems.push(
+      'Invalid TRUST_PROXY: production refuses true, which lets clients choose their address in X-Forwarded-For; set the number of proxies in front (e.g. 1) or their addresses.',
+    );
+  }
   if (values.STORE === 'memory') {
     problems.push(
       'Invalid STORE: production needs redis or memcached, not the per-process memory store.',

@@ -82,8 +82,20 @@ describe('configuration', () => {
     ['EMAIL_PROVIDER', 'mock', /EMAIL_PROVIDER: production refuses the mock/],
     ['OTP_SECRET', 'short', /OTP_SECRET: expected at least 32 bytes/],
     ['JWT_SECRET', '', /Missing JWT_SECRET/],
+    ['TRUST_PROXY', 'true', /TRUST_PROXY: production refuses true/],
   ])('refuses production with %s=%j', (name, value, message) => {
     expect(failure({ ...productionEnv, [name]: value })).toMatch(message);
+  });
+
+  it("takes a hop count or the proxies' addresses for TRUST_PROXY in production, and true in development", () => {
+    // true believes whatever a client writes first in X-Forwarded-For (see
+    // security/client-networks.test.ts); a hop count or an address list believes only the proxies.
+    expect(failure({ ...productionEnv, TRUST_PROXY: 'true' })).toBe(
+      'Invalid TRUST_PROXY: production refuses true, which lets clients choose their address in X-Forwarded-For; set the number of proxies in front (e.g. 1) or their addresses.',
+    );
+    for (const value of ['1', '10.0.0.0/8, fd00::/8', 'loopback', 'false'])
+      expect(loadConfig({ ...productionEnv, TRUST_PROXY: value }).TRUST_PROXY).not.toBe(true);
+    expect(loadConfig({ TRUST_PROXY: 'true' }).TRUST_PROXY).toBe(true);
   });
 
   it('takes IPV6_SUBNET from /32 to /64, /56 by default', () => {
@@ -121,6 +133,7 @@ describe('configuration', () => {
       ...productionEnv,
       OTP_LENGTH: '4',
       PORT: 'http',
+      TRUST_PROXY: 'true',
       CAPTCHA_BACKGROUND: 'grey',
       STORE: 'memory',
       SMS_PROVIDER: 'mock',
@@ -131,6 +144,7 @@ describe('configuration', () => {
     const named = [
       'OTP_LENGTH',
       'PORT',
+      'TRUST_PROXY',
       'CAPTCHA_BACKGROUND',
       'STORE',
       'SMS_PROVIDER',

@@ -165,3 +165,28 @@ describe('per-client limits count a network, not an address', () => {
     expect(logLines.join('\n')).not.toContain('not-an-address');
   });
 });
+
+describe('TRUST_PROXY=true', () => {
+  // What a real proxy forwards: whatever the client wrote, then the address it saw.
+  const forwarded = (i: number) => `198.51.100.${i % 250}, 203.0.113.5`;
+
+  async function burst(trustProxy: string) {
+    const { app } = buildTestApp({ env: { TRUST_PROXY: trustProxy, RATE_LIMIT_MAX: '60' } });
+    const responses = await Promise.all(
+      Array.from({ length: 70 }, (_, i) =>
+        request(app)
+          .post('/verify-phone')
+          .set('X-Forwarded-For', forwarded(i))
+          .send({ phone: phone(i) }),
+      ),
+    );
+    return accepted(responses);
+  }
+
+  it('lets a client behind a real proxy choose its address and pass the limits (why production refuses it)', async () => {
+    // The client's own leftmost entry is believed: 70 of 70 past RATE_LIMIT_MAX=60.
+    expect(await burst('true')).toBe(70);
+    // A hop count believes only the proxy's entry: one client, 60 requests.
+    expect(await burst('1')).toBe(60);
+  });
+});
