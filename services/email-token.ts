@@ -2,7 +2,6 @@ import { hmac } from '../src/crypto';
 import { VerifydError } from '../src/errors';
 import type { SecretWrite, Store } from '../src/store/types';
 import { signJwt, verifyJwt } from './jwt';
-import { targetId } from './otp';
 import type { Clock, RandomSource } from './runtime';
 
 export const EMAIL_TOKEN_AUDIENCE = 'verifyd:email-link';
@@ -42,25 +41,29 @@ export type EmailTokenCheck =
 
 /**
  * Signed email links. The JWT proves who issued it; the store decides whether it may still be used:
- * it holds the HMAC of the newest link's `jti` per address and purpose, consumed atomically on use.
+ * it holds the HMAC of the newest link's `jti` per mailbox and purpose, consumed atomically on use.
  * Keying single use on `jti` (not the token string) means a re-encoded copy of a used token is
  * still the same token, and a newer link replaces the older one.
  */
 export function createEmailTokenService(options: EmailTokenOptions) {
   const { store, issuer, ttlSeconds, clock, random, hashSecret } = options;
   const key = hmac(options.jwtSecret, 'email-link-signing-key');
-  // The id in braces is the one the address's limits and lock use, so that all of its keys share
-  // a server where the store spreads keys over several (see Store, placement).
-  const storeKey = (purpose: string, email: string) =>
-    `email:${purpose}:{${targetId(hashSecret, `email:${email}`)}}`;
+  // Keyed by the recipient id the caller's limits and lock use (its mailbox's): one live link per
+  // mailbox and purpose, and in braces so all of the recipient's keys share a server where the
+  // store spreads keys over several (see Store, placement).
+  const storeKey = (purpose: string, recipientId: string) => `email:${purpose}:{${recipientId}}`;
   const jtiHash = (jti: string) => hmac(hashSecret, 'email-jti', jti);
 
   return {
     /**
      * A signed link token and the write that makes it usable, superseding any earlier link to the
-     * address. As with codes, the caller stores `secret` together with its send limits.
+     * recipient. As with codes, the caller stores `secret` together with its send limits.
+     * `recipientId`: the id of the recipient's mailbox (see targetId).
      */
-    mint(claims: EmailTokenClaims): { token: string; expiresAt: Date; secret: SecretWrite } {
+    mint(
+      claims: EmailTokenClaims,
+      recipientId: string,
+    ): { token: string; expiresAt: Date; secret: SecretWrite } {
       const jti = random.id();
       const iat = Math.floor(clock.now() / 1000);
       const exp = iat + ttlSeconds;
@@ -80,7 +83,7 @@ export function createEmailTokenService(options: EmailTokenOptions) {
       return {
         token,
         expiresAt: new Date(exp * 1000),
-        secret: { key: storeKey(claims.purpose, claims.email), hash: jtiHash(jti), ttlSeconds },
+        secret: { key: storeKey(claims.purpose, recipientId), hash: jtiHash(jti), ttlSeconds },
       };
     },
 
@@ -108,10 +111,11 @@ export function createEmailTokenService(options: EmailTokenOptions) {
      */
     async consume(
       claims: EmailTokenClaims & { jti: string },
+      recipientId: string,
       blocker?: string,
     ): Promise<EmailTokenCheck> {
       const outcome = await store.attemptSecret(
-        storeKey(claims.purpose, claims.email),
+        storeKey(claims.purpose, recipientId),
         jtiHash(claims.jti),
         LINK_ATTEMPT_CAP,
         blocker,

@@ -15,8 +15,10 @@ export interface PhoneTarget {
 
 export interface EmailTarget {
   channel: 'email';
-  /** Trimmed and lower-cased, so "A@x.com" and "a@x.com" are one target for limits and codes. */
+  /** Where the mail goes and what the proof names: the address as given, trimmed and lower-cased. */
   to: string;
+  /** The mailbox behind `to` (see mailboxOf): what every limit and the link's single use count. */
+  mailbox: string;
 }
 
 export type Target = PhoneTarget | EmailTarget;
@@ -59,7 +61,47 @@ export function parseEmail(input: string): EmailTarget {
   if (email.length > 254 || !emailSchema.safeParse(email).success) {
     throw new VerifydError('invalid_email', 'The email address is not valid.');
   }
-  return { channel: 'email', to: email };
+  return emailTarget(email);
+}
+
+/** The target of an address parseEmail accepted before, e.g. the one a link was sent to. */
+export function emailTarget(address: string): EmailTarget {
+  return { channel: 'email', to: address, mailbox: mailboxOf(address) };
+}
+
+/** Gmail's own domains: dots in the local part are ignored, and googlemail.com is gmail.com. */
+const GMAIL_DOMAINS = new Set(['gmail.com', 'googlemail.com']);
+
+/**
+ * The mailbox an address delivers to, so that variants of one inbox count as one recipient for
+ * every limit (before, 20 variants of one address put 20 mails in one inbox within seconds):
+ *
+ * - lower case: domains are case-insensitive (RFC 5321 §2.4), and no mail provider in wide use
+ *   treats local parts differently by case (parseEmail lower-cases the address anyway);
+ * - everything from the first "+" in the local part goes: subaddressing (RFC 5233) with "+" is
+ *   on by default at Gmail, Outlook.com, iCloud, Fastmail, Proton and many more, so anybody can
+ *   invent unlimited names for their one inbox. A domain where "+" is part of a real, separate
+ *   mailbox name is rare; there its users share limits, which errs on the safe side;
+ * - at gmail.com and googlemail.com only, dots in the local part go and googlemail.com becomes
+ *   gmail.com: Google delivers a.b@, ab@ and ab@googlemail.com to one inbox. Elsewhere dots name
+ *   different mailboxes (Outlook.com, and Google Workspace domains we cannot tell apart), so they
+ *   stay.
+ *
+ * Other separators ("-" at Yahoo and Fastmail) are left alone: those aliases must be set up by
+ * the owner one by one, and "-" is common in real, separate names.
+ */
+export function mailboxOf(address: string): string {
+  const at = address.lastIndexOf('@');
+  let local = address.slice(0, at).toLowerCase();
+  let domain = address.slice(at + 1).toLowerCase();
+  const plus = local.indexOf('+');
+  // "+x@…" has no mailbox name before its tag: keep it whole rather than invent an empty one.
+  if (plus > 0) local = local.slice(0, plus);
+  if (GMAIL_DOMAINS.has(domain)) {
+    domain = 'gmail.com';
+    local = local.replaceAll('.', '');
+  }
+  return `${local}@${domain}`;
 }
 
 export function assertCountryAllowed(target: PhoneTarget, allowed: readonly string[]): void {

@@ -10,7 +10,7 @@ import { createProofService } from './proof';
 import type { Clock, RandomSource } from './runtime';
 import { createSendLimits } from './send-limits';
 import { createTargetLock } from './target-lock';
-import type { EmailTarget, PhoneTarget, Target } from './targets';
+import { type EmailTarget, emailTarget, type PhoneTarget, type Target } from './targets';
 import { createWebhookNotifier } from './webhook';
 
 export interface VerificationDeps {
@@ -112,7 +112,13 @@ export function createVerificationService(deps: VerificationDeps) {
     : undefined;
   const linkBase = config.EMAIL_LINK_BASE_URL ?? deps.defaultLinkBase;
 
-  const idOf = (target: Target) => targetId(config.OTP_SECRET, `${target.channel}:${target.to}`);
+  // An address counts as its mailbox (see mailboxOf): one recipient for every limit, its lock, and
+  // the single use of its links.
+  const idOf = (target: Target) =>
+    targetId(
+      config.OTP_SECRET,
+      `${target.channel}:${target.channel === 'email' ? target.mailbox : target.to}`,
+    );
 
   /**
    * Sends within the limits. The target's lock, every limit and the new code or link are one store
@@ -265,12 +271,18 @@ export function createVerificationService(deps: VerificationDeps) {
     },
 
     async sendEmailLink(target: EmailTarget, context: SendContext): Promise<PendingVerification> {
-      const minted = emailTokens.mint({
-        email: target.to,
-        purpose: context.purpose,
-        ...(context.userId === undefined ? {} : { userId: context.userId }),
-      });
-      return deliver(target, idOf(target), context, minted, ({ token }) =>
+      const id = idOf(target);
+      // The link names the address given, so its proof does; its single use is the mailbox's, so
+      // a newer link to any variant of the mailbox replaces this one.
+      const minted = emailTokens.mint(
+        {
+          email: target.to,
+          purpose: context.purpose,
+          ...(context.userId === undefined ? {} : { userId: context.userId }),
+        },
+        id,
+      );
+      return deliver(target, id, context, minted, ({ token }) =>
         deps.email.send(
           renderVerificationEmail(
             target.to,
@@ -284,10 +296,10 @@ export function createVerificationService(deps: VerificationDeps) {
 
     async confirmEmailToken(token: string, purpose: string): Promise<Approved> {
       const claims = emailTokens.inspect(token, purpose);
-      const target: EmailTarget = { channel: 'email', to: claims.email };
+      const target = emailTarget(claims.email);
       const id = idOf(target);
       const lock = locks.blocker(id);
-      const result = await emailTokens.consume(claims, lock.key);
+      const result = await emailTokens.consume(claims, id, lock.key);
       switch (result.status) {
         case 'blocked':
           throw lock.refusal(result.value);

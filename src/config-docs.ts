@@ -93,7 +93,7 @@ export const CONFIG_DOCS: Record<Variable, { group: string; text: string }> = {
   },
   IP_MAX_TARGETS_PER_HOUR: {
     group: 'Limits',
-    text: 'Distinct phone numbers/addresses one client (IPv4 address or IPv6 network) may send to per hour',
+    text: 'Distinct phone numbers/mailboxes one client (IPv4 address or IPv6 network) may send to per hour',
   },
   SMS_ALLOWED_COUNTRIES: {
     group: 'Limits',
