@@ -1,6 +1,16 @@
 import request from 'supertest';
+import { buildConfig } from '../../src/config';
+import { createStore } from '../../src/store';
 import { MemoryStore } from '../../src/store/memory';
+import type { Store } from '../../src/store/types';
 import { buildTestApp } from '../support/app';
+import {
+  describeMemcached,
+  describeRedis,
+  SHARED_MEMCACHED,
+  SHARED_REDIS_URL,
+  uniquePrefix,
+} from '../support/servers';
 
 /**
  * Every per-client limit counts a client's network: its IPv4 address, or its IPv6 /56
@@ -164,6 +174,56 @@ describe('per-client limits count a network, not an address', () => {
     expect(warnings).toHaveLength(1);
     expect(logLines.join('\n')).not.toContain('not-an-address');
   });
+});
+
+/** The two bursts again on the shared servers, each test under a key prefix of its own. */
+function sharedStoreSuite(describeIf: typeof describeRedis, env: Record<string, string>) {
+  describeIf('on a shared store', () => {
+    const stores: Store[] = [];
+    const storeFor = async (label: string) => {
+      const store = await createStore(buildConfig({ ...env, KEY_PREFIX: uniquePrefix(label) }));
+      stores.push(store);
+      return store;
+    };
+    afterAll(async () => {
+      await Promise.all(stores.map((store) => store.close()));
+    });
+
+    it('meets IP_MAX_TARGETS_PER_HOUR once for a burst from 60 addresses of one /64', async () => {
+      const { app, outbox } = buildTestApp({
+        store: await storeFor('net-targets'),
+        env: { ...env, ...BEHIND_PROXY, IP_MAX_TARGETS_PER_HOUR: '20' },
+      });
+      const responses = await Promise.all(
+        Array.from({ length: 60 }, (_, i) =>
+          sendFrom(app, in64('2001:db8:1:2', i), { phone: phone(i) }),
+        ),
+      );
+      expect(accepted(responses)).toBe(20);
+      expect(outbox.list()).toHaveLength(20);
+    });
+
+    it('gives 3 free sends to 50 addresses of one /64', async () => {
+      const { app } = buildTestApp({
+        store: await storeFor('net-bot'),
+        env: { ...env, ...BEHIND_PROXY, BOT_PROTECTION: 'pow', BOT_PROTECTION_FREE_SENDS: '3' },
+      });
+      const responses = await Promise.all(
+        Array.from({ length: 50 }, (_, i) =>
+          sendFrom(app, in64('2001:db8:7:1', i), { phone: phone(i) }),
+        ),
+      );
+      expect(accepted(responses)).toBe(3);
+    });
+  });
+}
+
+describe('Redis', () => {
+  sharedStoreSuite(describeRedis, { STORE: 'redis', REDIS_URL: SHARED_REDIS_URL });
+});
+
+describe('Memcached', () => {
+  sharedStoreSuite(describeMemcached, { STORE: 'memcached', MEMCACHED_SERVERS: SHARED_MEMCACHED });
 });
 
 describe('TRUST_PROXY=true', () => {
