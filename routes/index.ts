@@ -1,6 +1,5 @@
 import { type RequestHandler, Router } from 'express';
 import { createBotProtection } from '../services/bot-protection';
-import { createCaptchaService, randomCaptchaText } from '../services/captcha';
 import { createPowChallengeService } from '../services/pow-challenge';
 import { type Clock, cryptoRandom, type RandomSource, systemClock } from '../services/runtime';
 import { countByKind } from '../services/store-stats';
@@ -87,28 +86,15 @@ export function createVerificationRouter(deps: VerificationRouterDeps): Router {
     random,
     defaultLinkBase: underBase(publicBase(config, deps.publicUrl), 'verify-email-token'),
   });
-  const captcha =
-    config.BOT_PROTECTION === 'captcha'
-      ? createCaptchaService({
-          store,
-          config,
-          secret: config.OTP_SECRET,
-          now,
-          // From the injected randomness like every code, so a test of the assembled app can
-          // know a captcha's answer; production passes the CSPRNG.
-          generateText: (length) => randomCaptchaText(length, random),
-        })
-      : undefined;
   const pow =
     config.BOT_PROTECTION === 'pow'
-      ? createPowChallengeService({ store, config, secret: config.OTP_SECRET, now })
+      ? createPowChallengeService({ store, config, secret: config.OTP_SECRET, now, random })
       : undefined;
   const botProtection = createBotProtection({
     mode: config.BOT_PROTECTION,
     policy: config.BOT_PROTECTION_MODE,
     freeSends: config.BOT_PROTECTION_FREE_SENDS,
     store,
-    ...(captcha ? { captcha } : {}),
     ...(pow ? { pow } : {}),
   });
 
@@ -151,15 +137,7 @@ export function createVerificationRouter(deps: VerificationRouterDeps): Router {
   router.use(parseBodies(FORM_PATHS));
   // With bot protection off there is nothing to serve, and every request would still walk
   // through the challenge routes on its way to the verification routes.
-  if (config.BOT_PROTECTION !== 'off') {
-    router.use(
-      createChallengeRouter({
-        botProtection,
-        ...(captcha ? { captcha } : {}),
-        ...(pow ? { pow } : {}),
-      }),
-    );
-  }
+  if (pow) router.use(createChallengeRouter({ pow }));
   addVerificationRoutes(router, {
     config,
     verification,

@@ -163,7 +163,6 @@ async function stats(config: Config, store: Store): Promise<number> {
   const settings: [string, number, string?][] = [
     ['OTP_TTL_SECONDS', config.OTP_TTL_SECONDS],
     ['EMAIL_TOKEN_TTL_SECONDS', config.EMAIL_TOKEN_TTL_SECONDS],
-    ['CAPTCHA_TTL_SECONDS', config.CAPTCHA_TTL_SECONDS],
     ['CHALLENGE_TTL_SECONDS', config.CHALLENGE_TTL_SECONDS],
     ['CHALLENGE_SESSION_TTL_SECONDS', config.CHALLENGE_SESSION_TTL_SECONDS],
     [
@@ -198,7 +197,7 @@ async function list(config: Config, store: Store): Promise<number> {
     out(`No entries under prefix "${config.KEY_PREFIX}".`);
     return EXIT_OK;
   }
-  // Grouped in namespace order (codes, tokens, captchas, ...), then by key.
+  // Grouped in namespace order (codes, tokens, challenges, ...), then by key.
   const order = [...Object.values(KEY_KINDS), 'other'] as KeyKind[];
   const rank = (key: string) => order.indexOf(kindOfKey(key));
   entries.sort((a, b) => rank(a.key) - rank(b.key) || a.key.localeCompare(b.key));

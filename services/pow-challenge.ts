@@ -1,9 +1,10 @@
-import { createHash, randomBytes, randomInt } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import type { Config } from '../src/config';
-import { hmac } from '../src/crypto';
+import { hmac, safeEqual } from '../src/crypto';
 import { VerifydError } from '../src/errors';
 import type { Store } from '../src/store/types';
+import { cryptoRandom, type RandomSource } from './runtime';
 
 type AltchaLib = typeof import('altcha-lib', { with: { 'resolution-mode': 'import' }});
 type DeriveKey = Parameters<AltchaLib['solveChallenge']>[0]['deriveKey'];
@@ -19,7 +20,12 @@ const { deriveKey }: { deriveKey: DeriveKey } = require('altcha-lib/algorithms/s
 
 export type PowChallengeSettings = Pick<
   Config,
-  'CHALLENGE_MAX_NUMBER' | 'CHALLENGE_TTL_SECONDS' | 'CHALLENGE_SESSION_TTL_SECONDS'
+  | 'CHALLENGE_MAX_NUMBER'
+  | 'CHALLENGE_DOUBLE_EVERY'
+  | 'CHALLENGE_MAX_NUMBER_CAP'
+  | 'CHALLENGE_TTL_SECONDS'
+  | 'CHALLENGE_SESSION_TTL_SECONDS'
+  | 'CHALLENGE_SESSION_MAX_SENDS'
 >;
 
 export interface PowChallengeOptions {
@@ -29,20 +35,51 @@ export interface PowChallengeOptions {
   secret: string;
   /** Epoch milliseconds; injected so tests can expire challenges and sessions without sleeping. */
   now?: () => number;
+  /** Draws each challenge's secret counter; the CSPRNG unless a test injects another. */
+  random?: RandomSource;
 }
 
 export interface ChallengeSession {
   session: string;
   expiresAt: string;
+  /** How many sends the session pays for. */
+  maxSends: number;
 }
 
+/** What one send presenting a session found. */
+export type SessionUse = 'ok' | 'unknown' | 'elsewhere' | 'used-up';
+
 export interface PowChallengeService {
-  issue(): Promise<AltchaChallenge>;
+  /**
+   * A challenge for the client at `clientKey` (the key every per-client limit counts): the more
+   * challenges that client fetched within the last hour, the more work this one takes.
+   */
+  issue(clientKey: string): Promise<AltchaChallenge>;
   /** Verifies a widget payload and marks its challenge used. Throws challenge_failed. */
   consume(payload: string): Promise<void>;
-  /** Consumes a payload and trades it for a session token that stands in for it until expiry. */
-  redeem(payload: string): Promise<ChallengeSession>;
-  checkSession(token: string): Promise<boolean>;
+  /**
+   * Consumes a payload and trades it for a session token that pays for up to
+   * CHALLENGE_SESSION_MAX_SENDS sends from `clientKey`, the client that redeemed it.
+   */
+  redeem(payload: string, clientKey: string): Promise<ChallengeSession>;
+  /** Spends one send of a session presented by `clientKey`; only 'ok' lets the send go on. */
+  useSession(token: string, clientKey: string): Promise<SessionUse>;
+}
+
+/** The window over which a client's challenges are counted to set its difficulty. */
+export const VOLUME_WINDOW_SECONDS = 3600;
+
+/**
+ * The most hashes the `count`-th challenge a client fetched in the window may take: the base
+ * for the first CHALLENGE_DOUBLE_EVERY, twice that for the next as many, and so on up to the cap.
+ * A person fetches one or two; a script pumping from one network pays a cost that doubles with
+ * every few sends, while a busy shared address (an office, carrier NAT) is slowed, not shut out.
+ */
+export function maxNumberFor(count: number, config: PowChallengeSettings): number {
+  const doublings = Math.floor(Math.max(0, count - 1) / config.CHALLENGE_DOUBLE_EVERY);
+  // Past ~30 doublings every sane base is over the cap already; stop before 2**n overflows.
+  const scaled = config.CHALLENGE_MAX_NUMBER * 2 ** Math.min(doublings, 32);
+  return Math.min(scaled, config.CHALLENGE_MAX_NUMBER_CAP);
 }
 
 /**
@@ -100,10 +137,13 @@ function parsePayload(payload: string): Payload {
 export function createPowChallengeService(options: PowChallengeOptions): PowChallengeService {
   const { store, config, secret } = options;
   const now = options.now ?? Date.now;
+  const random = options.random ?? cryptoRandom;
   // Separate keys per purpose, so the same server secret can also key OTP hashes safely.
   const signatureSecret = hmac(secret, 'altcha:challenge-signature');
   const keySignatureSecret = hmac(secret, 'altcha:key-signature');
-  const sessionKey = (token: string) => `session:${hmac(secret, 'altcha:session', token)}`;
+  const sessionId = (token: string) => hmac(secret, 'altcha:session', token);
+  // A session's entry holds an HMAC of the client key that earned it, never the address itself.
+  const clientTag = (clientKey: string) => hmac(secret, 'altcha:session-client', clientKey);
 
   async function consume(payload: string): Promise<void> {
     const { challenge, solution } = parsePayload(payload);
@@ -140,14 +180,20 @@ export function createPowChallengeService(options: PowChallengeOptions): PowChal
   }
 
   return {
-    async issue() {
+    async issue(clientKey) {
+      // Counted when fetched, not when solved: a client cannot keep its count down by asking for
+      // many challenges and solving only the cheap ones.
+      const { count } = await store.increment(`limit:pow:{${clientKey}}`, VOLUME_WINDOW_SECONDS);
+      const maxNumber = maxNumberFor(count, config);
       const expiresAt = Math.floor(now() / 1000) + config.CHALLENGE_TTL_SECONDS;
       // A known counter with a signed derived key makes verification one HMAC instead of a
-      // re-derivation, and the client's work is a uniform draw up to CHALLENGE_MAX_NUMBER.
+      // re-derivation, and the client's work is a uniform draw up to maxNumber. The bound travels
+      // in the signed `data`, so a client (or a test) can see what it was asked for.
       return altcha.createChallenge({
         algorithm: ALGORITHM,
         cost: COST,
-        counter: randomInt(1, config.CHALLENGE_MAX_NUMBER + 1),
+        counter: 1 + random.int(maxNumber),
+        data: { maxNumber },
         deriveKey,
         expiresAt,
         hmacSignatureSecret: signatureSecret,
@@ -157,17 +203,33 @@ export function createPowChallengeService(options: PowChallengeOptions): PowChal
 
     consume,
 
-    async redeem(payload) {
+    async redeem(payload, clientKey) {
       await consume(payload);
       const token = randomBytes(32).toString('base64url');
       const ttl = config.CHALLENGE_SESSION_TTL_SECONDS;
-      await store.set(sessionKey(token), '1', ttl);
-      return { session: token, expiresAt: new Date(now() + ttl * 1000).toISOString() };
+      await store.set(`session:${sessionId(token)}`, clientTag(clientKey), ttl);
+      return {
+        session: token,
+        expiresAt: new Date(now() + ttl * 1000).toISOString(),
+        maxSends: config.CHALLENGE_SESSION_MAX_SENDS,
+      };
     },
 
-    async checkSession(token) {
-      if (!SESSION_PATTERN.test(token)) return false;
-      return (await store.get(sessionKey(token))) !== undefined;
+    async useSession(token, clientKey) {
+      if (!SESSION_PATTERN.test(token)) return 'unknown';
+      const id = sessionId(token);
+      const owner = await store.get(`session:${id}`);
+      if (owner === undefined) return 'unknown';
+      // Checked before counting, so a stolen token presented elsewhere spends none of the
+      // owner's sends.
+      if (!safeEqual(owner, clientTag(clientKey))) return 'elsewhere';
+      // One atomic count per send: a burst of sends on one session passes exactly
+      // CHALLENGE_SESSION_MAX_SENDS times. The count lives at least as long as the session.
+      const { count } = await store.increment(
+        `limit:session:{${id}}`,
+        config.CHALLENGE_SESSION_TTL_SECONDS,
+      );
+      return count <= config.CHALLENGE_SESSION_MAX_SENDS ? 'ok' : 'used-up';
     },
   };
 }

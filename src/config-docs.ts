@@ -49,7 +49,7 @@ export const CONFIG_DOCS: Record<Variable, { group: string; text: string }> = {
   },
   OTP_SECRET: {
     group: 'Secrets',
-    text: 'HMAC key for codes, captchas and store keys; at least 32 bytes in production; the same on every instance',
+    text: 'HMAC key for codes, challenges and store keys; at least 32 bytes in production; the same on every instance',
   },
   JWT_SECRET: {
     group: 'Secrets',
@@ -155,7 +155,7 @@ export const CONFIG_DOCS: Record<Variable, { group: string; text: string }> = {
   },
   BOT_PROTECTION: {
     group: 'Bot protection',
-    text: 'off, captcha (image) or pow (ALTCHA proof-of-work) in front of the send routes',
+    text: 'off or pow (ALTCHA proof-of-work) in front of the send routes',
   },
   BOT_PROTECTION_MODE: {
     group: 'Bot protection',
@@ -165,20 +165,25 @@ export const CONFIG_DOCS: Record<Variable, { group: string; text: string }> = {
     group: 'Bot protection',
     text: 'Sends per client (IPv4 address or IPv6 network) per hour without a challenge in adaptive mode',
   },
-  CAPTCHA_LENGTH: { group: 'Bot protection', text: 'Characters in an image captcha' },
-  CAPTCHA_WIDTH: { group: 'Bot protection', text: 'Captcha image width in pixels' },
-  CAPTCHA_HEIGHT: { group: 'Bot protection', text: 'Captcha image height in pixels' },
-  CAPTCHA_NOISE: { group: 'Bot protection', text: 'Noise lines drawn over a captcha' },
-  CAPTCHA_COLOR: { group: 'Bot protection', text: 'Coloured captcha characters (true/false)' },
-  CAPTCHA_BACKGROUND: { group: 'Bot protection', text: 'Captcha background colour' },
-  CAPTCHA_TTL_SECONDS: { group: 'Bot protection', text: 'Lifetime of a captcha' },
   CHALLENGE_MAX_NUMBER: {
     group: 'Bot protection',
-    text: 'Proof-of-work difficulty: the most hashes a client may need',
+    text: "Proof-of-work difficulty of a client's first challenges in an hour: the most hashes one may need",
+  },
+  CHALLENGE_DOUBLE_EVERY: {
+    group: 'Bot protection',
+    text: 'The difficulty doubles after every this many challenges one client fetched within an hour',
+  },
+  CHALLENGE_MAX_NUMBER_CAP: {
+    group: 'Bot protection',
+    text: 'The most the doubling may raise a challenge to (at least CHALLENGE_MAX_NUMBER)',
   },
   CHALLENGE_TTL_SECONDS: { group: 'Bot protection', text: 'Lifetime of a proof-of-work challenge' },
   CHALLENGE_SESSION_TTL_SECONDS: {
     group: 'Bot protection',
     text: 'Lifetime of the session a solved challenge earns',
+  },
+  CHALLENGE_SESSION_MAX_SENDS: {
+    group: 'Bot protection',
+    text: 'Sends one challenge session pays for, from the client that redeemed it',
   },
 };

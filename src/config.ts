@@ -113,8 +113,6 @@ function isNetmask(mask: string): boolean {
   return /^1+0*$/.test(bits);
 }
 
-const hexColor = z.string().regex(/^#[0-9a-fA-F]{3,8}$/, 'a colour like #f4f4f4');
-
 /**
  * TRUST_PROXY is handed to Express's "trust proxy" setting: a hop count, true/false,
  * or a comma-separated list of addresses/subnets of the proxies in front of the service.
@@ -228,19 +226,25 @@ export const configSchema = z.object({
   SENDGRID_API_BASE_URL: z.url('an absolute http(s) URL').default('https://api.sendgrid.com'),
   MOCK_OUTBOX_SIZE: int(1, 100_000, 1000),
 
-  BOT_PROTECTION: z.enum(['off', 'captcha', 'pow'], 'off, captcha or pow').default('off'),
+  // The image captcha was removed (a script using svg-captcha itself read every image back), so
+  // a deployment that still asks for it is told what to use instead of being told "invalid".
+  BOT_PROTECTION: z
+    .enum(['off', 'pow'], {
+      error: (issue) =>
+        issue.input === 'captcha'
+          ? 'off or pow; the image captcha was removed because a script reads it back in milliseconds: use pow (proof-of-work)'
+          : 'off or pow',
+    })
+    .default('off'),
   BOT_PROTECTION_MODE: z.enum(['always', 'adaptive'], 'always or adaptive').default('adaptive'),
   BOT_PROTECTION_FREE_SENDS: int(0, 1_000_000, 3),
-  CAPTCHA_LENGTH: int(4, 10, 6),
-  CAPTCHA_WIDTH: int(60, 1000, 150),
-  CAPTCHA_HEIGHT: int(30, 500, 50),
-  CAPTCHA_NOISE: int(0, 20, 2),
-  CAPTCHA_COLOR: bool(true),
-  CAPTCHA_BACKGROUND: hexColor.default('#f4f4f4'),
-  CAPTCHA_TTL_SECONDS: int(30, 3600, 300),
-  CHALLENGE_MAX_NUMBER: int(1000, 10_000_000, 100_000),
+  // altcha-lib encodes the counter as a 32-bit integer, so no bound may pass 2^32 - 1.
+  CHALLENGE_MAX_NUMBER: int(1000, 100_000_000, 1_000_000),
+  CHALLENGE_DOUBLE_EVERY: int(1, 1000, 5),
+  CHALLENGE_MAX_NUMBER_CAP: int(1000, 4_000_000_000, 16_000_000),
   CHALLENGE_TTL_SECONDS: int(10, 3600, 300),
   CHALLENGE_SESSION_TTL_SECONDS: int(60, 86_400, 3600),
+  CHALLENGE_SESSION_MAX_SENDS: int(1, 100, 3),
 });
 
 type Parsed = z.infer<typeof configSchema>;
@@ -306,6 +310,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const secrets = resolveSecrets(findings);
   if (findings.values.NODE_ENV === 'production') checkProductionReady(findings);
   checkProvidersConfigured(findings);
+  checkChallengeDifficulty(findings);
   if (problems.length > 0) throw new ConfigError(problems);
 
   // Every variable parsed on its own above, so the whole object parses too; this gives it its type.
@@ -393,6 +398,18 @@ function checkProvidersConfigured(findings: Findings): void {
       problems.push('Missing SENDGRID_API_KEY: required when EMAIL_PROVIDER=sendgrid.');
     if (absent(findings, 'EMAIL_FROM'))
       problems.push('Missing EMAIL_FROM: required when EMAIL_PROVIDER=sendgrid.');
+  }
+}
+
+function checkChallengeDifficulty(findings: Findings): void {
+  const { values, problems } = findings;
+  const base = values.CHALLENGE_MAX_NUMBER;
+  const cap = values.CHALLENGE_MAX_NUMBER_CAP;
+  // A cap below the base would make the first challenge harder than the cap says any may be.
+  if (base !== undefined && cap !== undefined && cap < base) {
+    problems.push(
+      `Invalid CHALLENGE_MAX_NUMBER_CAP (got ${cap}): expected at least CHALLENGE_MAX_NUMBER (${base}).`,
+    );
   }
 }
 

@@ -123,6 +123,24 @@ describe('configuration', () => {
     );
   });
 
+  it('refuses the removed image captcha, naming what to use instead', () => {
+    expect(failure({ BOT_PROTECTION: 'captcha' })).toBe(
+      'Invalid BOT_PROTECTION (got "captcha"): expected off or pow; the image captcha was removed because a script reads it back in milliseconds: use pow (proof-of-work).',
+    );
+    expect(failure({ BOT_PROTECTION: 'hcaptcha' })).toBe(
+      'Invalid BOT_PROTECTION (got "hcaptcha"): expected off or pow.',
+    );
+  });
+
+  it('refuses a proof-of-work cap below the base difficulty', () => {
+    expect(failure({ CHALLENGE_MAX_NUMBER: '2000000', CHALLENGE_MAX_NUMBER_CAP: '1000000' })).toBe(
+      'Invalid CHALLENGE_MAX_NUMBER_CAP (got 1000000): expected at least CHALLENGE_MAX_NUMBER (2000000).',
+    );
+    expect(buildConfig({ CHALLENGE_MAX_NUMBER_CAP: '1000000' }).CHALLENGE_MAX_NUMBER_CAP).toBe(
+      1_000_000,
+    );
+  });
+
   it('wants the provider credentials of the chosen provider', () => {
     expect(failure({ SMS_PROVIDER: 'twilio' })).toMatch(/TWILIO_ACCOUNT_SID/);
     expect(failure({ EMAIL_PROVIDER: 'sendgrid', SENDGRID_API_KEY: 'k' })).toMatch(/EMAIL_FROM/);
@@ -134,7 +152,7 @@ describe('configuration', () => {
       OTP_LENGTH: '4',
       PORT: 'http',
       TRUST_PROXY: 'true',
-      CAPTCHA_BACKGROUND: 'grey',
+      CHALLENGE_TTL_SECONDS: 'soon',
       STORE: 'memory',
       SMS_PROVIDER: 'mock',
       OTP_SECRET: 'short',
@@ -145,7 +163,7 @@ describe('configuration', () => {
       'OTP_LENGTH',
       'PORT',
       'TRUST_PROXY',
-      'CAPTCHA_BACKGROUND',
+      'CHALLENGE_TTL_SECONDS',
       'STORE',
       'SMS_PROVIDER',
       'OTP_SECRET',

@@ -5,7 +5,6 @@
 export const KEY_KINDS = {
   'code:': 'phone code',
   'email:': 'email token',
-  'captcha:': 'captcha',
   'challenge:': 'challenge',
   'session:': 'challenge session',
   'rl:': 'rate-limit counter',

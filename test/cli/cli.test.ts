@@ -86,17 +86,17 @@ describe('cli: usage', () => {
   });
 
   it('reports invalid configuration with exit 1, naming the variable', async () => {
-    const run = await cli(['stats'], { CAPTCHA_TTL_SECONDS: 'soon' });
+    const run = await cli(['stats'], { CHALLENGE_TTL_SECONDS: 'soon' });
     expect(run.code).toBe(1);
-    expect(run.stderr).toContain('Configuration error: Invalid CAPTCHA_TTL_SECONDS');
+    expect(run.stderr).toContain('Configuration error: Invalid CHALLENGE_TTL_SECONDS');
   });
 
   it('reports every invalid setting at once, one line each', async () => {
-    const run = await cli(['stats'], { CAPTCHA_TTL_SECONDS: 'soon', STORE: 'mongo' });
+    const run = await cli(['stats'], { CHALLENGE_TTL_SECONDS: 'soon', STORE: 'mongo' });
     expect(run.code).toBe(1);
     expect(run.stderr.trimEnd().split('\n')).toEqual([
       expect.stringMatching(/^Configuration error: Invalid STORE /),
-      expect.stringMatching(/^Configuration error: Invalid CAPTCHA_TTL_SECONDS /),
+      expect.stringMatching(/^Configuration error: Invalid CHALLENGE_TTL_SECONDS /),
     ]);
   });
 });
@@ -124,7 +124,6 @@ describe('cli: memory store', () => {
     for (const label of [
       'phone codes',
       'email tokens',
-      'captchas',
       'challenges',
       'challenge sessions',
       'rate-limit counters',
@@ -134,7 +133,6 @@ describe('cli: memory store', () => {
     expect(run.stdout).toMatch(/OTP_TTL_SECONDS\s+420\s+\(7m\)/);
     for (const name of [
       'EMAIL_TOKEN_TTL_SECONDS',
-      'CAPTCHA_TTL_SECONDS',
       'CHALLENGE_TTL_SECONDS',
       'CHALLENGE_SESSION_TTL_SECONDS',
       'CLEANUP_INTERVAL_SECONDS',
@@ -173,15 +171,15 @@ describe('cli: ./.env', () => {
   it('reads ./.env from the working directory; the environment wins over it', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'verifyd-cli-env-'));
     try {
-      writeFileSync(path.join(dir, '.env'), 'KEY_PREFIX=fromdotenv:\nCAPTCHA_TTL_SECONDS=123\n');
+      writeFileSync(path.join(dir, '.env'), 'KEY_PREFIX=fromdotenv:\nCHALLENGE_TTL_SECONDS=123\n');
       const [fromFile, overridden] = await Promise.all([
         cli(['stats'], {}, dir),
-        cli(['stats'], { CAPTCHA_TTL_SECONDS: '77' }, dir),
+        cli(['stats'], { CHALLENGE_TTL_SECONDS: '77' }, dir),
       ]);
       expect(fromFile.code).toBe(0);
       expect(fromFile.stdout).toContain('key prefix "fromdotenv:"');
-      expect(fromFile.stdout).toMatch(/CAPTCHA_TTL_SECONDS\s+123/);
-      expect(overridden.stdout).toMatch(/CAPTCHA_TTL_SECONDS\s+77/);
+      expect(fromFile.stdout).toMatch(/CHALLENGE_TTL_SECONDS\s+123/);
+      expect(overridden.stdout).toMatch(/CHALLENGE_TTL_SECONDS\s+77/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -336,7 +334,6 @@ describeRedis('cli: redis store', () => {
   beforeEach(async () => {
     await ours.putSecret('code:PhoneCodeHashAAAAAAAA', 'hash', 600);
     await ours.set('email:EmailTokenIdBBBBBBBB', 'hash', 600);
-    await ours.putSecret('captcha:CaptchaIdCCCCCCCCCCCC', 'hash', 300);
     await ours.setIfAbsent('challenge:ChallengeDDDDDDDDDD', '1', 300);
     await ours.set('session:SessionHmacEEEEEEEEE', '1', 3600);
     await ours.increment('rl:ip:192.0.2.1', 60);
@@ -359,13 +356,12 @@ describeRedis('cli: redis store', () => {
     expect(run.stdout).not.toContain('STORE=memory');
     expect(run.stdout).toMatch(/phone codes\s+1\n/);
     expect(run.stdout).toMatch(/email tokens\s+1\n/);
-    expect(run.stdout).toMatch(/captchas\s+1\n/);
     expect(run.stdout).toMatch(/challenges\s+1\n/);
     // The neighbour's session is not ours to count.
     expect(run.stdout).toMatch(/challenge sessions\s+1\n/);
     expect(run.stdout).toMatch(/rate-limit counters\s+1\n/);
     expect(run.stdout).toMatch(/send\/attempt limits\s+1\n/);
-    expect(run.stdout).toMatch(/total\s+7\n/);
+    expect(run.stdout).toMatch(/total\s+6\n/);
     expect(run.stdout).toMatch(/backend\s+redis/);
   });
 
@@ -378,7 +374,7 @@ describeRedis('cli: redis store', () => {
     expect(run.stdout).toContain('limit:bot:192.0.…');
     expect(run.stdout).not.toContain('PhoneCodeHash');
     expect(run.stdout).not.toContain('KeepMe');
-    expect(run.stdout).toContain('7 entries, 0 expired');
+    expect(run.stdout).toContain('6 entries, 0 expired');
   });
 
   it('clean says Redis expires keys natively', async () => {
@@ -397,7 +393,7 @@ describeRedis('cli: redis store', () => {
 
     const run = await cli(['clear', '--yes'], env);
     expect(run.code).toBe(0);
-    expect(run.stdout).toContain(`Removed 7 keys under prefix "${prefix}" from the redis store.`);
+    expect(run.stdout).toContain(`Removed 6 keys under prefix "${prefix}" from the redis store.`);
     const left: string[] = [];
     for await (const entry of ours.scan()) left.push(entry.key);
     expect(left).toEqual([]);

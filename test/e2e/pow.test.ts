@@ -54,11 +54,15 @@ describe('proof-of-work (BOT_PROTECTION=pow, always) against the real server', (
     const payload = await solvedPayload();
     const verified = await postJson(`${verifyd!.url}/challenge/verify`, { altcha: payload });
     expect(verified.status).toBe(200);
-    expect(verified.body).toEqual({ session: expect.any(String), expiresAt: expect.any(String) });
+    expect(verified.body).toEqual({
+      session: expect.any(String),
+      expiresAt: expect.any(String),
+      maxSends: 3,
+    });
     const { session } = verified.body;
 
-    // The session stands in for a proof until it expires: two sends, one solved challenge.
-    for (const phone of ['+15551240001', '+15551240002']) {
+    // The session stands in for a proof for CHALLENGE_SESSION_MAX_SENDS sends (3 by default).
+    for (const phone of ['+15551240001', '+15551240002', '+15551240004']) {
       const sent = await postJson(`${verifyd!.url}/verify-phone`, {
         phone,
         challengeSession: session,
@@ -66,6 +70,15 @@ describe('proof-of-work (BOT_PROTECTION=pow, always) against the real server', (
       expect(sent.status).toBe(202);
       expect(sent.body).toMatchObject({ success: true, to: phone });
     }
+    const fourth = await postJson(`${verifyd!.url}/verify-phone`, {
+      phone: '+15551240005',
+      challengeSession: session,
+    });
+    expect(fourth.status).toBe(403);
+    expect(fourth.body.error).toMatchObject({
+      code: 'challenge_failed',
+      reason: 'session_used_up',
+    });
 
     // A payload is traded once; a made-up session is no session.
     const replay = await postJson(`${verifyd!.url}/challenge/verify`, { altcha: payload });

@@ -86,9 +86,9 @@ describe('HTTP contract', () => {
 
   it('keys per-IP limits on the client address behind a trusted proxy', async () => {
     const { app } = buildTestApp({ env: { RATE_LIMIT_MAX: '1', TRUST_PROXY: '1' } });
-    const a = await request(app).get('/captcha').set('x-forwarded-for', '203.0.113.1');
-    const b = await request(app).get('/captcha').set('x-forwarded-for', '203.0.113.2');
-    const a2 = await request(app).get('/captcha').set('x-forwarded-for', '203.0.113.1');
+    const a = await request(app).get('/challenge').set('x-forwarded-for', '203.0.113.1');
+    const b = await request(app).get('/challenge').set('x-forwarded-for', '203.0.113.2');
+    const a2 = await request(app).get('/challenge').set('x-forwarded-for', '203.0.113.1');
     expect(a.status).not.toBe(429);
     expect(b.status).not.toBe(429);
     expect(a2.status).toBe(429);

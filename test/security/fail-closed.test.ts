@@ -84,7 +84,7 @@ function failClosedSuite(
     const { app } = buildTestApp({ store, env: { RATE_LIMIT_MAX: '1' } });
     await server.stop();
     try {
-      const res = await request(app).get('/captcha');
+      const res = await request(app).get('/challenge');
       expect(res.status).toBe(503);
       expect(res.body.error.code).toBe('store_unavailable');
     } finally {

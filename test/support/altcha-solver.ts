@@ -8,8 +8,8 @@ const altcha: AltchaLib = require('altcha-lib');
 const { deriveKey }: { deriveKey: DeriveKey } = require('altcha-lib/algorithms/sha');
 
 /** altcha-lib's own solution of a challenge. */
-export async function altchaSolution(challenge: AltchaChallenge) {
-  const solution = await altcha.solveChallenge({ challenge, deriveKey, timeout: 20_000 });
+export async function altchaSolution(challenge: AltchaChallenge, timeoutMs = 20_000) {
+  const solution = await altcha.solveChallenge({ challenge, deriveKey, timeout: timeoutMs });
   if (!solution) throw new Error('altcha-lib could not solve the challenge');
   return solution;
 }

@@ -1,6 +1,5 @@
 import { Writable } from 'node:stream';
 import type { Express } from 'express';
-import { CAPTCHA_ALPHABET } from '../../services/captcha';
 import { type Clock, cryptoRandom, type RandomSource } from '../../services/runtime';
 import { createApp } from '../../src/app';
 import { buildConfig, type Config } from '../../src/config';
@@ -97,27 +96,6 @@ function captureStream(lines: string[]): Writable {
       done();
     },
   });
-}
-
-/**
- * Randomness under which every captcha reads `text`: a captcha draws its characters one at a
- * time out of CAPTCHA_ALPHABET, so draws of that size spell `text` (again from its start once
- * spelt; `text` must be CAPTCHA_LENGTH long). Every other draw, such as a code, is the CSPRNG's.
- */
-export function captchaRandom(text: string): RandomSource {
-  const indices = [...text].map((char) => {
-    const index = CAPTCHA_ALPHABET.indexOf(char);
-    if (index < 0) throw new Error(`"${char}" cannot appear in a captcha`);
-    return index;
-  });
-  let drawn = 0;
-  return {
-    int: (maxExclusive) =>
-      maxExclusive === CAPTCHA_ALPHABET.length
-        ? (indices[drawn++ % indices.length] ?? 0)
-        : cryptoRandom.int(maxExclusive),
-    id: cryptoRandom.id,
-  };
 }
 
 /** The code in the newest SMS to `to`. */
