@@ -11,7 +11,7 @@ const ROUTES = [
   '/resend-verification',
 ];
 const RUNS_PER_ROUTE = 5000;
-const GET_ROUTES = ['/verify-email-token', '/dev/outbox', '/captcha', '/challenge', '/health'];
+const GET_ROUTES = ['/verify-email-token', '/dev/outbox', '/challenge', '/health'];
 
 const fieldValue = fc.oneof(
   fc.string({ maxLength: 40 }),
@@ -45,7 +45,6 @@ const bodyObject = fc.record(
     token: fieldValue,
     purpose: fieldValue,
     userId: fieldValue,
-    captcha: fieldValue,
     altcha: fieldValue,
     challengeSession: fieldValue,
     __proto__: fieldValue,
