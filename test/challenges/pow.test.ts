@@ -312,6 +312,15 @@ describe('proof-of-work: what one solve buys', () => {
     await from(A).send(session, phone(211)).expect(202);
   });
 
+  it('a session belongs to the network that earned it: any address of its IPv6 /56, no other', async () => {
+    const { from } = proxied({ CHALLENGE_SESSION_MAX_SENDS: '3' });
+    const session = await from('2001:db8:1:1::5').session();
+    // Another /64 of the same /56: the same client for every per-client limit.
+    await from('2001:db8:1:2::9').send(session, phone(300)).expect(202);
+    const neighbour = await from('2001:db8:1:100::9').send(session, phone(301)).expect(403);
+    expect(neighbour.body.error.reason).toBe('session_elsewhere');
+  });
+
   it('doubles the difficulty with one client’s volume, and not for anyone else', async () => {
     const { clock, from } = proxied({
       CHALLENGE_MAX_NUMBER: '1000',
