@@ -1,8 +1,7 @@
 import { z } from 'zod';
+import { PURPOSE_PATTERN } from '../src/config';
 import { VerifydError } from '../src/errors';
 
-/** Purposes go into store keys and token claims, so they are kept short and plain. */
-export const PURPOSE_PATTERN = /^[a-z0-9][a-z0-9_.-]{0,31}$/i;
 const purpose = z
   .string('purpose must be a string')
   .regex(PURPOSE_PATTERN, 'purpose must be 1-32 letters, digits, "_", "-" or "."')
@@ -35,6 +34,20 @@ export const resendBody = z
   .refine((body) => (body.phone === undefined) !== (body.email === undefined), {
     message: 'send exactly one of phone or email',
   });
+
+/**
+ * Refuses a purpose that PURPOSES does not list. Each purpose holds a code of its own, so a
+ * caller free to name any purpose could keep as many codes live for one number as it likes.
+ */
+export function assertPurposeAllowed(purpose: string, allowed: readonly string[]): void {
+  if (!allowed.includes(purpose)) {
+    throw new VerifydError(
+      'invalid_request',
+      `Invalid request: purpose must be one of ${allowed.join(', ')}.`,
+      { field: 'purpose' },
+    );
+  }
+}
 
 /** Parses a body or throws invalid_request naming the first problem. */
 export function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.infer<T> {

@@ -1,4 +1,5 @@
 import type { ErrorRequestHandler, Request, RequestHandler, Response, Router } from 'express';
+import type { z } from 'zod';
 import type { BotProtection } from '../services/bot-protection';
 import {
   assertCountryAllowed,
@@ -13,9 +14,9 @@ import { clientOf } from '../src/http/client-key';
 import { sendPage } from '../src/http/security-headers';
 import { renderConfirmPage, renderConfirmResult } from './confirm-page';
 import {
+  assertPurposeAllowed,
   checkPhoneBody,
   confirmEmailBody,
-  PURPOSE_PATTERN,
   parseBody,
   resendBody,
   sendEmailBody,
@@ -54,6 +55,16 @@ export function addVerificationRoutes(
         .catch((error: unknown) => errorHandler(error, req, res, next))
         .catch(next);
     };
+
+  // Every route here takes a purpose, and only the configured ones are accepted.
+  const parse = <T extends z.ZodType<{ purpose: string }>>(
+    schema: T,
+    body: unknown,
+  ): z.infer<T> => {
+    const parsed = parseBody(schema, body);
+    assertPurposeAllowed(parsed.purpose, config.PURPOSES);
+    return parsed;
+  };
 
   const phonePolicy: PhonePolicy = { allowUnassigned: config.SMS_PROVIDER === 'mock' };
   const codeFormat = new RegExp(`^\\d{${config.OTP_LENGTH}}$`);
@@ -97,14 +108,14 @@ export function addVerificationRoutes(
   router.post(
     '/verify-phone',
     handled(async (req, res) => {
-      await sendPhone(req, res, parseBody(sendPhoneBody, req.body), false);
+      await sendPhone(req, res, parse(sendPhoneBody, req.body), false);
     }),
   );
 
   router.post(
     '/verify-phone-code',
     handled(async (req, res) => {
-      const body = parseBody(checkPhoneBody, req.body);
+      const body = parse(checkPhoneBody, req.body);
       const target = parsePhone(body.phone, phonePolicy);
       const code = body.code.replace(/[\s-]/g, '');
       // A malformed code is a client mistake, not a guess: refuse it before it reaches the
@@ -124,7 +135,7 @@ export function addVerificationRoutes(
   router.post(
     '/verify-email',
     handled(async (req, res) => {
-      await sendEmail(req, res, parseBody(sendEmailBody, req.body), false);
+      await sendEmail(req, res, parse(sendEmailBody, req.body), false);
     }),
   );
 
@@ -133,7 +144,7 @@ export function addVerificationRoutes(
     // Only a well-formed purpose is echoed into the form; anything else is left for the POST's
     // own validation to refuse, rather than reflected into the page.
     const purpose =
-      typeof req.query.purpose === 'string' && PURPOSE_PATTERN.test(req.query.purpose)
+      typeof req.query.purpose === 'string' && config.PURPOSES.includes(req.query.purpose)
         ? req.query.purpose
         : undefined;
     // Mail scanners open links before people do, so a GET only shows a button; it never consumes.
@@ -146,7 +157,7 @@ export function addVerificationRoutes(
       // A form body means a person clicked the confirm page's button: answer with a page, not JSON.
       const fromPage = Boolean(req.is('application/x-www-form-urlencoded'));
       try {
-        const body = parseBody(confirmEmailBody, req.body);
+        const body = parse(confirmEmailBody, req.body);
         const result = await verification.confirmEmailToken(body.token, body.purpose);
         if (!fromPage) {
           res.json({ verified: true, email: result.to, proof: result.proof });
@@ -168,7 +179,7 @@ export function addVerificationRoutes(
   router.post(
     '/resend-verification',
     handled(async (req, res) => {
-      const body = parseBody(resendBody, req.body);
+      const body = parse(resendBody, req.body);
       if (body.phone !== undefined) await sendPhone(req, res, { ...body, phone: body.phone }, true);
       else await sendEmail(req, res, { ...body, email: body.email ?? '' }, true);
     }),

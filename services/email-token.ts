@@ -36,8 +36,7 @@ export type EmailTokenCheck =
   | { status: 'match'; claims: EmailTokenClaims }
   | { status: 'superseded' }
   | { status: 'locked' }
-  | { status: 'missing' }
-  | { status: 'blocked'; value: string };
+  | { status: 'missing' };
 
 /**
  * Signed email links. The JWT proves who issued it; the store decides whether it may still be used:
@@ -106,29 +105,28 @@ export function createEmailTokenService(options: EmailTokenOptions) {
     },
 
     /**
-     * Consumes the link; exactly one concurrent caller gets `match`. `blocker`: a key (the
-     * recipient's lock) whose presence refuses the attempt uncounted.
+     * Consumes the link; exactly one concurrent caller gets `match`. A phone number's wrong codes
+     * never lock a link: the signed token cannot be guessed, so it is judged on itself alone.
      */
     async consume(
       claims: EmailTokenClaims & { jti: string },
       recipientId: string,
-      blocker?: string,
     ): Promise<EmailTokenCheck> {
       const outcome = await store.attemptSecret(
         storeKey(claims.purpose, recipientId),
         jtiHash(claims.jti),
         LINK_ATTEMPT_CAP,
-        blocker,
       );
       switch (outcome.status) {
         case 'match':
           return { status: 'match', claims };
         case 'mismatch':
           return { status: 'superseded' };
-        case 'blocked':
-          return outcome;
+        case 'missing':
+          return { status: 'missing' };
         default:
-          return { status: outcome.status };
+          // 'locked'; 'blocked' and 'exhausted' need options this call does not give.
+          return { status: 'locked' };
       }
     },
   };

@@ -1,5 +1,5 @@
 import { hmac } from '../src/crypto';
-import type { SecretWrite, Store } from '../src/store/types';
+import type { FailureLimit, SecretWrite, Store } from '../src/store/types';
 import type { Clock, RandomSource } from './runtime';
 
 export interface OtpOptions {
@@ -19,7 +19,15 @@ export type OtpCheck =
   | { status: 'mismatch'; attemptsRemaining: number }
   | { status: 'locked' }
   | { status: 'missing' }
-  | { status: 'blocked'; value: string };
+  | { status: 'exhausted'; index: number; resetMs: number };
+
+export interface OtpCheckOptions {
+  /**
+   * The recipient's failure counters: a guess is refused uncompared once one is full, and a wrong
+   * guess counts on each, in the same store step as the comparison (see Store.attemptSecret).
+   */
+  failures?: readonly FailureLimit[];
+}
 
 /** The recipient of a code: its E.164 number, and its non-reversible id (see targetId). */
 export interface OtpTarget {
@@ -67,24 +75,28 @@ export function createOtpService(options: OtpOptions) {
       };
     },
 
-    /** `blocker`: a key (the recipient's lock) whose presence refuses the check uncounted. */
     async check(
       purpose: string,
       target: OtpTarget,
       code: string,
-      blocker?: string,
+      options: OtpCheckOptions = {},
     ): Promise<OtpCheck> {
       const outcome = await store.attemptSecret(
         keyFor(purpose, target),
         hashOf(purpose, target.to, code),
         maxAttempts,
-        blocker,
+        options.failures ? { failures: options.failures } : {},
       );
       switch (outcome.status) {
         case 'mismatch':
           return { status: 'mismatch', attemptsRemaining: outcome.remaining };
-        case 'blocked':
+        case 'exhausted':
           return outcome;
+        case 'match':
+          return { status: 'match' };
+        case 'blocked':
+          // No blocker is given, so none can answer; read as the safe answer all the same.
+          return { status: 'locked' };
         default:
           return { status: outcome.status };
       }

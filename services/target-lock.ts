@@ -1,57 +1,43 @@
 import { RateLimitError } from '../src/errors';
-import type { Store } from '../src/store/types';
-import type { Clock } from './runtime';
-import type { Blocker } from './send-limits';
+import type { FailureLimit, Store } from '../src/store/types';
 
 export interface TargetLockOptions {
   store: Store;
-  clock: Clock;
   /** TARGET_MAX_FAILURES: wrong codes per target per window before the target locks. */
   maxFailures: number;
   windowSeconds: number;
 }
 
 /**
- * Counts wrong codes per recipient across codes and resends. Without it an attacker could request a
- * fresh code after every five misses and keep guessing; with it a number gets at most
- * TARGET_MAX_FAILURES guesses per window however many codes are sent.
+ * Counts wrong codes per recipient across codes, purposes and resends. Without it an attacker could
+ * request a fresh code after every five misses, or one code per purpose, and keep guessing; with it
+ * a number gets at most TARGET_MAX_FAILURES guesses per window however many codes are live.
+ * The counter is not checked and counted here: it is handed to the attempt itself
+ * (Store.attemptSecret `failures`), because a count taken in a step after the comparison lets every
+ * guess of a burst be compared before the first one is counted.
  */
-export function createTargetLock({ store, clock, maxFailures, windowSeconds }: TargetLockOptions) {
-  // In braces, so the lock lives with the recipient's code and limits (see Store, placement).
+export function createTargetLock({ store, maxFailures, windowSeconds }: TargetLockOptions) {
+  // In braces, so the counter lives with the recipient's codes and limits (see Store, placement).
   const failKey = (id: string) => `limit:fail:{${id}}`;
-  const lockKey = (id: string) => `limit:lock:{${id}}`;
-
-  const locked = (until: string) =>
-    new RateLimitError(
-      'too_many_attempts',
-      'Too many wrong attempts for this recipient; try again later.',
-      (Number(until) - clock.now()) / 1000,
-    );
 
   return {
-    /**
-     * The lock as a blocker key with its too_many_attempts refusal, so that a send or a check
-     * tests it in the same store step as its own work.
-     */
-    blocker(targetId: string): Blocker {
-      return { key: lockKey(targetId), refusal: locked };
+    /** The recipient's failure counter, for the attempt to check and count in its own step. */
+    failures(targetId: string): FailureLimit {
+      return { key: failKey(targetId), windowSeconds, max: maxFailures };
     },
 
-    /** Counts one failure and locks the target once the window's failures reach the limit. */
-    async recordFailure(targetId: string): Promise<number> {
-      const { count, resetMs } = await store.increment(failKey(targetId), windowSeconds);
-      if (count >= maxFailures) {
-        await store.set(
-          lockKey(targetId),
-          String(clock.now() + resetMs),
-          Math.max(1, Math.ceil(resetMs / 1000)),
-        );
-      }
-      return count;
+    /** The answer to a guess refused because the recipient's failures are at the limit. */
+    refusal(resetMs: number): RateLimitError {
+      return new RateLimitError(
+        'too_many_attempts',
+        'Too many wrong attempts for this recipient; try again later.',
+        resetMs / 1000,
+      );
     },
 
+    /** A success starts the recipient's count over. */
     async clear(targetId: string): Promise<void> {
-      await Promise.all([store.delete(failKey(targetId)), store.delete(lockKey(targetId))]);
+      await store.delete(failKey(targetId));
     },
   };
 }

@@ -96,7 +96,6 @@ export function createVerificationService(deps: VerificationDeps) {
   );
   const locks = createTargetLock({
     store,
-    clock,
     maxFailures: config.TARGET_MAX_FAILURES,
     windowSeconds: config.TARGET_FAILURE_WINDOW_SECONDS,
   });
@@ -121,9 +120,11 @@ export function createVerificationService(deps: VerificationDeps) {
     );
 
   /**
-   * Sends within the limits. The target's lock, every limit and the new code or link are one store
-   * step, so a refused send leaves the recipient's current code alone. When the provider refused
-   * the message, the new code dies and the limits are given back; when the outcome is unknown
+   * Sends within the limits. Every limit and the new code or link are one store step, so a refused
+   * send leaves the recipient's current code alone. Wrong guesses never refuse a send: they are
+   * anybody's to make, and a lock on sending would let a stranger keep the owner from getting a
+   * new code; the guesses themselves stay refused while the recipient's failures are full. When
+   * the provider refused the message, the new code dies and the limits are given back; when the outcome is unknown
    * (a timeout, a lost connection, a 5xx) the message may still arrive, so the code stays valid
    * and the limits stay charged (see the contract in src/providers/types.ts).
    */
@@ -139,7 +140,6 @@ export function createVerificationService(deps: VerificationDeps) {
       targetId: id,
       client: context.client,
       isResend: context.isResend,
-      blockers: [locks.blocker(id)],
       secret: minted.secret,
     });
     try {
@@ -238,25 +238,23 @@ export function createVerificationService(deps: VerificationDeps) {
       userId?: string,
     ): Promise<Approved> {
       const id = idOf(target);
-      // The lock is the check's blocker: one store step, and a locked recipient's guess neither
-      // counts against the code nor uses it up.
-      const lock = locks.blocker(id);
-      const result = await otp.check(purpose, { to: target.to, id }, code, lock.key);
+      // The recipient's failure count is checked and counted by the attempt itself, so no burst of
+      // guesses, over any number of codes and purposes, compares more than TARGET_MAX_FAILURES.
+      const result = await otp.check(purpose, { to: target.to, id }, code, {
+        failures: [locks.failures(id)],
+      });
       switch (result.status) {
-        case 'blocked':
-          throw lock.refusal(result.value);
+        case 'exhausted':
+          // Refused before the comparison: the pending code is neither tried nor used up.
+          throw locks.refusal(result.resetMs);
         case 'match':
           await locks.clear(id);
           return { verified: true, to: target.to, proof: approve(target, purpose, userId) };
         case 'mismatch':
-          await locks.recordFailure(id);
           throw new VerifydError('invalid_code', 'The code is incorrect.', {
             attemptsRemaining: result.attemptsRemaining,
           });
         case 'locked':
-          // A guess at a dead code is still a guess: counting it keeps the per-target count honest
-          // when many misses arrive at once.
-          await locks.recordFailure(id);
           throw new RateLimitError(
             'too_many_attempts',
             'Too many wrong attempts; request a new code.',
@@ -297,14 +295,9 @@ export function createVerificationService(deps: VerificationDeps) {
     async confirmEmailToken(token: string, purpose: string): Promise<Approved> {
       const claims = emailTokens.inspect(token, purpose);
       const target = emailTarget(claims.email);
-      const id = idOf(target);
-      const lock = locks.blocker(id);
-      const result = await emailTokens.consume(claims, id, lock.key);
+      const result = await emailTokens.consume(claims, idOf(target));
       switch (result.status) {
-        case 'blocked':
-          throw lock.refusal(result.value);
         case 'match':
-          await locks.clear(id);
           return {
             verified: true,
             to: target.to,

@@ -65,6 +65,10 @@ export const CONFIG_DOCS: Record<Variable, { group: string; text: string }> = {
     group: 'Codes and links',
     text: 'Checks per SMS code before it is dead',
   },
+  PURPOSES: {
+    group: 'Codes and links',
+    text: 'Comma-separated purposes a request may name (each 1-32 of A-Z a-z 0-9 _ . -); any other is 400 invalid_request. A body without purpose means verification',
+  },
   SMS_TEMPLATE: { group: 'Codes and links', text: 'SMS text; {code} is replaced by the code' },
   EMAIL_TOKEN_TTL_SECONDS: { group: 'Codes and links', text: 'Lifetime of an email link' },
   EMAIL_LINK_BASE_URL: {

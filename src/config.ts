@@ -2,6 +2,9 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { ConfigError } from './errors';
 
+/** Purposes go into store keys and token claims, so they are kept short and plain. */
+export const PURPOSE_PATTERN = /^[a-z0-9][a-z0-9_.-]{0,31}$/i;
+
 /** Secrets shorter than this are refused in production (HMAC-SHA256 keys want 256 bits). */
 export const MIN_SECRET_BYTES = 32;
 
@@ -173,6 +176,29 @@ export const configSchema = z.object({
   OTP_LENGTH: int(4, 10, 6),
   OTP_TTL_SECONDS: int(30, 86_400, 600),
   OTP_MAX_ATTEMPTS: int(1, 20, 5),
+  // Each purpose holds a live code of its own per recipient, so the list bounds how many codes a
+  // caller can have pending for one number at once.
+  PURPOSES: z
+    .string()
+    .default('verification')
+    .transform((v) =>
+      v
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+    )
+    .pipe(
+      z
+        .array(
+          z
+            .string()
+            .regex(
+              PURPOSE_PATTERN,
+              'comma-separated purposes of 1-32 letters, digits, "_", "-" or "."',
+            ),
+        )
+        .min(1, 'at least one purpose'),
+    ),
   SMS_TEMPLATE: z
     .string()
     .refine((v) => v.includes('{code}'), 'text containing {code}')

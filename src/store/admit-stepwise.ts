@@ -74,7 +74,8 @@ export async function admitStepwise(
   const { secret } = admission;
   if (secret) {
     try {
-      await store.putSecret(secret.key, secret.hash, secret.ttlSeconds);
+      const { key, hash, ttlSeconds, ...extras } = secret;
+      await store.putSecret(key, hash, ttlSeconds, extras);
     } catch (error) {
       await Promise.all([undo().catch(() => undefined), release()]);
       throw error;

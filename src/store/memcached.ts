@@ -4,12 +4,15 @@ import { safeEqual } from '../crypto';
 import { StoreUnavailableError } from '../errors';
 import type { Logger } from '../logger';
 import { admitStepwise } from './admit-stepwise';
-import { assertAdmissionTtls, assertTtl } from './ttl';
+import { assertAdmissionTtls, assertFailureWindows, assertTtl } from './ttl';
 import type {
   Admission,
   AdmissionOutcome,
+  AttemptOptions,
   AttemptOutcome,
   CounterState,
+  FailureLimit,
+  SecretExtras,
   ServerState,
   Store,
 } from './types';
@@ -82,25 +85,47 @@ const DERIVED = '\u001f';
 
 type Client = memjs.Client<string, Buffer | null>;
 
-interface SecretRecord {
-  /** Fresh per putSecret: the attempt counter is keyed by it. */
+interface SecretRecord extends SecretExtras {
+  /** Fresh per putSecret: the attempt counters are keyed by it. */
   id: string;
   hash: string;
   /** When the secret expires, epoch ms; lets derived keys get the same remaining lifetime. */
   expiresAt: number;
-  /** Written into the record itself once its attempts are used up or unknown; see attemptSecret. */
+  /**
+   * Written into the record itself once the open lane's attempts are used up or unknown; see
+   * attemptSecret. `deadBound` is the same for the bound lane.
+   */
   dead?: true;
+  deadBound?: true;
 }
+
+/** The two attempt lanes of a secret (see Store.attemptSecret): counter tag and dead flag. */
+const LANES = {
+  open: { counter: 'n', dead: 'dead' },
+  bound: { counter: 'm', dead: 'deadBound' },
+} as const;
+type Lane = (typeof LANES)[keyof typeof LANES];
 
 function parseSecret(value: string): SecretRecord | undefined {
   try {
     const parsed: unknown = JSON.parse(value);
     if (typeof parsed !== 'object' || parsed === null) return undefined;
-    const { id, hash, expiresAt, dead } = parsed as Record<string, unknown>;
+    const { id, hash, expiresAt, dead, deadBound, binding, data } = parsed as Record<
+      string,
+      unknown
+    >;
     if (typeof id !== 'string' || typeof hash !== 'string' || typeof expiresAt !== 'number') {
       return undefined;
     }
-    return { id, hash, expiresAt, ...(dead === true ? { dead } : {}) };
+    return {
+      id,
+      hash,
+      expiresAt,
+      ...(dead === true ? { dead } : {}),
+      ...(deadBound === true ? { deadBound } : {}),
+      ...(typeof binding === 'string' ? { binding } : {}),
+      ...(typeof data === 'string' ? { data } : {}),
+    };
   } catch {
     return undefined;
   }
@@ -236,16 +261,20 @@ function serverName(entry: string): string {
  *   an absent counter with an internal add, so of two connections racing to create it one is
  *   refused (NOT_STORED); that caller simply increments again the counter the other created.
  *   decrement is decr, which memcached itself stops at 0.
- * - putSecret writes an attempt counter at 0 under a fresh id, then {id, hash, expiresAt}, on one
- *   connection, which memcached serves in order: a caller that finds the record finds its
- *   counter, unless memcached dropped the counter since. A new secret starts from zero without
- *   touching the old counter.
+ * - putSecret writes an attempt counter at 0 per lane under a fresh id, then {id, hash,
+ *   expiresAt, binding, data}, on one connection, which memcached serves in order: a caller that
+ *   finds the record finds its counters, unless memcached dropped one since. A new secret starts
+ *   from zero without touching the old counters.
  * - attemptSecret reads the blocker (when given) and the record with its version together,
- *   counts the attempt with an incr that never creates the counter, and compares in this
+ *   reserves one count on each failure counter (incr: only a caller whose count stays within
+ *   max goes on, the others give theirs back and are refused, so no burst can compare more than
+ *   max wrong guesses; the reservation is given back unless the attempt was wrong), counts the
+ *   attempt in its lane with an incr that never creates the counter, and compares in this
  *   process with safeEqual. A match consumes the secret by deleting the record with that
  *   version: memcached deletes an item once, so exactly one caller gets "match", and a secret
  *   that a concurrent putSecret replaced is never deleted in its stead. A secret whose attempts
- *   are used up is marked dead in the record itself, with compare-and-swap.
+ *   are used up in a lane is marked dead for that lane in the record itself, with
+ *   compare-and-swap.
  *   Memcached may drop any item at any time (eviction under memory pressure, a restart), so no
  *   secret relies on another item to stay unusable: a consumed secret is gone, a dead one says
  *   so itself, and one whose counter was dropped gets no fresh attempts: it is marked dead
@@ -475,19 +504,28 @@ export class MemcachedStore implements Store {
     return admitStepwise(this, admission);
   }
 
-  async putSecret(key: string, hash: string, ttlSeconds: number): Promise<void> {
+  async putSecret(
+    key: string,
+    hash: string,
+    ttlSeconds: number,
+    extras: SecretExtras = {},
+  ): Promise<void> {
     const expires = this.exptime(ttlSeconds);
     const record: SecretRecord = {
       id: randomBytes(12).toString('base64url'),
       hash,
       expiresAt: Date.now() + ttlSeconds * 1000,
+      ...(extras.binding === undefined ? {} : { binding: extras.binding }),
+      ...(extras.data === undefined ? {} : { data: extras.data }),
     };
-    const counter = this.derived(key, `n:${record.id}`);
-    // Both on the one connection to the key's server, counter first: memcached applies them in
-    // that order, so the record is never readable before its counter exists.
+    const counters = Object.values(LANES).map((lane) =>
+      this.derived(key, `${lane.counter}:${record.id}`),
+    );
+    // All on the one connection to the key's server, counters first: memcached applies them in
+    // that order, so the record is never readable before its counters exist.
     await this.run(key, (c) =>
       Promise.all([
-        c.set(counter, '0', { expires }),
+        ...counters.map((counter) => c.set(counter, '0', { expires })),
         c.set(this.key(key), JSON.stringify(record), { expires }),
       ]),
     );
@@ -560,9 +598,14 @@ export class MemcachedStore implements Store {
    * Marks the secret read at version `cas` dead in its own record. Resolves 'dead' when this or
    * another caller did, 'gone' when the secret was consumed, replaced or expired meanwhile.
    */
-  private async kill(key: string, record: SecretRecord, cas: Buffer): Promise<'dead' | 'gone'> {
+  private async kill(
+    key: string,
+    record: SecretRecord,
+    cas: Buffer,
+    lane: Lane,
+  ): Promise<'dead' | 'gone'> {
     const ttl = Math.max(1, Math.ceil((record.expiresAt - Date.now()) / 1000));
-    const dead = JSON.stringify({ ...record, dead: true } satisfies SecretRecord);
+    const dead = JSON.stringify({ ...record, [lane.dead]: true } satisfies SecretRecord);
     let version = cas;
     for (let attempt = 0; attempt < CAS_RETRIES; attempt++) {
       const result = await this.setVersion(key, dead, this.exptime(ttl), version);
@@ -570,7 +613,7 @@ export class MemcachedStore implements Store {
       if (result === 'gone') return 'gone';
       const current = await this.reread(key, record.id);
       if (!current) return 'gone';
-      if (current.record.dead) return 'dead';
+      if (current.record[lane.dead]) return 'dead';
       version = current.cas;
     }
     return 'dead';
@@ -580,8 +623,10 @@ export class MemcachedStore implements Store {
     key: string,
     hash: string,
     maxAttempts: number,
-    blocker?: string,
+    options: AttemptOptions = {},
   ): Promise<AttemptOutcome> {
+    const { blocker, binding, failures = [] } = options;
+    assertFailureWindows(failures);
     // Both reads in one round trip; the blocker decides before anything is counted.
     const [blocking, found] = await Promise.all([
       blocker === undefined ? undefined : this.run(blocker, (c) => c.get(this.key(blocker))),
@@ -593,39 +638,67 @@ export class MemcachedStore implements Store {
     const record = found && parseSecret(found.value.toString());
     // The record itself may outlive expiresAt by up to a second (see memcachedExptime).
     if (!found || !record || record.expiresAt <= Date.now()) return { status: 'missing' };
-    if (record.dead) return { status: 'locked' };
+    if (binding !== undefined && (record.binding === undefined || record.binding !== binding)) {
+      return { status: 'missing' };
+    }
+    const lane = binding === undefined ? LANES.open : LANES.bound;
+
+    // Reserve the failure before comparing: incr is the one atomic step that decides who may
+    // compare, so concurrent guesses can never pass a counter's max.
+    const reserved = await Promise.all(
+      failures.map((failure) => this.increment(failure.key, failure.windowSeconds)),
+    );
+    const giveBack = () =>
+      Promise.all(failures.map((failure) => this.decrement(failure.key))).then(() => undefined);
+    const full = reserved.findIndex((state, i) => state.count > (failures[i] as FailureLimit).max);
+    if (full >= 0) {
+      await giveBack();
+      return {
+        status: 'exhausted',
+        index: full,
+        resetMs: (reserved[full] as CounterState).resetMs,
+      };
+    }
+    // An attempt at a dead lane keeps its reservation: it counts as a failure.
+    if (record[lane.dead]) return { status: 'locked' };
 
     let attempts: number;
     try {
       // Never creates the counter: putSecret did. A fresh one would hand out fresh attempts.
       const counted = await this.run(key, (c) =>
-        c.increment(this.derived(key, `n:${record.id}`), 1, { initial: 0, expires: DO_NOT_CREATE }),
+        c.increment(this.derived(key, `${lane.counter}:${record.id}`), 1, {
+          initial: 0,
+          expires: DO_NOT_CREATE,
+        }),
       );
       attempts = Number(counted.value);
     } catch (err) {
       if (!isNotFound(err)) throw err;
       // The counter was dropped (evicted, or its server restarted) while the record stayed: how
       // many attempts were made is unknown, so none are left.
-      return (await this.kill(key, record, found.cas)) === 'dead'
-        ? { status: 'locked' }
-        : { status: 'missing' };
+      if ((await this.kill(key, record, found.cas, lane)) === 'dead') return { status: 'locked' };
+      await giveBack();
+      return { status: 'missing' };
     }
 
     if (attempts <= maxAttempts && safeEqual(record.hash, hash)) {
-      return (await this.consume(key, record.id, found.cas))
+      const won = await this.consume(key, record.id, found.cas);
+      await giveBack();
+      if (!won) return { status: 'missing' };
+      return record.data === undefined
         ? { status: 'match', attempts }
-        : { status: 'missing' };
+        : { status: 'match', attempts, data: record.data };
     }
     if (attempts > maxAttempts) {
       // Normally the caller of the last allowed miss has marked it dead already; this one may
       // have overtaken it. A secret consumed or replaced meanwhile reads as missing.
-      return (await this.kill(key, record, found.cas)) === 'dead'
-        ? { status: 'locked' }
-        : { status: 'missing' };
+      if ((await this.kill(key, record, found.cas, lane)) === 'dead') return { status: 'locked' };
+      await giveBack();
+      return { status: 'missing' };
     }
-    // The last allowed miss kills the secret in its own record, so that it stays dead even if
+    // The last allowed miss kills the lane in its own record, so that it stays dead even if
     // memcached drops the counter.
-    if (attempts === maxAttempts) await this.kill(key, record, found.cas);
+    if (attempts === maxAttempts) await this.kill(key, record, found.cas, lane);
     return { status: 'mismatch', attempts, remaining: maxAttempts - attempts };
   }
 

@@ -1,21 +1,38 @@
 import { safeEqual } from '../crypto';
 import type { Logger } from '../logger';
-import { assertAdmissionTtls, assertTtl } from './ttl';
+import { assertAdmissionTtls, assertFailureWindows, assertTtl } from './ttl';
 import type {
   Admission,
   AdmissionOutcome,
+  AttemptOptions,
   AttemptOutcome,
   CounterState,
+  SecretExtras,
   Store,
   StoreEntry,
 } from './types';
+
+/** Only the extras themselves, so a SecretWrite's key and hash are not copied into the entry. */
+function extrasOf({ binding, data }: SecretExtras): SecretExtras {
+  return {
+    ...(binding === undefined ? {} : { binding }),
+    ...(data === undefined ? {} : { data }),
+  };
+}
 
 interface Entry {
   value: string;
   expiresAt: number;
   writtenAt: number;
-  /** Attempts made on a one-time secret; absent for plain values and counters. */
-  attempts?: number;
+  /** A one-time secret's attempts and extras; absent for plain values and counters. */
+  secret?: SecretState;
+}
+
+interface SecretState extends SecretExtras {
+  /** Attempts in the open lane (without the binding). */
+  open: number;
+  /** Attempts in the bound lane (presenting the binding). */
+  bound: number;
 }
 
 export interface MemoryStoreOptions {
@@ -70,11 +87,11 @@ export class MemoryStore implements Store {
     return entry;
   }
 
-  private write(key: string, value: string, ttlSeconds: number, attempts?: number): void {
+  private write(key: string, value: string, ttlSeconds: number, secret?: SecretExtras): void {
     assertTtl(ttlSeconds);
     const now = this.now();
     const entry: Entry = { value, expiresAt: now + ttlSeconds * 1000, writtenAt: now };
-    if (attempts !== undefined) entry.attempts = attempts;
+    if (secret) entry.secret = { ...secret, open: 0, bound: 0 };
     this.entries.set(this.prefix + key, entry);
   }
 
@@ -149,31 +166,58 @@ export class MemoryStore implements Store {
       if (counter.distinct) this.write(counter.distinct.key, '1', counter.distinct.ttlSeconds);
     }
     const { secret } = admission;
-    if (secret) this.write(secret.key, secret.hash, secret.ttlSeconds, 0);
+    if (secret) this.write(secret.key, secret.hash, secret.ttlSeconds, extrasOf(secret));
     return { status: 'admitted', counted };
   }
 
-  async putSecret(key: string, hash: string, ttlSeconds: number): Promise<void> {
-    this.write(key, hash, ttlSeconds, 0);
+  async putSecret(
+    key: string,
+    hash: string,
+    ttlSeconds: number,
+    extras: SecretExtras = {},
+  ): Promise<void> {
+    this.write(key, hash, ttlSeconds, extrasOf(extras));
   }
 
   async attemptSecret(
     key: string,
     hash: string,
     maxAttempts: number,
-    blocker?: string,
+    options: AttemptOptions = {},
   ): Promise<AttemptOutcome> {
+    const { blocker, binding, failures = [] } = options;
+    assertFailureWindows(failures);
     const blocking = blocker === undefined ? undefined : this.live(blocker);
     if (blocking) return { status: 'blocked', value: blocking.value };
     const entry = this.live(key);
-    if (!entry || entry.attempts === undefined) return { status: 'missing' };
-    const attempts = entry.attempts + 1;
-    entry.attempts = attempts;
-    if (attempts > maxAttempts) return { status: 'locked' };
+    const secret = entry?.secret;
+    if (!entry || !secret) return { status: 'missing' };
+    if (binding !== undefined && (secret.binding === undefined || secret.binding !== binding)) {
+      return { status: 'missing' };
+    }
+    for (const [index, failure] of failures.entries()) {
+      const counter = this.live(failure.key);
+      if (counter && Number(counter.value) >= failure.max) {
+        return { status: 'exhausted', index, resetMs: counter.expiresAt - this.now() };
+      }
+    }
+    const lane = binding === undefined ? 'open' : 'bound';
+    const attempts = secret[lane] + 1;
+    secret[lane] = attempts;
+    const wrong = () => {
+      for (const failure of failures) this.count(failure.key, failure.windowSeconds);
+    };
+    if (attempts > maxAttempts) {
+      wrong();
+      return { status: 'locked' };
+    }
     if (safeEqual(entry.value, hash)) {
       this.entries.delete(this.prefix + key);
-      return { status: 'match', attempts };
+      return secret.data === undefined
+        ? { status: 'match', attempts }
+        : { status: 'match', attempts, data: secret.data };
     }
+    wrong();
     return { status: 'mismatch', attempts, remaining: maxAttempts - attempts };
   }
 

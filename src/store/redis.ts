@@ -1,12 +1,14 @@
 import { type CommandParser, createClient, defineScript, ErrorReply } from 'redis';
 import { StoreUnavailableError } from '../errors';
 import type { Logger } from '../logger';
-import { assertAdmissionTtls, assertTtl } from './ttl';
+import { assertAdmissionTtls, assertFailureWindows, assertTtl } from './ttl';
 import type {
   Admission,
   AdmissionOutcome,
+  AttemptOptions,
   AttemptOutcome,
   CounterState,
+  SecretExtras,
   Store,
   StoreEntry,
 } from './types';
@@ -21,18 +23,22 @@ export interface RedisStoreOptions {
 }
 
 /**
- * Lua shared by putSecret and admit. HSET sets both fields of an earlier secret, so the attempt
- * count starts again without a DEL; only a key holding something other than a hash needs one.
+ * Lua shared by putSecret and admit. The hash holds h (the secret's hash), n and m (attempts in
+ * the open and the bound lane), and b and d (binding and data) when given. Binding and data
+ * arrive as '' when absent and as '+' and the value when present, so an empty value stays
+ * distinct from none. The DEL drops an earlier secret's fields along with anything else there.
  */
 const WRITE_SECRET = `
-local function writeSecret(key, hash, ttl)
-  local written = redis.pcall('HSET', key, 'h', hash, 'n', 0)
-  if type(written) == 'table' and written.err then
-    redis.call('DEL', key)
-    redis.call('HSET', key, 'h', hash, 'n', 0)
-  end
+local function writeSecret(key, hash, ttl, binding, data)
+  redis.call('DEL', key)
+  redis.call('HSET', key, 'h', hash, 'n', 0, 'm', 0)
+  if binding ~= '' then redis.call('HSET', key, 'b', string.sub(binding, 2)) end
+  if data ~= '' then redis.call('HSET', key, 'd', string.sub(data, 2)) end
   redis.call('EXPIRE', key, ttl)
 end`;
+
+/** An optional extra as WRITE_SECRET and attemptSecret receive it. */
+const optionalArg = (value: string | undefined) => (value === undefined ? '' : `+${value}`);
 
 /**
  * Every multi-step operation is a Lua script so that it costs one round trip and runs atomically
@@ -82,8 +88,8 @@ return redis.call('DECR', KEYS[1])`,
    * admit() in one script. KEYS: the blockers, then the gate (when there is one), then the
    * counters, then the markers of the counters that have one, in counter order, then the secret
    * (when there is one). ARGV: blocker count, gate flag, counter count, gate value, gate TTL,
-   * secret flag, secret hash, secret TTL, then per counter its window, max, marker flag and marker
-   * TTL. Replies {0, counted...}, {1, index, value} blocked, {2, 0, value} gated, or
+   * secret flag, secret hash, secret TTL, secret binding, secret data, then per counter its
+   * window, max, marker flag and marker TTL. Replies {0, counted...}, {1, index, value} blocked, {2, 0, value} gated, or
    * {3, index, pttl} exceeded.
    * Counters are counted first and taken back when one of them is full: the script runs alone,
    * so nobody sees the counts in between, and an admitted send (the usual case) reads no counter
@@ -107,7 +113,7 @@ local first = blockers + hasGate
 local nextMarker = first + counters + 1
 local counts, opened, markers = {}, {}, {}
 for i = 1, counters do
-  local arg = 8 + (i - 1) * 4
+  local arg = 10 + (i - 1) * 4
   local key = KEYS[first + i]
   counts[i] = 1
   if ARGV[arg + 3] == '1' then
@@ -142,7 +148,7 @@ for i = 1, counters do
     end
   end
 end
-if ARGV[6] == '1' then writeSecret(KEYS[nextMarker], ARGV[7], ARGV[8]) end
+if ARGV[6] == '1' then writeSecret(KEYS[nextMarker], ARGV[7], ARGV[8], ARGV[9], ARGV[10]) end
 return {0, unpack(counts)}`,
     parseCommand(parser: CommandParser, admission: Admission, key: (key: string) => string) {
       const { blockers = [], gate, counters, secret } = admission;
@@ -162,6 +168,8 @@ return {0, unpack(counts)}`,
         secret ? '1' : '0',
         secret?.hash ?? '',
         String(secret?.ttlSeconds ?? 0),
+        optionalArg(secret?.binding),
+        optionalArg(secret?.data),
       );
       for (const counter of counters) {
         parser.push(
@@ -175,56 +183,111 @@ return {0, unpack(counts)}`,
     transformReply: (reply: unknown) => reply as [number, ...(number | string)[]],
   }),
 
-  /** Replaces any earlier secret together with its attempt count (field n). */
+  /** Replaces any earlier secret together with its attempt counts, binding and data. */
   putSecret: defineScript({
     NUMBER_OF_KEYS: 1,
     SCRIPT: `
 ${WRITE_SECRET}
-writeSecret(KEYS[1], ARGV[1], ARGV[2])
+writeSecret(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
 return 1`,
-    parseCommand(parser: CommandParser, key: string, hash: string, ttlSeconds: number) {
+    parseCommand(
+      parser: CommandParser,
+      key: string,
+      hash: string,
+      ttlSeconds: number,
+      extras: SecretExtras,
+    ) {
       parser.pushKey(key);
-      parser.push(hash, String(ttlSeconds));
+      parser.push(hash, String(ttlSeconds), optionalArg(extras.binding), optionalArg(extras.data));
     },
     transformReply: (reply: unknown) => reply as number,
   }),
 
   /**
-   * KEYS: the secret, then the blocker when there is one. Returns {0} missing, {1, n} match,
-   * {2, n} locked, {3, n} mismatch, or {4, 0, value} when the blocker holds value (nothing is
-   * counted then). A locked secret is kept (not deleted) so that every later attempt stays locked
-   * until the TTL ends. Anything at the key that is not a secret hash counts as missing, as in the
-   * memory store.
+   * Store.attemptSecret, steps and all, in one script. KEYS: the secret, the blocker when there is
+   * one, then the failure counters. ARGV: hash, maxAttempts, blocker flag, binding ('' or '+'
+   * and the binding), then per failure counter its window and max. Returns {0} missing,
+   * {1, n[, data]} match, {2, n} locked, {3, n} mismatch, {4, 0, value} blocked, or
+   * {5, index, pttl} exhausted. A locked secret is kept (not deleted) so that every later attempt
+   * in its lane stays locked until the TTL ends. Anything at the key that is not a secret hash
+   * counts as missing, as in the memory store.
    */
   attemptSecret: defineScript({
     SCRIPT: `
-if KEYS[2] then
+local hasBlocker = ARGV[3] == '1'
+if hasBlocker then
   local value = redis.call('GET', KEYS[2])
   if value then return {4, 0, value} end
 end
 if redis.call('TYPE', KEYS[1]).ok ~= 'hash' then return {0} end
 local stored = redis.call('HGET', KEYS[1], 'h')
 if not stored then return {0} end
-local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
-if n > tonumber(ARGV[2]) then return {2, n} end
+local lane = 'n'
+if ARGV[4] ~= '' then
+  if redis.call('HGET', KEYS[1], 'b') ~= string.sub(ARGV[4], 2) then return {0} end
+  lane = 'm'
+end
+local first = 2
+if hasBlocker then first = 3 end
+local failures = #KEYS - first + 1
+for i = 1, failures do
+  local key = KEYS[first + i - 1]
+  local count = tonumber(redis.call('GET', key))
+  if count and count >= tonumber(ARGV[4 + i * 2]) then
+    local ttl = redis.call('PTTL', key)
+    if ttl < 0 then
+      redis.call('EXPIRE', key, ARGV[3 + i * 2])
+      ttl = ARGV[3 + i * 2] * 1000
+    end
+    return {5, i - 1, ttl}
+  end
+end
+local function wrong()
+  for i = 1, failures do
+    local key = KEYS[first + i - 1]
+    local count = redis.call('INCR', key)
+    if count == 1 or redis.call('PTTL', key) < 0 then
+      redis.call('EXPIRE', key, ARGV[3 + i * 2])
+    end
+  end
+end
+local n = redis.call('HINCRBY', KEYS[1], lane, 1)
+if n > tonumber(ARGV[2]) then
+  wrong()
+  return {2, n}
+end
 if stored == ARGV[1] then
+  local data = redis.call('HGET', KEYS[1], 'd')
   redis.call('DEL', KEYS[1])
+  if data then return {1, n, data} end
   return {1, n}
 end
+wrong()
 return {3, n}`,
     parseCommand(
       parser: CommandParser,
       key: string,
       hash: string,
       maxAttempts: number,
-      blocker: string | undefined,
+      options: AttemptOptions,
+      prefixed: (key: string) => string,
     ) {
-      parser.push(blocker === undefined ? '1' : '2');
-      parser.pushKey(key);
-      if (blocker !== undefined) parser.pushKey(blocker);
-      parser.push(hash, String(maxAttempts));
+      const { blocker, binding, failures = [] } = options;
+      const keys = [key];
+      if (blocker !== undefined) keys.push(blocker);
+      for (const failure of failures) keys.push(failure.key);
+      parser.push(String(keys.length));
+      for (const k of keys) parser.pushKey(prefixed(k));
+      parser.push(
+        hash,
+        String(maxAttempts),
+        blocker === undefined ? '0' : '1',
+        optionalArg(binding),
+      );
+      for (const failure of failures)
+        parser.push(String(failure.windowSeconds), String(failure.max));
     },
-    transformReply: (reply: unknown) => reply as [number, number?, string?],
+    transformReply: (reply: unknown) => reply as [number, number?, (string | number)?],
   }),
 };
 
@@ -435,31 +498,36 @@ export class RedisStore implements Store {
     }
   }
 
-  async putSecret(key: string, hash: string, ttlSeconds: number): Promise<void> {
+  async putSecret(
+    key: string,
+    hash: string,
+    ttlSeconds: number,
+    extras: SecretExtras = {},
+  ): Promise<void> {
     assertTtl(ttlSeconds);
-    await this.run(() => this.client.putSecret(this.key(key), hash, ttlSeconds));
+    await this.run(() => this.client.putSecret(this.key(key), hash, ttlSeconds, extras));
   }
 
   async attemptSecret(
     key: string,
     hash: string,
     maxAttempts: number,
-    blocker?: string,
+    options: AttemptOptions = {},
   ): Promise<AttemptOutcome> {
-    const [status, n, value] = await this.run(() =>
-      this.client.attemptSecret(
-        this.key(key),
-        hash,
-        maxAttempts,
-        blocker === undefined ? undefined : this.key(blocker),
-      ),
+    assertFailureWindows(options.failures ?? []);
+    const [status, n, detail] = await this.run(() =>
+      this.client.attemptSecret(key, hash, maxAttempts, options, (k) => this.key(k)),
     );
     const attempts = Number(n);
     switch (Number(status)) {
       case 4:
-        return { status: 'blocked', value: String(value) };
+        return { status: 'blocked', value: String(detail) };
+      case 5:
+        return { status: 'exhausted', index: attempts, resetMs: Math.max(0, Number(detail)) };
       case 1:
-        return { status: 'match', attempts };
+        return detail === undefined
+          ? { status: 'match', attempts }
+          : { status: 'match', attempts, data: String(detail) };
       case 2:
         return { status: 'locked' };
       case 3:

@@ -1,4 +1,4 @@
-import type { Admission } from './types';
+import type { Admission, FailureLimit } from './types';
 
 /** Every backend rejects the same bad TTLs, so a caller's bug shows up under any STORE. */
 export function assertTtl(ttlSeconds: number): void {
@@ -15,4 +15,9 @@ export function assertAdmissionTtls(admission: Admission): void {
     assertTtl(counter.windowSeconds);
     if (counter.distinct) assertTtl(counter.distinct.ttlSeconds);
   }
+}
+
+/** The windows of an attempt's failure counters, checked before the attempt counts anything. */
+export function assertFailureWindows(failures: readonly FailureLimit[]): void {
+  for (const failure of failures) assertTtl(failure.windowSeconds);
 }

@@ -74,24 +74,45 @@ export interface Store {
 
   /**
    * Stores a one-time secret (the HMAC of a code or token id, never the plain value), replacing
-   * any earlier secret at that key together with its attempt count.
+   * any earlier secret at that key together with its attempt counts, binding and data.
+   * `extras.binding` (an HMAC, e.g. of the id of the verification that asked for the code) is what
+   * an attempt must present to use the secret's bound lane (see attemptSecret); `extras.data` is
+   * an opaque string handed back by the attempt that matches (the caller seals what must not be
+   * readable in a dump).
    */
-  putSecret(key: string, hash: string, ttlSeconds: number): Promise<void>;
+  putSecret(key: string, hash: string, ttlSeconds: number, extras?: SecretExtras): Promise<void>;
 
   /**
-   * One attempt at a stored secret, atomically: counts the attempt; refuses once more than
-   * `maxAttempts` attempts were made (right or wrong); on a match consumes the secret so that
-   * exactly one caller can ever see `match`. The comparison of hashes is constant-time where the
-   * backend compares in this process.
-   * When `blocker` is given and a value is stored there (e.g. the recipient's lock), resolves
-   * `blocked` with that value and counts nothing: the check of the lock costs no extra round trip,
-   * and a locked recipient's attempt neither uses up nor locks the secret.
+   * One attempt at a stored secret, as ONE atomic step: no concurrent caller, in this process or
+   * another, acts between the checks and the counts below. The steps, stopping at the first that
+   * decides:
+   * 1. `options.blocker`: when a value is stored there, resolves `blocked` with it; nothing is
+   *    counted, the secret is not looked at.
+   * 2. No secret (never stored, expired, replaced and consumed, consumed), or `options.binding`
+   *    is given and differs from the secret's binding (or the secret has none): resolves
+   *    `missing`, counting nothing. A wrong binding says no more than an absent secret.
+   * 3. `options.failures` (e.g. the recipient's wrong guesses per hour and per day): when any of
+   *    these counters already holds its `max`, resolves `exhausted` with its index and the time
+   *    left in its window; nothing is counted and the secret is not compared.
+   * 4. The attempt counts in its lane: attempts presenting the binding count in the bound lane,
+   *    others in the open lane. Each lane allows `maxAttempts`; past them the lane answers
+   *    `locked` (right or wrong) while the other lane is unaffected, so guesses without the
+   *    binding can never use up or lock the attempts of whoever holds it.
+   * 5. On a match the secret is consumed (both lanes), so exactly one caller ever sees `match`,
+   *    which carries the secret's `data`. The comparison of hashes is constant-time where the
+   *    backend compares in this process.
+   * 6. An attempt that ends `mismatch` or `locked` counts 1 on every `failures` counter, in its
+   *    fixed window as `increment` counts. Together with step 3 this bounds, per window, the
+   *    attempts that end `mismatch` or `locked` to `max` however many arrive at once: a burst can
+   *    never pass the count. Backends without transactions (Memcached) reserve the count before
+   *    comparing and give it back on `match` or `missing`; in a burst they may then refuse an
+   *    attempt that a transaction would have let through, never the reverse.
    */
   attemptSecret(
     key: string,
     hash: string,
     maxAttempts: number,
-    blocker?: string,
+    options?: AttemptOptions,
   ): Promise<AttemptOutcome>;
 
   /**
@@ -148,10 +169,35 @@ export interface Admission {
 }
 
 /** A one-time secret to store as putSecret would. */
-export interface SecretWrite {
+export interface SecretWrite extends SecretExtras {
   key: string;
   hash: string;
   ttlSeconds: number;
+}
+
+/** What a secret may carry besides its hash; see putSecret. */
+export interface SecretExtras {
+  /** What an attempt must present to use the bound lane. */
+  binding?: string;
+  /** Handed back by the attempt that matches. */
+  data?: string;
+}
+
+export interface AttemptOptions {
+  /** A key whose stored value refuses the attempt before anything is counted. */
+  blocker?: string;
+  /** Attempt in the bound lane: refused as `missing` unless it equals the secret's binding. */
+  binding?: string;
+  /** Counters that refuse the attempt at their max and count it when it ends wrong. */
+  failures?: readonly FailureLimit[];
+}
+
+/** A fixed-window counter of wrong attempts, as `increment` keeps it. */
+export interface FailureLimit {
+  key: string;
+  windowSeconds: number;
+  /** Wrong attempts the window allows. */
+  max: number;
 }
 
 export interface AdmissionCounter {
@@ -174,8 +220,11 @@ export type AdmissionOutcome =
   | { status: 'exceeded'; index: number; resetMs: number };
 
 export type AttemptOutcome =
-  /** The hash matched; the secret is now consumed. `attempts` includes this one. */
-  | { status: 'match'; attempts: number }
+  /**
+   * The hash matched; the secret is now consumed. `attempts` (this lane's) includes this one;
+   * `data` is the secret's, when it has any.
+   */
+  | { status: 'match'; attempts: number; data?: string }
   /** The hash did not match; `remaining` attempts are left before the secret locks. */
   | { status: 'mismatch'; attempts: number; remaining: number }
   /** Too many attempts were made; the secret refuses everything until it expires. */
@@ -183,7 +232,9 @@ export type AttemptOutcome =
   /** No secret: never stored, expired, replaced and consumed, or already consumed. */
   | { status: 'missing' }
   /** The blocker key holds `value`; the secret was not looked at. */
-  | { status: 'blocked'; value: string };
+  | { status: 'blocked'; value: string }
+  /** failures[index] is full for `resetMs` more milliseconds; nothing was compared or counted. */
+  | { status: 'exhausted'; index: number; resetMs: number };
 
 export interface StoreEntry {
   /** The key without KEY_PREFIX. */

@@ -35,6 +35,8 @@ beforeAll(async () => {
     WEBHOOK_SECRET,
     VERIFIED_WEBHOOK_URL: `${receiver.baseUrl}/hooks/verifyd`,
     WEBHOOK_RETRIES: '0',
+    // The README's examples name the signup purpose.
+    PURPOSES: 'verification,signup',
   });
 }, 30_000);
 

@@ -26,7 +26,7 @@ describe('POST /verify-email', () => {
 
   it('signs an HS256 JWT with the documented claims', async () => {
     const clock = new FakeClock();
-    const { app, outbox } = buildTestApp({ clock });
+    const { app, outbox } = buildTestApp({ clock, env: { PURPOSES: 'verification,signup' } });
     await request(app).post('/verify-email').send({ email: EMAIL, purpose: 'signup' });
     const token = lastToken(outbox, EMAIL);
     const decoded = jwt.decode(token, { complete: true });

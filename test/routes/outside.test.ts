@@ -37,7 +37,7 @@ describe('email links with a purpose', () => {
   it.each(['verification', 'login'])(
     'confirms a %s link through the page the link opens, as a browser posts its form',
     async (purpose) => {
-      const { app, outbox } = buildTestApp();
+      const { app, outbox } = buildTestApp({ env: { PURPOSES: 'verification,login' } });
       await request(app).post('/verify-email').send({ email: EMAIL, purpose }).expect(202);
       const link = lastLink(outbox, EMAIL);
       expect(link.searchParams.get('purpose')).toBe(purpose);

@@ -37,8 +37,13 @@ describe('brute force', () => {
     expect(locked.status).toBe(429);
     expect(locked.body.error.code).toBe('too_many_attempts');
     expect(locked.body.error.retryAfter).toBeGreaterThan(3500);
-    // Sending is locked too: a new code would be pointless while guesses are refused.
-    expect((await request(app).post('/verify-phone').send({ phone: PHONE })).status).toBe(429);
+    // Failures never refuse a send (a stranger's guesses must not keep the owner from a new
+    // code), but the new code's checks stay refused until the window ends.
+    await request(app).post('/verify-phone').send({ phone: PHONE }).expect(202);
+    const stillLocked = await request(app)
+      .post('/verify-phone-code')
+      .send({ phone: PHONE, code: lastCode(outbox, PHONE) });
+    expect(stillLocked.body.error.code).toBe('too_many_attempts');
     // Another number is unaffected.
     await request(app).post('/verify-phone').send({ phone: '+15551234568' }).expect(202);
 
@@ -124,7 +129,7 @@ describe('brute force', () => {
 
 describe('purpose and target binding', () => {
   it('a code issued for one purpose or one number verifies nothing else', async () => {
-    const { app, outbox } = buildTestApp();
+    const { app, outbox } = buildTestApp({ env: { PURPOSES: 'verification,signup,login' } });
     await request(app).post('/verify-phone').send({ phone: PHONE, purpose: 'signup' });
     const code = lastCode(outbox, PHONE);
     const otherPurpose = await request(app)
@@ -146,7 +151,9 @@ describe('purpose and target binding', () => {
   });
 
   it('an email token issued for one purpose fails for another', async () => {
-    const { app, outbox } = buildTestApp();
+    const { app, outbox } = buildTestApp({
+      env: { PURPOSES: 'verification,signup,password-reset' },
+    });
     await request(app).post('/verify-email').send({ email: 'p@example.com', purpose: 'signup' });
     const token = outbox.list({ to: 'p@example.com' })[0]!.body.match(/token=([\w.-]+)/)![1]!;
     const wrong = await request(app)

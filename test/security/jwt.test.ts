@@ -9,7 +9,8 @@ const EMAIL = 'jwt@example.com';
 const b64 = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url');
 
 async function issued(clock = new FakeClock()) {
-  const test = buildTestApp({ clock });
+  // login is allowed so that a forged login token gets as far as the store.
+  const test = buildTestApp({ clock, env: { PURPOSES: 'verification,login' } });
   await request(test.app).post('/verify-email').send({ email: EMAIL });
   const token = lastToken(test.outbox, EMAIL);
   const payload = jwt.decode(token) as jwt.JwtPayload;

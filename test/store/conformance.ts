@@ -326,14 +326,14 @@ export function runStoreConformance(name: string, factory: ConformanceFactory): 
         await store.putSecret('s', RIGHT, 60);
         await store.set('lock', 'until-later', 60);
         for (const hash of [WRONG, RIGHT, WRONG]) {
-          expect(await store.attemptSecret('s', hash, 1, 'lock')).toEqual({
+          expect(await store.attemptSecret('s', hash, 1, { blocker: 'lock' })).toEqual({
             status: 'blocked',
             value: 'until-later',
           });
         }
         // None of the blocked attempts counted: with one attempt allowed, the right hash matches.
         await store.delete('lock');
-        expect(await store.attemptSecret('s', RIGHT, 1, 'lock')).toEqual({
+        expect(await store.attemptSecret('s', RIGHT, 1, { blocker: 'lock' })).toEqual({
           status: 'match',
           attempts: 1,
         });
@@ -342,14 +342,16 @@ export function runStoreConformance(name: string, factory: ConformanceFactory): 
       it('blocks even when there is no secret, and ignores an absent or expired blocker', async () => {
         const store = await open('secret-blocker-states');
         await store.set('lock', '1', 1);
-        expect(await store.attemptSecret('none', RIGHT, 5, 'lock')).toEqual({
+        expect(await store.attemptSecret('none', RIGHT, 5, { blocker: 'lock' })).toEqual({
           status: 'blocked',
           value: '1',
         });
         await pastTtl(1);
-        expect(await store.attemptSecret('none', RIGHT, 5, 'lock')).toEqual({ status: 'missing' });
+        expect(await store.attemptSecret('none', RIGHT, 5, { blocker: 'lock' })).toEqual({
+          status: 'missing',
+        });
         await store.putSecret('s', RIGHT, 60);
-        expect(await store.attemptSecret('s', WRONG, 5, 'never-set')).toEqual({
+        expect(await store.attemptSecret('s', WRONG, 5, { blocker: 'never-set' })).toEqual({
           status: 'mismatch',
           attempts: 1,
           remaining: 4,
@@ -366,6 +368,145 @@ export function runStoreConformance(name: string, factory: ConformanceFactory): 
         expect(mismatches.map((o) => o.attempts).sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5]);
         expect(outcomes.filter((o) => o.status === 'locked')).toHaveLength(10);
         expect(await store.attemptSecret('s', RIGHT, 5)).toEqual({ status: 'locked' });
+      });
+    });
+
+    describe('attemptSecret: failure counters, lanes and data', () => {
+      const hour = { key: 'fail-hour', windowSeconds: 60, max: 2 };
+      const day = { key: 'fail-day', windowSeconds: 600, max: 3 };
+      const count = async (store: Store, key: string) => Number((await store.get(key)) ?? 0);
+
+      it('counts a wrong attempt on every failure counter, and refuses at a full one uncompared', async () => {
+        const store = await open('failures');
+        await store.putSecret('s', RIGHT, 60);
+        const failures = [hour, day];
+        expect(await store.attemptSecret('s', WRONG, 5, { failures })).toMatchObject({
+          status: 'mismatch',
+          attempts: 1,
+        });
+        expect(await store.attemptSecret('s', WRONG, 5, { failures })).toMatchObject({
+          status: 'mismatch',
+          attempts: 2,
+        });
+        expect([await count(store, hour.key), await count(store, day.key)]).toEqual([2, 2]);
+        // hour is full: even the right hash is refused, and neither it nor the counters count.
+        const refused = await store.attemptSecret('s', RIGHT, 5, { failures });
+        expect(refused).toMatchObject({ status: 'exhausted', index: 0 });
+        expect((refused as { resetMs: number }).resetMs).toBeGreaterThan(0);
+        expect((refused as { resetMs: number }).resetMs).toBeLessThanOrEqual(60_000);
+        expect([await count(store, hour.key), await count(store, day.key)]).toEqual([2, 2]);
+        // Without the full counter the secret is as it was: two attempts used, the third matches.
+        expect(await store.attemptSecret('s', RIGHT, 5, { failures: [day] })).toEqual({
+          status: 'match',
+          attempts: 3,
+        });
+        expect(await count(store, day.key)).toBe(2);
+      });
+
+      it('counts an attempt at a locked secret as a failure, and a missing secret as none', async () => {
+        const store = await open('failures-locked');
+        await store.putSecret('s', RIGHT, 60);
+        const failures = [day];
+        await store.attemptSecret('s', WRONG, 1, { failures });
+        expect(await store.attemptSecret('s', RIGHT, 1, { failures })).toEqual({
+          status: 'locked',
+        });
+        expect(await store.attemptSecret('none', WRONG, 1, { failures })).toEqual({
+          status: 'missing',
+        });
+        expect(await count(store, day.key)).toBe(2);
+      });
+
+      it('compares at most max wrong attempts in a burst over many secrets sharing a counter', async () => {
+        const store = await open('failures-burst');
+        const keys = Array.from({ length: 9 }, (_, i) => `s${i}`);
+        await Promise.all(keys.map((key) => store.putSecret(key, RIGHT, 60)));
+        const failures = [{ key: 'fail', windowSeconds: 60, max: 10 }];
+        const outcomes = await Promise.all(
+          Array.from({ length: 200 }, (_, i) =>
+            store.attemptSecret(keys[i % keys.length] as string, WRONG, 5, { failures }),
+          ),
+        );
+        const compared = outcomes.filter((o) => o.status === 'mismatch' || o.status === 'locked');
+        expect(compared).toHaveLength(10);
+        expect(outcomes.filter((o) => o.status === 'exhausted')).toHaveLength(190);
+        expect(await count(store, 'fail')).toBe(10);
+        // The right hash now gets nowhere either.
+        expect(await store.attemptSecret('s0', RIGHT, 5, { failures })).toMatchObject({
+          status: 'exhausted',
+        });
+      });
+
+      it('keeps the bound lane apart: guesses without the binding never use it up', async () => {
+        const store = await open('lanes');
+        await store.putSecret('s', RIGHT, 60, { binding: 'verification-a' });
+        // The open lane dies after two attempts...
+        await store.attemptSecret('s', WRONG, 2);
+        await store.attemptSecret('s', WRONG, 2);
+        expect(await store.attemptSecret('s', RIGHT, 2)).toEqual({ status: 'locked' });
+        // ...a wrong binding reads as no secret and counts nothing, on any counter...
+        for (const binding of ['verification-b', '']) {
+          expect(await store.attemptSecret('s', WRONG, 2, { binding, failures: [day] })).toEqual({
+            status: 'missing',
+          });
+        }
+        expect(await count(store, day.key)).toBe(0);
+        // ...and the bound lane still has both of its attempts.
+        expect(await store.attemptSecret('s', WRONG, 2, { binding: 'verification-a' })).toEqual({
+          status: 'mismatch',
+          attempts: 1,
+          remaining: 1,
+        });
+        expect(await store.attemptSecret('s', RIGHT, 2, { binding: 'verification-a' })).toEqual({
+          status: 'match',
+          attempts: 2,
+        });
+        // A match in one lane consumes the secret for both.
+        expect(await store.attemptSecret('s', RIGHT, 2)).toEqual({ status: 'missing' });
+      });
+
+      it('refuses a binding when the secret has none', async () => {
+        const store = await open('lanes-unbound');
+        await store.putSecret('s', RIGHT, 60);
+        expect(await store.attemptSecret('s', RIGHT, 2, { binding: 'anything' })).toEqual({
+          status: 'missing',
+        });
+        expect(await store.attemptSecret('s', RIGHT, 2)).toEqual({ status: 'match', attempts: 1 });
+      });
+
+      it('hands back the data on a match, from putSecret and from admit, and replaces it', async () => {
+        const store = await open('secret-data');
+        await store.putSecret('a', RIGHT, 60, { data: 'sealed-user' });
+        expect(await store.attemptSecret('a', RIGHT, 5)).toEqual({
+          status: 'match',
+          attempts: 1,
+          data: 'sealed-user',
+        });
+        const secret = { key: 'b', hash: RIGHT, ttlSeconds: 60, binding: 'v', data: 'x' };
+        await store.admit({ counters: [], secret });
+        await store.putSecret('c', RIGHT, 60, { data: 'old' });
+        await store.putSecret('c', RIGHT, 60);
+        expect(await store.attemptSecret('b', RIGHT, 5, { binding: 'v' })).toEqual({
+          status: 'match',
+          attempts: 1,
+          data: 'x',
+        });
+        expect(await store.attemptSecret('c', RIGHT, 5)).toEqual({ status: 'match', attempts: 1 });
+      });
+
+      it('restarts a failure window after it ends', async () => {
+        const store = await open('failures-window');
+        await store.putSecret('s', RIGHT, 60);
+        const short = { key: 'f', windowSeconds: 1, max: 1 };
+        await store.attemptSecret('s', WRONG, 5, { failures: [short] });
+        expect(await store.attemptSecret('s', RIGHT, 5, { failures: [short] })).toMatchObject({
+          status: 'exhausted',
+        });
+        await pastTtl(1);
+        expect(await store.attemptSecret('s', RIGHT, 5, { failures: [short] })).toEqual({
+          status: 'match',
+          attempts: 2,
+        });
       });
     });
 
@@ -654,7 +795,7 @@ export function runStoreConformance(name: string, factory: ConformanceFactory): 
           decrement: () => store.decrement('c'),
           putSecret: () => store.putSecret('s', RIGHT, 60),
           attemptSecret: () => store.attemptSecret('s', RIGHT, 5),
-          attemptSecretWithBlocker: () => store.attemptSecret('s', RIGHT, 5, 'lock'),
+          attemptSecretWithBlocker: () => store.attemptSecret('s', RIGHT, 5, { blocker: 'lock' }),
           admit: () =>
             store.admit({
               blockers: ['k'],

@@ -151,7 +151,7 @@ describeRedis('redis', () => {
       ['attemptSecret (locked)', () => store.attemptSecret('locked', 'right', 0), 'evalsha'],
       [
         'attemptSecret with a blocker',
-        () => store.attemptSecret('s', 'right', 2, 'lock'),
+        () => store.attemptSecret('s', 'right', 2, { blocker: 'lock' }),
         'evalsha',
       ],
       [
