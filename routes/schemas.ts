@@ -27,6 +27,7 @@ export const confirmEmailBody = z.object({
     .string('token must be a string')
     .min(1, 'token must not be empty')
     .max(4096, 'token is too long'),
+  userId,
   purpose,
 });
 export const resendBody = z

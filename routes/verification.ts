@@ -158,7 +158,7 @@ export function addVerificationRoutes(
       const fromPage = Boolean(req.is('application/x-www-form-urlencoded'));
       try {
         const body = parse(confirmEmailBody, req.body);
-        const result = await verification.confirmEmailToken(body.token, body.purpose);
+        const result = await verification.confirmEmailToken(body.token, body.purpose, body.userId);
         if (!fromPage) {
           res.json({ verified: true, email: result.to, proof: result.proof });
           return;

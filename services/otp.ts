@@ -1,4 +1,4 @@
-import { hmac } from '../src/crypto';
+import { hmac, seal, unseal } from '../src/crypto';
 import type { FailureLimit, SecretWrite, Store } from '../src/store/types';
 import type { Clock, RandomSource } from './runtime';
 
@@ -15,7 +15,8 @@ export interface OtpOptions {
 }
 
 export type OtpCheck =
-  | { status: 'match' }
+  /** `userId`: the one the send named, if it named one. */
+  | { status: 'match'; userId?: string }
   | { status: 'mismatch'; attemptsRemaining: number }
   | { status: 'locked' }
   | { status: 'missing' }
@@ -59,18 +60,23 @@ export function createOtpService(options: OtpOptions) {
     mint(
       purpose: string,
       target: OtpTarget,
+      userId?: string,
     ): { code: string; expiresAt: Date; secret: SecretWrite } {
       const code = random
         .int(10 ** length)
         .toString()
         .padStart(length, '0');
+      const key = keyFor(purpose, target);
       return {
         code,
         expiresAt: new Date(clock.now() + ttlSeconds * 1000),
         secret: {
-          key: keyFor(purpose, target),
+          key,
           hash: hashOf(purpose, target.to, code),
           ttlSeconds,
+          // The send's userId goes with its code, so that the proof names the user the code was
+          // sent for, not whichever user a check names. Sealed: a store dump must not show it.
+          ...(userId === undefined ? {} : { data: seal(secret, key, userId) }),
         },
       };
     },
@@ -81,8 +87,9 @@ export function createOtpService(options: OtpOptions) {
       code: string,
       options: OtpCheckOptions = {},
     ): Promise<OtpCheck> {
+      const key = keyFor(purpose, target);
       const outcome = await store.attemptSecret(
-        keyFor(purpose, target),
+        key,
         hashOf(purpose, target.to, code),
         maxAttempts,
         options.failures ? { failures: options.failures } : {},
@@ -92,8 +99,10 @@ export function createOtpService(options: OtpOptions) {
           return { status: 'mismatch', attemptsRemaining: outcome.remaining };
         case 'exhausted':
           return outcome;
-        case 'match':
-          return { status: 'match' };
+        case 'match': {
+          const userId = outcome.data === undefined ? undefined : unseal(secret, key, outcome.data);
+          return userId === undefined ? { status: 'match' } : { status: 'match', userId };
+        }
         case 'blocked':
           // No blocker is given, so none can answer; read as the safe answer all the same.
           return { status: 'locked' };

@@ -220,7 +220,7 @@ export function createVerificationService(deps: VerificationDeps) {
 
     async sendPhoneCode(target: PhoneTarget, context: SendContext): Promise<PendingVerification> {
       const id = idOf(target);
-      const minted = otp.mint(context.purpose, { to: target.to, id });
+      const minted = otp.mint(context.purpose, { to: target.to, id }, context.userId);
       const pending = await deliver(target, id, context, minted, ({ code, expiresAt }) =>
         deps.sms.send({
           to: target.to,
@@ -249,7 +249,10 @@ export function createVerificationService(deps: VerificationDeps) {
           throw locks.refusal(result.resetMs);
         case 'match':
           await locks.clear(id);
-          return { verified: true, to: target.to, proof: approve(target, purpose, userId) };
+          // The code is used up either way: it was delivered for one user's verification and
+          // must not be redeemed for another.
+          if (userId !== undefined && userId !== result.userId) throw userMismatch();
+          return { verified: true, to: target.to, proof: approve(target, purpose, result.userId) };
         case 'mismatch':
           throw new VerifydError('invalid_code', 'The code is incorrect.', {
             attemptsRemaining: result.attemptsRemaining,
@@ -292,8 +295,11 @@ export function createVerificationService(deps: VerificationDeps) {
       );
     },
 
-    async confirmEmailToken(token: string, purpose: string): Promise<Approved> {
+    async confirmEmailToken(token: string, purpose: string, userId?: string): Promise<Approved> {
       const claims = emailTokens.inspect(token, purpose);
+      // The link carries the send's userId in its signed claims, so a mismatch is refused before
+      // the link is used: the right user can still open it.
+      if (userId !== undefined && userId !== claims.userId) throw userMismatch();
       const target = emailTarget(claims.email);
       const result = await emailTokens.consume(claims, idOf(target));
       switch (result.status) {
@@ -321,3 +327,11 @@ export function createVerificationService(deps: VerificationDeps) {
 }
 
 export type VerificationService = ReturnType<typeof createVerificationService>;
+
+/** A check that names another user than the send did. */
+function userMismatch(): VerifydError {
+  return new VerifydError(
+    'user_mismatch',
+    'This verification was started for another user; start a new one for this user.',
+  );
+}

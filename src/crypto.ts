@@ -1,4 +1,10 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHmac,
+  randomBytes,
+  timingSafeEqual,
+} from 'node:crypto';
 
 /** Constant-time comparison, so response timing reveals nothing about how much of a value matched. */
 export function safeEqual(a: string, b: string): boolean {
@@ -10,4 +16,36 @@ export function safeEqual(a: string, b: string): boolean {
 /** HMAC-SHA256 of the parts, joined with a separator that cannot occur inside any part. */
 export function hmac(secret: string, ...parts: string[]): string {
   return createHmac('sha256', secret).update(parts.join('\u0000')).digest('base64url');
+}
+
+/**
+ * Authenticated encryption (AES-256-GCM) of a short value that the store must keep but a dump of
+ * it must not reveal, such as the userId a code was sent for. The key derives from `secret`;
+ * `context` (e.g. the store key) is bound in as associated data, so a sealed value copied to
+ * another entry does not open there.
+ */
+export function seal(secret: string, context: string, plain: string): string {
+  const iv = randomBytes(12);
+  const cipher = createCipheriv('aes-256-gcm', sealKey(secret), iv);
+  cipher.setAAD(Buffer.from(context));
+  const body = Buffer.concat([cipher.update(plain, 'utf8'), cipher.final()]);
+  return Buffer.concat([iv, cipher.getAuthTag(), body]).toString('base64url');
+}
+
+/** The value `seal` sealed under the same secret and context, or undefined if it does not open. */
+export function unseal(secret: string, context: string, sealed: string): string | undefined {
+  const bytes = Buffer.from(sealed, 'base64url');
+  if (bytes.length < 28) return undefined;
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', sealKey(secret), bytes.subarray(0, 12));
+    decipher.setAAD(Buffer.from(context));
+    decipher.setAuthTag(bytes.subarray(12, 28));
+    return Buffer.concat([decipher.update(bytes.subarray(28)), decipher.final()]).toString('utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+function sealKey(secret: string): Buffer {
+  return createHmac('sha256', secret).update('verifyd-seal-key').digest();
 }

@@ -16,6 +16,7 @@ export const ERROR_STATUS = {
   challenge_failed: 403,
   country_not_allowed: 403,
   recipient_opted_out: 403,
+  user_mismatch: 403,
   not_found: 404,
   payload_too_large: 413,
   unsupported_media_type: 415,

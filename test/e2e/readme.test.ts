@@ -35,8 +35,8 @@ beforeAll(async () => {
     WEBHOOK_SECRET,
     VERIFIED_WEBHOOK_URL: `${receiver.baseUrl}/hooks/verifyd`,
     WEBHOOK_RETRIES: '0',
-    // The README's examples name the signup purpose.
-    PURPOSES: 'verification,signup',
+    // The README's examples name the signup purpose; login is the purpose a signup check refuses.
+    PURPOSES: 'verification,signup,login',
   });
 }, 30_000);
 
@@ -97,7 +97,7 @@ async function verifiedPhoneProof(phone: string, purpose: string): Promise<strin
   const sent = await postJson(`${verifyd!.url}/verify-phone`, { phone, purpose, userId: 'u-1' });
   expect(sent.status).toBe(202);
   const code = await lastCode(verifyd!.url, phone, sent.body.codeLength);
-  // A phone proof and its webhook carry the userId of the check (a code is not tied to a user).
+  // A phone proof and its webhook carry the userId of the send; the check may repeat it.
   const checked = await postJson(`${verifyd!.url}/verify-phone-code`, {
     phone,
     code,

@@ -89,12 +89,12 @@ describe('POST /verify-phone-code', () => {
     expect(again.body.error.code).toBe('code_expired');
   });
 
-  it('carries the userId of the verify request into the proof', async () => {
+  it('carries the userId of the send into the proof', async () => {
     const { app, outbox } = buildTestApp();
-    await request(app).post('/verify-phone').send({ phone: PHONE });
+    await request(app).post('/verify-phone').send({ phone: PHONE, userId: 'u-7' });
     const res = await request(app)
       .post('/verify-phone-code')
-      .send({ phone: PHONE, code: lastCode(outbox, PHONE), userId: 'u-7' });
+      .send({ phone: PHONE, code: lastCode(outbox, PHONE) });
     expect((jwt.decode(res.body.proof) as jwt.JwtPayload).userId).toBe('u-7');
   });
 
