@@ -18,6 +18,11 @@ export const sendPhoneBody = z.object({ phone, userId, purpose });
 export const checkPhoneBody = z.object({
   phone,
   code: z.string('code must be a string').max(32, 'code is too long'),
+  verificationId: z
+    .string('verificationId must be a string')
+    .min(1, 'verificationId must not be empty')
+    .max(128, 'verificationId is too long')
+    .optional(),
   userId,
   purpose,
 });

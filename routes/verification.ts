@@ -127,7 +127,13 @@ export function addVerificationRoutes(
           { field: 'code' },
         );
       }
-      const result = await verification.checkPhoneCode(target, code, body.purpose, body.userId);
+      const result = await verification.checkPhoneCode(
+        target,
+        code,
+        body.purpose,
+        body.userId,
+        body.verificationId,
+      );
       res.json({ verified: true, phone: result.to, proof: result.proof });
     }),
   );

@@ -24,6 +24,11 @@ export type OtpCheck =
 
 export interface OtpCheckOptions {
   /**
+   * The id the send answered. With it the check is judged on that verification alone: its code's
+   * own attempts, never those used by checks without it. A wrong id finds no code.
+   */
+  verificationId?: string;
+  /**
    * The recipient's failure counters: a guess is refused uncompared once one is full, and a wrong
    * guess counts on each, in the same store step as the comparison (see Store.attemptSecret).
    */
@@ -48,6 +53,8 @@ export function createOtpService(options: OtpOptions) {
   const keyFor = (purpose: string, target: OtpTarget) => `code:${purpose}:{${target.id}}`;
   const hashOf = (purpose: string, to: string, code: string) =>
     hmac(secret, 'otp', purpose, to, code);
+  // Only this HMAC of a verificationId is stored, so a store dump yields no usable id.
+  const bindingOf = (verificationId: string) => hmac(secret, 'verification-id', verificationId);
 
   return {
     length,
@@ -61,19 +68,23 @@ export function createOtpService(options: OtpOptions) {
       purpose: string,
       target: OtpTarget,
       userId?: string,
-    ): { code: string; expiresAt: Date; secret: SecretWrite } {
+    ): { code: string; verificationId: string; expiresAt: Date; secret: SecretWrite } {
       const code = random
         .int(10 ** length)
         .toString()
         .padStart(length, '0');
+      // At least 128 random bits (RandomSource.id): the caller's handle on this verification.
+      const verificationId = random.id();
       const key = keyFor(purpose, target);
       return {
         code,
+        verificationId,
         expiresAt: new Date(clock.now() + ttlSeconds * 1000),
         secret: {
           key,
           hash: hashOf(purpose, target.to, code),
           ttlSeconds,
+          binding: bindingOf(verificationId),
           // The send's userId goes with its code, so that the proof names the user the code was
           // sent for, not whichever user a check names. Sealed: a store dump must not show it.
           ...(userId === undefined ? {} : { data: seal(secret, key, userId) }),
@@ -92,7 +103,12 @@ export function createOtpService(options: OtpOptions) {
         key,
         hashOf(purpose, target.to, code),
         maxAttempts,
-        options.failures ? { failures: options.failures } : {},
+        {
+          ...(options.failures ? { failures: options.failures } : {}),
+          ...(options.verificationId === undefined
+            ? {}
+            : { binding: bindingOf(options.verificationId) }),
+        },
       );
       switch (outcome.status) {
         case 'mismatch':

@@ -41,6 +41,8 @@ export interface PendingVerification {
   expiresAt: string;
   resendAvailableAt: string;
   codeLength?: number;
+  /** SMS only: the handle a check presents to be judged on this verification alone. */
+  verificationId?: string;
 }
 
 export interface Approved {
@@ -98,6 +100,7 @@ export function createVerificationService(deps: VerificationDeps) {
     store,
     maxFailures: config.TARGET_MAX_FAILURES,
     windowSeconds: config.TARGET_FAILURE_WINDOW_SECONDS,
+    maxDailyFailures: config.TARGET_MAX_DAILY_FAILURES,
   });
   const webhook = config.VERIFIED_WEBHOOK_URL
     ? createWebhookNotifier({
@@ -228,7 +231,7 @@ export function createVerificationService(deps: VerificationDeps) {
           validForSeconds: (expiresAt.getTime() - clock.now()) / 1000,
         }),
       );
-      return { ...pending, codeLength: config.OTP_LENGTH };
+      return { ...pending, codeLength: config.OTP_LENGTH, verificationId: minted.verificationId };
     },
 
     async checkPhoneCode(
@@ -236,12 +239,23 @@ export function createVerificationService(deps: VerificationDeps) {
       code: string,
       purpose: string,
       userId?: string,
+      verificationId?: string,
     ): Promise<Approved> {
+      // Without recipient-only checks nothing below is reached without an id, so a stranger who
+      // knows only the number learns nothing: not whether a code is pending, nor its attempts.
+      if (verificationId === undefined && !config.CHECK_BY_RECIPIENT) {
+        throw new VerifydError('invalid_request', 'Invalid request: verificationId is required.', {
+          field: 'verificationId',
+        });
+      }
       const id = idOf(target);
-      // The recipient's failure count is checked and counted by the attempt itself, so no burst of
-      // guesses, over any number of codes and purposes, compares more than TARGET_MAX_FAILURES.
+      const path = verificationId === undefined ? 'recipient' : 'verification';
+      // The recipient's failure counts are checked and counted by the attempt itself, so no burst
+      // of guesses, over any number of codes and purposes, passes them. A check with its id is
+      // judged on its own code and the daily count alone (see createTargetLock).
       const result = await otp.check(purpose, { to: target.to, id }, code, {
-        failures: [locks.failures(id)],
+        failures: locks.failures(id, path),
+        ...(verificationId === undefined ? {} : { verificationId }),
       });
       switch (result.status) {
         case 'exhausted':
@@ -258,15 +272,19 @@ export function createVerificationService(deps: VerificationDeps) {
             attemptsRemaining: result.attemptsRemaining,
           });
         case 'locked':
+          // This lane of the code is dead: nothing was compared, so nothing was counted.
           throw new RateLimitError(
             'too_many_attempts',
             'Too many wrong attempts; request a new code.',
             config.SEND_COOLDOWN_SECONDS,
           );
         case 'missing':
+          // With an id, the same answer whether the id is wrong or its code gone or used.
           throw new VerifydError(
             'code_expired',
-            'There is no pending code for this number; request a new one.',
+            path === 'verification'
+              ? 'There is no pending code for this verification; request a new one.'
+              : 'There is no pending code for this number; request a new one.',
           );
       }
     },

@@ -89,11 +89,19 @@ export const CONFIG_DOCS: Record<Variable, { group: string; text: string }> = {
   SEND_TARGET_WINDOW_SECONDS: { group: 'Limits', text: 'Window of SEND_MAX_PER_TARGET' },
   TARGET_MAX_FAILURES: {
     group: 'Limits',
-    text: 'Wrong codes per target per TARGET_FAILURE_WINDOW_SECONDS, across resends, before the target locks',
+    text: 'Wrong codes per target per TARGET_FAILURE_WINDOW_SECONDS in checks without a verificationId, across codes, purposes and resends, before such checks of the target lock',
   },
   TARGET_FAILURE_WINDOW_SECONDS: {
     group: 'Limits',
     text: 'Window of TARGET_MAX_FAILURES (the lock lasts until it ends)',
+  },
+  TARGET_MAX_DAILY_FAILURES: {
+    group: 'Limits',
+    text: 'Wrong codes per target per 24 hours over every path, with or without a verificationId (NIST SP 800-63B: at most 100); then every check of the target is refused until the day ends',
+  },
+  CHECK_BY_RECIPIENT: {
+    group: 'Limits',
+    text: 'Accept checks without a verificationId (by number alone); false refuses them, and with them what they reveal to strangers (recommended for new integrations)',
   },
   IP_MAX_TARGETS_PER_HOUR: {
     group: 'Limits',

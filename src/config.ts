@@ -218,6 +218,9 @@ export const configSchema = z.object({
   SEND_TARGET_WINDOW_SECONDS: int(1, 86_400, 600),
   TARGET_MAX_FAILURES: int(1, 10_000, 10),
   TARGET_FAILURE_WINDOW_SECONDS: int(1, 86_400, 3600),
+  // NIST SP 800-63B: no more than 100 failed attempts per account, over every path.
+  TARGET_MAX_DAILY_FAILURES: int(1, 1_000_000, 100),
+  CHECK_BY_RECIPIENT: bool(true),
   IP_MAX_TARGETS_PER_HOUR: int(1, 1_000_000, 20),
   SMS_ALLOWED_COUNTRIES: list.pipe(
     z

@@ -642,6 +642,8 @@ export class MemcachedStore implements Store {
       return { status: 'missing' };
     }
     const lane = binding === undefined ? LANES.open : LANES.bound;
+    // A dead lane compares nothing, so it is refused before anything is reserved or counted.
+    if (record[lane.dead]) return { status: 'locked' };
 
     // Reserve the failure before comparing: incr is the one atomic step that decides who may
     // compare, so concurrent guesses can never pass a counter's max.
@@ -659,8 +661,6 @@ export class MemcachedStore implements Store {
         resetMs: (reserved[full] as CounterState).resetMs,
       };
     }
-    // An attempt at a dead lane keeps its reservation: it counts as a failure.
-    if (record[lane.dead]) return { status: 'locked' };
 
     let attempts: number;
     try {
@@ -676,9 +676,11 @@ export class MemcachedStore implements Store {
       if (!isNotFound(err)) throw err;
       // The counter was dropped (evicted, or its server restarted) while the record stayed: how
       // many attempts were made is unknown, so none are left.
-      if ((await this.kill(key, record, found.cas, lane)) === 'dead') return { status: 'locked' };
+      // Nothing was compared, so nothing is charged either way.
       await giveBack();
-      return { status: 'missing' };
+      return (await this.kill(key, record, found.cas, lane)) === 'dead'
+        ? { status: 'locked' }
+        : { status: 'missing' };
     }
 
     if (attempts <= maxAttempts && safeEqual(record.hash, hash)) {
@@ -692,9 +694,11 @@ export class MemcachedStore implements Store {
     if (attempts > maxAttempts) {
       // Normally the caller of the last allowed miss has marked it dead already; this one may
       // have overtaken it. A secret consumed or replaced meanwhile reads as missing.
-      if ((await this.kill(key, record, found.cas, lane)) === 'dead') return { status: 'locked' };
+      // Nothing was compared, so nothing is charged either way.
       await giveBack();
-      return { status: 'missing' };
+      return (await this.kill(key, record, found.cas, lane)) === 'dead'
+        ? { status: 'locked' }
+        : { status: 'missing' };
     }
     // The last allowed miss kills the lane in its own record, so that it stays dead even if
     // memcached drops the counter.

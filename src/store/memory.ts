@@ -207,10 +207,7 @@ export class MemoryStore implements Store {
     const wrong = () => {
       for (const failure of failures) this.count(failure.key, failure.windowSeconds);
     };
-    if (attempts > maxAttempts) {
-      wrong();
-      return { status: 'locked' };
-    }
+    if (attempts > maxAttempts) return { status: 'locked' };
     if (safeEqual(entry.value, hash)) {
       this.entries.delete(this.prefix + key);
       return secret.data === undefined

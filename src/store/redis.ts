@@ -252,10 +252,7 @@ local function wrong()
   end
 end
 local n = redis.call('HINCRBY', KEYS[1], lane, 1)
-if n > tonumber(ARGV[2]) then
-  wrong()
-  return {2, n}
-end
+if n > tonumber(ARGV[2]) then return {2, n} end
 if stored == ARGV[1] then
   local data = redis.call('HGET', KEYS[1], 'd')
   redis.call('DEL', KEYS[1])

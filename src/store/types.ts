@@ -101,12 +101,14 @@ export interface Store {
    * 5. On a match the secret is consumed (both lanes), so exactly one caller ever sees `match`,
    *    which carries the secret's `data`. The comparison of hashes is constant-time where the
    *    backend compares in this process.
-   * 6. An attempt that ends `mismatch` or `locked` counts 1 on every `failures` counter, in its
-   *    fixed window as `increment` counts. Together with step 3 this bounds, per window, the
-   *    attempts that end `mismatch` or `locked` to `max` however many arrive at once: a burst can
-   *    never pass the count. Backends without transactions (Memcached) reserve the count before
-   *    comparing and give it back on `match` or `missing`; in a burst they may then refuse an
-   *    attempt that a transaction would have let through, never the reverse.
+   * 6. An attempt that ends `mismatch` counts 1 on every `failures` counter, in its fixed window
+   *    as `increment` counts. Together with step 3 this bounds, per window, the attempts that
+   *    compare a wrong hash to `max` however many arrive at once: a burst can never pass the
+   *    count. An attempt at a `locked` lane compares nothing and counts nothing, so attempts at a
+   *    dead secret cannot spend the counters of whoever shares them. Backends without
+   *    transactions (Memcached) reserve the count before comparing and give it back unless the
+   *    attempt ends `mismatch`; in a burst they may then refuse an attempt that a transaction
+   *    would have let through, never the reverse.
    */
   attemptSecret(
     key: string,

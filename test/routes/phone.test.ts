@@ -17,6 +17,8 @@ describe('POST /verify-phone', () => {
       expiresAt: expect.any(String),
       resendAvailableAt: expect.any(String),
       codeLength: 6,
+      // At least 128 random bits, base64url.
+      verificationId: expect.stringMatching(/^[\w-]{22,}$/),
     });
     const code = lastCode(outbox, PHONE);
     expect(code).toMatch(/^\d{6}$/);
