@@ -15,6 +15,8 @@ beforeAll(async () => {
     JWT_SECRET: 'e2e-jwt-secret-0123456789abcdef0123456789',
     // As a deployment sets it; links must lead back to this server.
     PUBLIC_URL: `http://127.0.0.1:${port}`,
+    // Purposes are an allow-list; the second one is what the page must carry through.
+    PURPOSES: 'verification,login',
   }));
 }, 30_000);
 
