@@ -3,8 +3,11 @@ import type { Store } from '../src/store/types';
 
 export interface HealthDeps {
   store: Store;
-  /** Extra fields for the body, e.g. the bot-protection mode and key counts. */
-  describe?: () => Promise<Record<string, unknown>>;
+  /**
+   * Extra fields for the body, e.g. the bot-protection mode. Synchronous on purpose: the route is
+   * public and unlimited, so it may cost no work beyond the one store round trip of the probe.
+   */
+  describe?: () => Record<string, unknown>;
 }
 
 interface Reachability {
@@ -30,7 +33,8 @@ async function reach(store: Store): Promise<Reachability> {
 }
 
 /**
- * 200 when the store answers a round trip, 503 with the same shape when it does not.
+ * 200 when the store answers a round trip, 503 with the same shape when it does not. One probe
+ * costs that round trip (one to each server of a store that has several) and nothing else.
  * A store on several servers (Memcached) with some but not all of them down answers 200 with
  * status "degraded": requests whose keys live on the live servers still work, and a 503 would
  * make a load balancer take every instance out of service, turning a partial outage into a total
@@ -40,7 +44,7 @@ export function createHealthHandler({ store, describe }: HealthDeps): RequestHan
   return async (_req, res) => {
     const { ok, servers } = await reach(store);
     const status = !ok ? 'unavailable' : servers?.unreachable ? 'degraded' : 'ok';
-    const extra = ok && describe ? await describe().catch(() => ({})) : {};
+    const extra = ok && describe ? describe() : {};
     res
       .status(ok ? 200 : 503)
       .set('Cache-Control', 'no-store')

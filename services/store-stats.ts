@@ -11,22 +11,18 @@ export function emptyKindCounts(): KindCounts {
   return counts;
 }
 
-/**
- * Live entries per kind, or undefined when the backend cannot enumerate keys (Memcached):
- * a caller must then say so rather than show zeros that look like an empty store.
- * Expired-but-not-yet-removed entries are not counted; they are no longer usable.
- */
-export async function countByKind(store: Store): Promise<KindCounts | undefined> {
-  return (await summarizeStore(store))?.live;
-}
-
 export interface StoreSummary {
   live: KindCounts;
   /** Expired entries still occupying space until the next cleanup (memory store only). */
   expired: number;
 }
 
-/** One pass over the store for both numbers; undefined when it cannot enumerate. */
+/**
+ * Live entries per kind and expired entries, in one pass over every key: maintenance only (the
+ * CLI), never on a request path. Undefined when the backend cannot enumerate keys (Memcached): a
+ * caller must then say so rather than show zeros that look like an empty store. Expired entries
+ * are not counted as live; they are no longer usable.
+ */
 export async function summarizeStore(store: Store): Promise<StoreSummary | undefined> {
   if (!store.scan) return undefined;
   const live = emptyKindCounts();

@@ -96,19 +96,17 @@ describe('HTTP contract', () => {
 });
 
 describe('GET /health', () => {
-  it('reports the store, the bot-protection mode and key counts', async () => {
+  it('reports the store and the bot-protection mode, and nothing about pending codes', async () => {
     const { app } = buildTestApp({ env: { BOT_PROTECTION: 'pow' } });
     await request(app).post('/verify-phone').send({ phone: PHONE, altcha: 'x' });
     await request(app).post('/verify-email').send({ email: 'h@example.com' });
     const res = await request(app).get('/health');
     expect(res.status).toBe(200);
-    expect(res.body).toMatchObject({
+    expect(res.body).toEqual({
       status: 'ok',
       store: { backend: 'memory', ok: true },
       botProtection: { kind: 'pow', mode: 'adaptive' },
     });
-    expect(res.body.keys['phone code']).toBe(1);
-    expect(res.body.keys['email token']).toBe(1);
   });
 
   it('answers 503 with ok:false when the store does not answer, and stays up', async () => {
