@@ -25,7 +25,10 @@ export interface VerificationRouterDeps {
   sms: SmsProvider;
   email: EmailProvider;
   logger: Logger;
-  /** The mock providers' outbox; when given outside production, /dev/outbox is mounted. */
+  /**
+   * The mock providers' outbox; when given outside production, /dev/outbox is mounted, for
+   * clients on this machine only unless DEV_ROUTES_PUBLIC is set.
+   */
   outbox?: Outbox;
   clock?: Clock;
   random?: RandomSource;
@@ -135,7 +138,7 @@ export function createVerificationRouter(deps: VerificationRouterDeps): Router {
     errorHandler,
   });
   if (deps.outbox && config.NODE_ENV !== 'production')
-    router.use(createDevOutboxRouter(deps.outbox));
+    router.use(createDevOutboxRouter(deps.outbox, { public: config.DEV_ROUTES_PUBLIC }));
   router.use(errorHandler);
   return router;
 }

@@ -311,7 +311,8 @@ async function outbox(config: Config, options: { to?: string; url?: string }): P
   if (response.status === 404) {
     throw new CommandFailed(
       `The server at ${base} has no outbox (GET /dev/outbox answered 404). It is served only when ` +
-        'SMS_PROVIDER or EMAIL_PROVIDER is mock and NODE_ENV is not production.',
+        'SMS_PROVIDER or EMAIL_PROVIDER is mock and NODE_ENV is not production, and only to ' +
+        'clients on its own machine unless it runs with DEV_ROUTES_PUBLIC=true.',
     );
   }
   if (!response.ok) {

@@ -165,6 +165,10 @@ export const CONFIG_DOCS: Record<Variable, { group: string; text: string }> = {
     group: 'Providers',
     text: 'Messages the mock providers keep for GET /dev/outbox',
   },
+  DEV_ROUTES_PUBLIC: {
+    group: 'Providers',
+    text: 'Serve GET/DELETE /dev/outbox to every client, not only to loopback clients (never in production); for an app container reaching a verifyd container in CI',
+  },
   BOT_PROTECTION: {
     group: 'Bot protection',
     text: 'off or pow (ALTCHA proof-of-work) in front of the send routes',

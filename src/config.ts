@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { ConfigError } from './errors';
@@ -254,6 +255,7 @@ export const configSchema = z.object({
   TWILIO_API_BASE_URL: z.url('an absolute http(s) URL').default('https://api.twilio.com'),
   SENDGRID_API_BASE_URL: z.url('an absolute http(s) URL').default('https://api.sendgrid.com'),
   MOCK_OUTBOX_SIZE: int(1, 100_000, 1000),
+  DEV_ROUTES_PUBLIC: bool(false),
 
   // The image captcha was removed (a script using svg-captcha itself read every image back), so
   // a deployment that still asks for it is told what to use instead of being told "invalid".
@@ -283,21 +285,23 @@ export type Config = Omit<Parsed, 'OTP_SECRET' | 'JWT_SECRET' | 'WEBHOOK_SECRET'
   OTP_SECRET: string;
   JWT_SECRET: string;
   WEBHOOK_SECRET: string;
-  /** Names of secrets that fell back to a development default, for a start-up warning. */
+  /** Names of secrets that were not set and got a random key at this start, for a warning. */
   devSecrets: string[];
 };
 
 /**
- * Development defaults are deterministic so that several local instances sharing a store agree;
- * production refuses to start without real secrets.
+ * A missing secret outside production: a fresh random key of full strength, never a value written
+ * in the source. A fixed default lets anybody who has read the source sign proofs, webhooks and
+ * proof-of-work challenges that an exposed development instance (or an app checking its proofs)
+ * accepts. The price: keys change at every start, and local instances sharing a store disagree
+ * until they are given the same secrets; the start-up warning says so.
  */
-const DEV_SECRETS = {
-  OTP_SECRET: 'verifyd-development-otp-secret-do-not-use-in-production',
-  JWT_SECRET: 'verifyd-development-jwt-secret-do-not-use-in-production',
-  WEBHOOK_SECRET: 'verifyd-development-webhook-secret-do-not-use-in-production',
-} as const;
+function randomSecret(): string {
+  return randomBytes(MIN_SECRET_BYTES).toString('base64url');
+}
 
-type SecretName = keyof typeof DEV_SECRETS;
+/** The secrets a deployment sets; each is an HMAC or HS256 key. */
+type SecretName = 'OTP_SECRET' | 'JWT_SECRET' | 'WEBHOOK_SECRET';
 
 /** What the variable-by-variable parse found, for the rules that combine several variables. */
 interface Findings {
@@ -365,7 +369,7 @@ function resolveSecrets(findings: Findings): Pick<Config, SecretName | 'devSecre
         `Missing ${name}: production needs a secret of at least ${MIN_SECRET_BYTES} bytes.`,
       );
     }
-    return DEV_SECRETS[name];
+    return randomSecret();
   };
   return {
     OTP_SECRET: secret('OTP_SECRET'),

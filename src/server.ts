@@ -3,6 +3,7 @@ import type { Server } from 'node:http';
 import { createApp } from './app';
 import { type Config, loadConfig } from './config';
 import { ConfigError } from './errors';
+import { isLoopbackHost } from './http/loopback';
 import { createLogger, type Logger } from './logger';
 import { createProviders } from './providers';
 import { createStore } from './store';
@@ -15,11 +16,7 @@ export interface RunningServer {
 
 /** Starts the standalone service from a validated config; resolves once it listens. */
 export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
-  for (const name of config.devSecrets) {
-    logger.warn(
-      `${name} is not set: using the development default. Set it before exposing this service.`,
-    );
-  }
+  warnAboutDevelopmentSettings(config, logger);
   const store = await createStore(config, { logger });
   const providers = createProviders(config, { logger });
   const app = createApp({
@@ -52,6 +49,36 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       await store.close();
     },
   };
+}
+
+/**
+ * What a start without production settings must say out loud. Production refuses such settings
+ * outright (src/config.ts); development runs with them, so the log is where the operator learns.
+ */
+function warnAboutDevelopmentSettings(config: Config, logger: Logger): void {
+  if (config.devSecrets.length > 0) {
+    const names = config.devSecrets.join(', ');
+    logger.warn(
+      { secrets: config.devSecrets },
+      `${names} not set: using random secrets made at this start. Codes, links and proofs stop ` +
+        'working at the next start, and instances sharing a store disagree (a code sent by one ' +
+        'fails on another) until they are all given the same secrets. Set them before exposing ' +
+        'this service.',
+    );
+  }
+  if (config.NODE_ENV !== 'production' && !isLoopbackHost(config.HOST)) {
+    logger.warn(
+      { host: config.HOST, nodeEnv: config.NODE_ENV },
+      `EXPOSED DEVELOPMENT SERVER: listening on ${config.HOST}, beyond this machine, with ` +
+        `NODE_ENV=${config.NODE_ENV}. Production's checks are off: mock providers, the memory ` +
+        'store and missing secrets are accepted. Set NODE_ENV=production for a real deployment, ' +
+        'or HOST=127.0.0.1 to listen on this machine only.' +
+        (config.DEV_ROUTES_PUBLIC
+          ? ' DEV_ROUTES_PUBLIC=true: GET /dev/outbox shows the codes and links the mock ' +
+            'providers sent to anybody who can reach this port.'
+          : ''),
+    );
+  }
 }
 
 async function run(): Promise<void> {

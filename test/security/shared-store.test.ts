@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { buildConfig } from '../../src/config';
@@ -29,10 +30,16 @@ async function twoInstances(
   // winner's reply past the default 1 s store deadline, and it would then fail closed with 503.
   env = { STORE_TIMEOUT_MS: '15000', ...env };
   const stores: Store[] = [];
+  // Instances sharing a store share their secrets too; without them each would make its own.
+  const shared = {
+    ...env,
+    OTP_SECRET: randomBytes(32).toString('hex'),
+    JWT_SECRET: randomBytes(32).toString('hex'),
+  };
   const start = async (): Promise<Instance> => {
-    const store = await createStore(buildConfig({ ...env, KEY_PREFIX: prefix }));
+    const store = await createStore(buildConfig({ ...shared, KEY_PREFIX: prefix }));
     stores.push(store);
-    const test = buildTestApp({ store, env });
+    const test = buildTestApp({ store, env: shared });
     const server = test.app.listen(0, '127.0.0.1');
     await new Promise((resolve) => server.once('listening', resolve));
     return { test, server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
