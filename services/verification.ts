@@ -110,6 +110,7 @@ export function createVerificationService(deps: VerificationDeps) {
         retries: config.WEBHOOK_RETRIES,
         logger,
         clock,
+        random,
       })
     : undefined;
   const linkBase = config.EMAIL_LINK_BASE_URL ?? deps.defaultLinkBase;

@@ -1,6 +1,6 @@
 import { createHmac } from 'node:crypto';
 import type { Logger } from '../src/logger';
-import type { Clock } from './runtime';
+import type { Clock, RandomSource } from './runtime';
 import type { Channel } from './targets';
 
 export const SIGNATURE_HEADER = 'X-Verifyd-Signature';
@@ -14,6 +14,8 @@ export interface WebhookOptions {
   baseDelayMs?: number;
   logger: Logger;
   clock: Clock;
+  /** Makes each event's id. */
+  random: RandomSource;
   fetch?: typeof fetch;
 }
 
@@ -35,7 +37,7 @@ export function signWebhook(secret: string, timestamp: number, body: string): st
  * turns a successful verification into an error: failures are logged and retried a few times.
  */
 export function createWebhookNotifier(options: WebhookOptions) {
-  const { url, secret, timeoutMs, retries, logger, clock } = options;
+  const { url, secret, timeoutMs, retries, logger, clock, random } = options;
   const send = options.fetch ?? fetch;
   const baseDelayMs = options.baseDelayMs ?? 500;
 
@@ -52,9 +54,22 @@ export function createWebhookNotifier(options: WebhookOptions) {
             [SIGNATURE_HEADER]: signWebhook(secret, timestamp, body),
           },
           body,
+          // A redirect is never followed: a 307 or 308 would hand the signed body, which a
+          // receiver accepts as genuine, to whatever address the first receiver names.
+          redirect: 'manual',
           signal: AbortSignal.timeout(timeoutMs),
         });
+        // Nothing is read from an answer but its status; free the connection.
+        await response.body?.cancel().catch(() => undefined);
         if (response.ok) return true;
+        if (response.status >= 300 && response.status < 400) {
+          // The same URL would redirect again: retrying only repeats the call.
+          logger.error(
+            { status: response.status, attempt },
+            'webhook answered with a redirect, which is not followed: set VERIFIED_WEBHOOK_URL to the final address',
+          );
+          return false;
+        }
         logger.warn({ status: response.status, attempt }, 'webhook answered with an error');
       } catch (error) {
         logger.warn(
@@ -68,9 +83,14 @@ export function createWebhookNotifier(options: WebhookOptions) {
   }
 
   return {
-    /** Resolves when delivery finished or gave up; callers do not await it on the request path. */
+    /**
+     * Resolves when delivery finished or gave up; callers do not await it on the request path.
+     * The body, and with it the event's id, is made once: every retry of one event carries the
+     * same id, so a receiver that got a try whose answer was lost can recognise the next one.
+     */
     notify(event: ApprovedEvent): Promise<boolean> {
       const body = JSON.stringify({
+        id: random.id(),
         event: 'verification.approved',
         channel: event.channel,
         to: event.to,

@@ -57,7 +57,7 @@ export const CONFIG_DOCS: Record<Variable, { group: string; text: string }> = {
   },
   WEBHOOK_SECRET: {
     group: 'Secrets',
-    text: 'HMAC key for webhook signatures; defaults to JWT_SECRET',
+    text: 'HMAC key for webhook signatures, its own (never JWT_SECRET or OTP_SECRET): production needs it, of at least 32 bytes, when VERIFIED_WEBHOOK_URL is set',
   },
   OTP_LENGTH: { group: 'Codes and links', text: 'Digits per SMS code, 4 to 10' },
   OTP_TTL_SECONDS: { group: 'Codes and links', text: 'Lifetime of an SMS code' },

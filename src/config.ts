@@ -354,30 +354,44 @@ function resolveSecrets(findings: Findings): Pick<Config, SecretName | 'devSecre
   const { values, problems } = findings;
   const production = values.NODE_ENV === 'production';
   const devSecrets: string[] = [];
-  const secret = (name: SecretName, borrowsFrom?: SecretName): string => {
+  const secret = (name: SecretName, why: string | undefined): string => {
     const own = values[name];
-    if (own !== undefined && production && Buffer.byteLength(own) < MIN_SECRET_BYTES) {
-      problems.push(`Invalid ${name}: expected at least ${MIN_SECRET_BYTES} bytes in production.`);
+    if (own !== undefined) {
+      if (production && Buffer.byteLength(own) < MIN_SECRET_BYTES) {
+        problems.push(
+          `Invalid ${name}: expected at least ${MIN_SECRET_BYTES} bytes in production.`,
+        );
+      }
+      return own;
     }
-    const value = own ?? (borrowsFrom ? values[borrowsFrom] : undefined);
-    if (value !== undefined) return value;
-    if (!production) {
-      devSecrets.push(name);
-    } else if (!borrowsFrom) {
-      // A borrowing secret is missing only when the one it borrows is, which has its own line.
-      problems.push(
-        `Missing ${name}: production needs a secret of at least ${MIN_SECRET_BYTES} bytes.`,
-      );
-    }
+    if (!production) devSecrets.push(name);
+    else if (why !== undefined) problems.push(`Missing ${name}: ${why}`);
     return randomSecret();
   };
-  return {
-    OTP_SECRET: secret('OTP_SECRET'),
-    JWT_SECRET: secret('JWT_SECRET'),
-    // The webhook signature may reuse the JWT secret when no dedicated one is given.
-    WEBHOOK_SECRET: secret('WEBHOOK_SECRET', 'JWT_SECRET'),
+  const webhook = !absent(findings, 'VERIFIED_WEBHOOK_URL');
+  const needed = `production needs a secret of at least ${MIN_SECRET_BYTES} bytes.`;
+  const resolved = {
+    OTP_SECRET: secret('OTP_SECRET', needed),
+    JWT_SECRET: secret('JWT_SECRET', needed),
+    // Its own key, never another's: the webhook's receiver holds it, and with JWT_SECRET a
+    // receiver (or whoever reads its settings) could sign proofs. Unused without a webhook.
+    WEBHOOK_SECRET: secret(
+      'WEBHOOK_SECRET',
+      webhook
+        ? `production needs a secret of its own (at least ${MIN_SECRET_BYTES} bytes) to sign webhooks when VERIFIED_WEBHOOK_URL is set.`
+        : undefined,
+    ),
     devSecrets,
   };
+  const shared = (['JWT_SECRET', 'OTP_SECRET'] as const).filter(
+    (name) => values[name] !== undefined && values[name] === values.WEBHOOK_SECRET,
+  );
+  if (production && webhook && shared.length > 0) {
+    problems.push(
+      `Invalid WEBHOOK_SECRET: production needs a secret of its own, not the value of ${shared.join(' and ')}: the webhook's receiver holds it.`,
+    );
+  }
+  return resolved;
 }
 
 function checkProductionReady(findings: Findings): void {

@@ -107,6 +107,33 @@ describe('configuration', () => {
     expect(failure({ IPV6_SUBNET: '31' })).toMatch(/^Invalid IPV6_SUBNET/);
   });
 
+  it('refuses production with a webhook but no WEBHOOK_SECRET of its own, among every other problem', () => {
+    const withHook = { ...productionEnv, VERIFIED_WEBHOOK_URL: 'https://app.example.com/hooks' };
+    // It used to sign with JWT_SECRET, which the webhook's receiver then held.
+    const missing = refusal({ ...withHook, OTP_LENGTH: '4' });
+    expect(missing.problems).toEqual([
+      'Missing WEBHOOK_SECRET: production needs a secret of its own (at least 32 bytes) to sign webhooks when VERIFIED_WEBHOOK_URL is set.',
+      'Invalid OTP_LENGTH: production needs at least 6 digits.',
+    ]);
+    // STRONG is the value of both JWT_SECRET and OTP_SECRET in productionEnv.
+    expect(failure({ ...withHook, WEBHOOK_SECRET: STRONG })).toBe(
+      "Invalid WEBHOOK_SECRET: production needs a secret of its own, not the value of JWT_SECRET and OTP_SECRET: the webhook's receiver holds it.",
+    );
+    expect(failure({ ...withHook, WEBHOOK_SECRET: 'short' })).toBe(
+      'Invalid WEBHOOK_SECRET: expected at least 32 bytes in production.',
+    );
+    const own = 'w'.repeat(32);
+    expect(loadConfig({ ...withHook, WEBHOOK_SECRET: own }).WEBHOOK_SECRET).toBe(own);
+    // Without a webhook nothing signs with it, so nothing asks for it.
+    expect(loadConfig(productionEnv).devSecrets).toEqual([]);
+  });
+
+  it('never signs webhooks with JWT_SECRET outside production either', () => {
+    const config = loadConfig({ JWT_SECRET: STRONG });
+    expect(config.WEBHOOK_SECRET).not.toBe(STRONG);
+    expect(config.devSecrets).toEqual(['OTP_SECRET', 'WEBHOOK_SECRET']);
+  });
+
   it('refuses production without PUBLIC_URL or EMAIL_LINK_BASE_URL, naming both', () => {
     expect(failure({ ...productionEnv, PUBLIC_URL: '' })).toBe(
       'Missing PUBLIC_URL: production needs PUBLIC_URL or EMAIL_LINK_BASE_URL, the public address email links point at.',
@@ -173,7 +200,7 @@ describe('configuration', () => {
     for (const name of named) lineFor(error.problems, name);
     expect(error.problems).toHaveLength(named.length);
     expect(error.message.split('\n')).toEqual(error.problems);
-    // JWT_SECRET missing also leaves WEBHOOK_SECRET without a value; fixing JWT_SECRET fixes both.
+    // No webhook is configured, so WEBHOOK_SECRET is not needed.
     expect(error.message).not.toContain('WEBHOOK_SECRET');
     expect(error.message).not.toContain('short');
   });

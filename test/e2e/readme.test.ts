@@ -168,6 +168,7 @@ describe("README's webhook check, on webhooks the real server posted", () => {
     expect(hook!.url).toBe('/hooks/verifyd');
     const event = JSON.parse(hook!.body);
     expect(event).toEqual({
+      id: expect.any(String),
       event: 'verification.approved',
       channel: 'sms',
       to: '+15551230004',
