@@ -29,6 +29,18 @@ export const CONFIG_DOCS: Record<Variable, { group: string; text: string }> = {
     group: 'Server',
     text: "The service's public base URL, e.g. https://verify.example.com; email links and absolute URLs derive from it (production needs it or EMAIL_LINK_BASE_URL)",
   },
+  HTTP_HEADERS_TIMEOUT_MS: {
+    group: 'Server',
+    text: "A client that has not sent a request's headers within this is answered 408 and disconnected (Node's default: 60 s)",
+  },
+  HTTP_REQUEST_TIMEOUT_MS: {
+    group: 'Server',
+    text: "A client that has not sent a whole request, headers and body, within this is answered 408 and disconnected (Node's default: 300 s); at least HTTP_HEADERS_TIMEOUT_MS",
+  },
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: {
+    group: 'Server',
+    text: "An idle keep-alive connection is closed after this (Node adds a second); behind a load balancer, make it longer than the balancer's idle timeout",
+  },
   STORE: { group: 'Store', text: 'memory (one process only), redis or memcached' },
   REDIS_URL: {
     group: 'Store',

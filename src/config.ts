@@ -152,6 +152,12 @@ export const configSchema = z.object({
   // would put whole ISPs under one key, longer than /64 would let a host pick new addresses.
   IPV6_SUBNET: int(32, 64, 56),
   PUBLIC_URL: z.url('an absolute http(s) URL').optional(),
+  // Node's own limits (60 s for headers, 300 s for a whole request, checked every 30 s) let a
+  // client that trickles bytes hold a connection for minutes; a verification request is a few
+  // hundred bytes.
+  HTTP_HEADERS_TIMEOUT_MS: int(100, 300_000, 10_000),
+  HTTP_REQUEST_TIMEOUT_MS: int(100, 3_600_000, 30_000),
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: int(100, 600_000, 5000),
 
   STORE: z.enum(['memory', 'redis', 'memcached'], 'memory, redis or memcached').default('memory'),
   REDIS_URL: z
@@ -344,6 +350,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (findings.values.NODE_ENV === 'production') checkProductionReady(findings);
   checkProvidersConfigured(findings);
   checkChallengeDifficulty(findings);
+  checkHttpTimeouts(findings);
   if (problems.length > 0) throw new ConfigError(problems);
 
   // Every variable parsed on its own above, so the whole object parses too; this gives it its type.
@@ -456,6 +463,16 @@ function checkChallengeDifficulty(findings: Findings): void {
   if (base !== undefined && cap !== undefined && cap < base) {
     problems.push(
       `Invalid CHALLENGE_MAX_NUMBER_CAP (got ${cap}): expected at least CHALLENGE_MAX_NUMBER (${base}).`,
+    );
+  }
+}
+
+function checkHttpTimeouts({ values, problems }: Findings): void {
+  const { HTTP_HEADERS_TIMEOUT_MS: headers, HTTP_REQUEST_TIMEOUT_MS: request } = values;
+  // The whole request includes its headers; Node refuses to start a server otherwise.
+  if (headers !== undefined && request !== undefined && headers > request) {
+    problems.push(
+      `Invalid HTTP_HEADERS_TIMEOUT_MS (got "${headers}"): expected at most HTTP_REQUEST_TIMEOUT_MS (${request}).`,
     );
   }
 }

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import { createApp } from './app';
 import { type Config, loadConfig } from './config';
 import { ConfigError } from './errors';
@@ -27,9 +27,23 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     email: providers.email,
     ...(providers.outbox ? { outbox: providers.outbox } : {}),
   });
-  const server = await new Promise<Server>((resolve, reject) => {
-    const listening = app.listen(config.PORT, config.HOST, () => resolve(listening));
-    listening.once('error', reject);
+  const server = createServer(
+    {
+      headersTimeout: config.HTTP_HEADERS_TIMEOUT_MS,
+      requestTimeout: config.HTTP_REQUEST_TIMEOUT_MS,
+      // Node enforces both timeouts only when it sweeps its connections, every 30 s by default,
+      // which would let a slow client stay that much longer than the limit.
+      connectionsCheckingInterval: checkingInterval(config),
+    },
+    app,
+  );
+  server.keepAliveTimeout = config.HTTP_KEEP_ALIVE_TIMEOUT_MS;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.PORT, config.HOST, () => {
+      server.off('error', reject);
+      resolve();
+    });
   });
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.PORT;
@@ -49,6 +63,15 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       await store.close();
     },
   };
+}
+
+/**
+ * How often Node looks for connections past their header or request timeout: often enough that a
+ * slow client is cut within a quarter of the shorter timeout after it, at most once a second.
+ */
+function checkingInterval(config: Config): number {
+  const shorter = Math.min(config.HTTP_HEADERS_TIMEOUT_MS, config.HTTP_REQUEST_TIMEOUT_MS);
+  return Math.min(1000, Math.max(25, Math.floor(shorter / 4)));
 }
 
 /**

@@ -134,6 +134,17 @@ describe('configuration', () => {
     expect(config.devSecrets).toEqual(['OTP_SECRET', 'WEBHOOK_SECRET']);
   });
 
+  it('bounds slow clients well below Node, and wants the header limit within the request limit', () => {
+    expect(loadConfig({})).toMatchObject({
+      HTTP_HEADERS_TIMEOUT_MS: 10_000,
+      HTTP_REQUEST_TIMEOUT_MS: 30_000,
+      HTTP_KEEP_ALIVE_TIMEOUT_MS: 5000,
+    });
+    expect(failure({ HTTP_HEADERS_TIMEOUT_MS: '20000', HTTP_REQUEST_TIMEOUT_MS: '15000' })).toBe(
+      'Invalid HTTP_HEADERS_TIMEOUT_MS (got "20000"): expected at most HTTP_REQUEST_TIMEOUT_MS (15000).',
+    );
+  });
+
   it('refuses production without PUBLIC_URL or EMAIL_LINK_BASE_URL, naming both', () => {
     expect(failure({ ...productionEnv, PUBLIC_URL: '' })).toBe(
       'Missing PUBLIC_URL: production needs PUBLIC_URL or EMAIL_LINK_BASE_URL, the public address email links point at.',
