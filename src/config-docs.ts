@@ -46,6 +46,10 @@ export const CONFIG_DOCS: Record<Variable, { group: string; text: string }> = {
     group: 'Store',
     text: 'Redis connection URL when STORE=redis: redis://, rediss:// (TLS) or unix://',
   },
+  REDIS_CLUSTER_NODES: {
+    group: 'Store',
+    text: 'Comma-separated host:port seed nodes of a Redis Cluster when STORE=redis; set means cluster mode, and REDIS_URL then only lends its credentials and scheme (rediss:// for TLS) to every node',
+  },
   MEMCACHED_SERVERS: {
     group: 'Store',
     text: 'Comma-separated host:port list when STORE=memcached',

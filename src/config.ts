@@ -164,6 +164,11 @@ export const configSchema = z.object({
     .string()
     .refine(isRedisUrl, 'a redis://, rediss:// or unix:// URL')
     .default('redis://127.0.0.1:6379'),
+  // Set means Redis Cluster: these are only seeds, the client discovers the other nodes.
+  REDIS_CLUSTER_NODES: z
+    .string()
+    .regex(/^[^,\s/@]+:\d+(,[^,\s/@]+:\d+)*$/, 'a comma-separated list of host:port')
+    .optional(),
   MEMCACHED_SERVERS: z
     .string()
     .regex(/^[^,\s]+(,[^,\s]+)*$/, 'a comma-separated list of host:port')
@@ -351,6 +356,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   checkProvidersConfigured(findings);
   checkChallengeDifficulty(findings);
   checkHttpTimeouts(findings);
+  checkClusterPrefix(findings);
   if (problems.length > 0) throw new ConfigError(problems);
 
   // Every variable parsed on its own above, so the whole object parses too; this gives it its type.
@@ -434,6 +440,20 @@ function checkProductionReady(findings: Findings): void {
   }
 }
 
+/**
+ * On Redis Cluster a key's slot comes from its first {...}. Services put the recipient or the
+ * client in braces so that their keys share a slot; braces in the prefix would come first and put
+ * every key of the deployment on one shard.
+ */
+function checkClusterPrefix(findings: Findings): void {
+  const { values, problems } = findings;
+  if (values.REDIS_CLUSTER_NODES !== undefined && /[{}]/.test(values.KEY_PREFIX ?? '')) {
+    problems.push(
+      'Invalid KEY_PREFIX: with REDIS_CLUSTER_NODES it must not contain { or }, which would place every key on one shard.',
+    );
+  }
+}
+
 function checkProvidersConfigured(findings: Findings): void {
   const { values, problems } = findings;
   if (values.SMS_PROVIDER === 'twilio') {
@@ -480,7 +500,7 @@ function checkHttpTimeouts({ values, problems }: Findings): void {
 /** Names of variables whose values are secrets: a problem line names them but never shows them. */
 const SECRET_NAME = /(?:SECRET|TOKEN|API_KEY)$/;
 /** URLs and server lists may carry user:password@ in front of the host. */
-const MAY_CARRY_CREDENTIALS = /_URL$|^MEMCACHED_SERVERS$/;
+const MAY_CARRY_CREDENTIALS = /_URL$|^MEMCACHED_SERVERS$|^REDIS_CLUSTER_NODES$/;
 const SHOWN_MAX_CHARS = 80;
 
 /** The refused value as a problem line shows it: secrets and credentials left out, one line. */

@@ -145,6 +145,18 @@ describe('configuration', () => {
     );
   });
 
+  it('takes Redis Cluster seeds as host:port, and refuses a KEY_PREFIX with braces there', () => {
+    expect(loadConfig({ REDIS_CLUSTER_NODES: 'a:7000,10.0.0.2:7001' }).REDIS_CLUSTER_NODES).toBe(
+      'a:7000,10.0.0.2:7001',
+    );
+    expect(failure({ REDIS_CLUSTER_NODES: 'a:7000,b' })).toMatch(/^Invalid REDIS_CLUSTER_NODES/);
+    // Braces in the prefix would be every key's hash tag: the whole deployment on one shard.
+    expect(failure({ REDIS_CLUSTER_NODES: 'a:7000', KEY_PREFIX: '{v}:' })).toMatch(
+      /^Invalid KEY_PREFIX: with REDIS_CLUSTER_NODES/,
+    );
+    expect(loadConfig({ KEY_PREFIX: '{v}:' }).KEY_PREFIX).toBe('{v}:');
+  });
+
   it('refuses production without PUBLIC_URL or EMAIL_LINK_BASE_URL, naming both', () => {
     expect(failure({ ...productionEnv, PUBLIC_URL: '' })).toBe(
       'Missing PUBLIC_URL: production needs PUBLIC_URL or EMAIL_LINK_BASE_URL, the public address email links point at.',

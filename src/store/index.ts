@@ -34,6 +34,7 @@ export async function createStore(
     case 'redis': {
       const store = new RedisStore({
         url: config.REDIS_URL,
+        clusterNodes: config.REDIS_CLUSTER_NODES?.split(','),
         keyPrefix: config.KEY_PREFIX,
         timeoutMs: config.STORE_TIMEOUT_MS,
         logger,
@@ -41,7 +42,9 @@ export async function createStore(
       // A healthy server gets a moment to finish the handshake, so the first requests do not fail.
       if (!(await store.waitUntilReady(config.STORE_TIMEOUT_MS))) {
         logger?.warn(
-          { url: redactUrl(config.REDIS_URL) },
+          config.REDIS_CLUSTER_NODES
+            ? { clusterNodes: config.REDIS_CLUSTER_NODES }
+            : { url: redactUrl(config.REDIS_URL) },
           'redis not reachable yet; starting anyway',
         );
       }

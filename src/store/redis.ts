@@ -1,21 +1,29 @@
-import { type CommandParser, createClient, defineScript, ErrorReply } from 'redis';
+import { type CommandParser, createClient, createCluster, defineScript, ErrorReply } from 'redis';
 import { StoreUnavailableError } from '../errors';
 import type { Logger } from '../logger';
+import { slotOf } from './redis-slot';
 import { assertAdmissionTtls, assertFailureWindows, assertTtl } from './ttl';
 import type {
   Admission,
+  AdmissionCounter,
   AdmissionOutcome,
   AttemptOptions,
   AttemptOutcome,
   CounterState,
+  FailureLimit,
   SecretExtras,
   Store,
   StoreEntry,
 } from './types';
 
 export interface RedisStoreOptions {
-  /** redis:// or rediss:// URL, as in REDIS_URL. */
+  /**
+   * redis:// or rediss:// URL, as in REDIS_URL. With `clusterNodes` only its credentials and
+   * scheme count, for every node of the cluster.
+   */
   url: string;
+  /** Redis Cluster seed nodes (host:port), as in REDIS_CLUSTER_NODES; absent for one server. */
+  clusterNodes?: readonly string[];
   keyPrefix?: string;
   /** Longest wait for one command before it counts as unavailable (STORE_TIMEOUT_MS). */
   timeoutMs?: number;
@@ -288,17 +296,16 @@ return {3, n}`,
   }),
 };
 
-function buildClient(url: string, timeoutMs: number) {
-  return createClient({
-    url,
-    scripts,
+/** Options every connection shares, to the one server or to each node of a cluster. */
+function connectionOptions(timeoutMs: number) {
+  return {
     // Queued commands would wait for a server that may never return; callers must fail closed now.
     disableOfflineQueue: true,
     // run() gives every call a deadline that also covers commands already on the wire; the
     // client's own timeout (5 s by default) would only add an AbortSignal per command.
     commandOptions: { timeout: 0 },
     // The notifications are a Redis Enterprise feature; a plain server only costs a handshake.
-    maintNotifications: 'disabled',
+    maintNotifications: 'disabled' as const,
     socket: {
       // Connecting runs in the background while calls fail fast, so it may take longer than a
       // call; a slow (TLS, remote) handshake must not be cut off on every attempt.
@@ -307,10 +314,44 @@ function buildClient(url: string, timeoutMs: number) {
       reconnectStrategy: (retries: number) =>
         Math.min(50 * 2 ** Math.min(retries, 10), 2000) + Math.floor(Math.random() * 100),
     },
+  };
+}
+
+function buildClient(url: string, timeoutMs: number) {
+  return createClient({ url, scripts, ...connectionOptions(timeoutMs) });
+}
+
+/**
+ * A cluster client: it learns which node serves which slot from the seeds, routes each command
+ * (and each script, by its first key) to that node, and follows MOVED and ASK redirections by
+ * itself. Credentials and TLS come from REDIS_URL and apply to every node it discovers.
+ */
+function buildCluster(url: string, nodes: readonly string[], timeoutMs: number) {
+  const parsed = new URL(url);
+  const scheme = parsed.protocol === 'rediss:' ? 'rediss' : 'redis';
+  const auth = parsed.username || parsed.password ? `${parsed.username}:${parsed.password}@` : '';
+  return createCluster({
+    rootNodes: nodes.map((node) => ({ url: `${scheme}://${auth}${node}` })),
+    defaults: {
+      ...connectionOptions(timeoutMs),
+      ...(parsed.username ? { username: decodeURIComponent(parsed.username) } : {}),
+      ...(parsed.password ? { password: decodeURIComponent(parsed.password) } : {}),
+      ...(scheme === 'rediss'
+        ? { socket: { ...connectionOptions(timeoutMs).socket, tls: true } }
+        : {}),
+    },
+    scripts,
+    // Every slot is served by its primary: a replica may lag, and a single-use secret read there
+    // could be used twice.
+    useReplicas: false,
+    // A node that stops answering is usually a failover: ask the cluster for the new map soon,
+    // instead of after the default 5 s, so its slots come back as soon as a replica is promoted.
+    topologyRefreshOnReconnectionAttemptStrategy: 200,
   });
 }
 
 type Client = ReturnType<typeof buildClient>;
+type Cluster = ReturnType<typeof buildCluster>;
 
 /** A store call waiting for Redis: when it must have answered (performance.now() ms), and how to fail it. */
 interface PendingCall {
@@ -328,7 +369,13 @@ function escapeGlob(text: string): string {
 
 export class RedisStore implements Store {
   readonly backend = 'redis' as const;
+  /**
+   * The commands, on one server or a cluster. Both clients take the same commands and scripts;
+   * the cluster client routes each by its first key, so this type serves both.
+   */
   private readonly client: Client;
+  /** Set in cluster mode, for what only a cluster has: its nodes. */
+  private readonly cluster: Cluster | undefined;
   private readonly prefix: string;
   private readonly timeoutMs: number;
   private readonly logger: Logger | undefined;
@@ -346,27 +393,64 @@ export class RedisStore implements Store {
     this.timeoutMs = options.timeoutMs ?? 1000;
     this.sweepEveryMs = Math.max(1, Math.ceil(this.timeoutMs / 4));
     this.logger = options.logger;
-    this.client = buildClient(options.url, this.timeoutMs);
+    if (options.clusterNodes?.length) {
+      this.cluster = buildCluster(options.url, options.clusterNodes, this.timeoutMs);
+      this.client = this.cluster as unknown as Client;
+      // The cluster reports each node's errors separately; they count as the store's.
+      this.cluster.on('node-error', (err: unknown) => this.onError(err));
+      this.cluster.on('connect', () => this.onReady());
+    } else {
+      this.cluster = undefined;
+      this.client = buildClient(options.url, this.timeoutMs);
+    }
     // Without an 'error' listener EventEmitter would throw and take the process down.
-    this.client.on('error', (err: unknown) => {
-      if (this.outageLogged) {
-        this.logger?.debug({ err }, 'redis store still unavailable');
-      } else {
-        this.outageLogged = true;
-        this.logger?.warn({ err }, 'redis store unavailable; reconnecting');
-      }
-    });
-    this.client.on('ready', () => {
-      if (this.outageLogged) this.logger?.info('redis store reachable again');
-      this.outageLogged = false;
-    });
+    this.client.on('error', (err: unknown) => this.onError(err));
+    this.client.on('ready', () => this.onReady());
     // Connect in the background so the store exists (and /health can answer) while Redis is down.
-    this.connecting = this.client.connect().then(
+    this.connecting = this.cluster ? this.connectCluster(this.cluster) : this.connectOne();
+  }
+
+  private onError(err: unknown): void {
+    if (this.outageLogged) {
+      this.logger?.debug({ err }, 'redis store still unavailable');
+    } else {
+      this.outageLogged = true;
+      this.logger?.warn({ err }, 'redis store unavailable; reconnecting');
+    }
+  }
+
+  private onReady(): void {
+    if (this.outageLogged) this.logger?.info('redis store reachable again');
+    this.outageLogged = false;
+  }
+
+  private connectOne(): Promise<void> {
+    return this.client.connect().then(
       () => undefined,
       (err: unknown) => {
         if (!this.closed) this.logger?.error({ err }, 'redis store stopped connecting');
       },
     );
+  }
+
+  /**
+   * A single client reconnects by itself; a cluster client gives up when no seed answers or the
+   * cluster has not formed yet, so it is asked again until it connects (calls fail with 503
+   * meanwhile). Once connected it follows failovers and resharding on its own.
+   */
+  private async connectCluster(cluster: Cluster): Promise<void> {
+    for (let attempt = 0; !this.closed; attempt++) {
+      try {
+        await cluster.connect();
+        if (this.closed) await cluster.close().catch(() => undefined);
+        return;
+      } catch (err) {
+        this.onError(err);
+        await new Promise((resolve) =>
+          setTimeout(resolve, Math.min(100 * 2 ** Math.min(attempt, 5), 2000)).unref(),
+        );
+      }
+    }
   }
 
   /**
@@ -478,6 +562,12 @@ export class RedisStore implements Store {
 
   async admit(admission: Admission): Promise<AdmissionOutcome> {
     assertAdmissionTtls(admission);
+    if (this.cluster && !this.inOneSlot(admission)) return this.admitAcrossSlots(admission);
+    return this.admitHere(admission);
+  }
+
+  /** admit() as one script: every key of `admission` is on one server or in one slot. */
+  private async admitHere(admission: Admission): Promise<AdmissionOutcome> {
     const [status, ...fields] = await this.run(() =>
       this.client.admit(admission, (key) => this.key(key)),
     );
@@ -493,6 +583,155 @@ export class RedisStore implements Store {
         // One flag per counter, in order.
         return { status: 'admitted', counted: fields.map((flag) => flag === 1) };
     }
+  }
+
+  private inOneSlot({ blockers = [], gate, counters, secret }: Admission): boolean {
+    const keys = [...blockers, ...(gate ? [gate.key] : []), ...(secret ? [secret.key] : [])];
+    for (const counter of counters) {
+      keys.push(counter.key);
+      if (counter.distinct) keys.push(counter.distinct.key);
+    }
+    const first = keys[0];
+    if (first === undefined) return true;
+    const slot = slotOf(this.key(first));
+    return keys.every((key) => slotOf(this.key(key)) === slot);
+  }
+
+  /**
+   * admit() on a cluster, where a send's keys live in several slots (the recipient's, the
+   * client's, the SMS budget's) and no script may touch two. One script per slot, in this order:
+   * 1. the lead slot (the gate's: the recipient's): its blockers, the gate and its counters, so a
+   *    locked or cooling-down recipient is refused before anything elsewhere is counted;
+   * 2. every other slot at once: its blockers and counters;
+   * 3. the secret, with putSecret, only once every step admitted the send, so a refused send
+   *    never replaces the code its recipient holds.
+   * A refusal in step 2 takes back what the other steps counted (the gate stays, as in one script:
+   * it is what lets one of many concurrent sends through). Each counter is still checked and
+   * counted atomically on its shard, so no limit can be passed. What is lost is isolation: from a
+   * step until its take-back (one to two round trips, or STORE_TIMEOUT_MS when a node stops
+   * answering) other callers can see the counts of a send that will be refused, at most one unit
+   * per such send in flight, and may be refused because of them. Never the other way round.
+   * A step that fails (a node down) fails the send, after taking back what the others counted and
+   * the gate, as nothing will be sent.
+   * A counter whose distinct marker is in another slot (no service key is: the marker shares the
+   * counter's hash tag) claims the marker first with setIfAbsent, costing a round trip more.
+   */
+  private async admitAcrossSlots(admission: Admission): Promise<AdmissionOutcome> {
+    const { blockers = [], gate, counters, secret } = admission;
+    const slot = (key: string) => slotOf(this.key(key));
+    const lead = slot(gate?.key ?? blockers[0] ?? secret?.key ?? counters[0]?.key ?? '');
+    if (gate && slot(gate.key) !== lead) throw new Error('unreachable: the gate leads');
+    interface Step {
+      blockers: number[];
+      counters: number[];
+    }
+    const leadStep: Step = { blockers: [], counters: [] };
+    const later = new Map<number, Step>();
+    const stepOf = (s: number): Step => {
+      let step = later.get(s);
+      if (!step) {
+        step = { blockers: [], counters: [] };
+        later.set(s, step);
+      }
+      return step;
+    };
+    const splitMarkers: number[] = [];
+    blockers.forEach((key, i) => {
+      const s = slot(key);
+      (s === lead ? leadStep : stepOf(s)).blockers.push(i);
+    });
+    counters.forEach((counter, i) => {
+      const s = slot(counter.key);
+      if (counter.distinct && slot(counter.distinct.key) !== s) splitMarkers.push(i);
+      else (s === lead ? leadStep : stepOf(s)).counters.push(i);
+    });
+
+    const counted = new Array<boolean>(counters.length).fill(false);
+    const claimed = new Set<number>();
+    /** Runs one slot's script; maps its indices back to the admission's. */
+    const runStep = async (step: Step, withGate: boolean): Promise<AdmissionOutcome> => {
+      const outcome = await this.admitHere({
+        blockers: step.blockers.map((i) => blockers[i] as string),
+        ...(withGate && gate ? { gate } : {}),
+        counters: step.counters.map((i) => {
+          const counter = counters[i] as AdmissionCounter;
+          // A marker claimed on its own slot has done its part; the count is what is left.
+          return claimed.has(i) ? { ...counter, distinct: undefined } : counter;
+        }),
+      });
+      switch (outcome.status) {
+        case 'blocked':
+          return { ...outcome, index: step.blockers[outcome.index] as number };
+        case 'exceeded':
+          return { ...outcome, index: step.counters[outcome.index] as number };
+        case 'admitted':
+          step.counters.forEach((i, j) => {
+            counted[i] = outcome.counted[j] === true;
+          });
+          return outcome;
+        default:
+          return outcome;
+      }
+    };
+    const takeBack = () =>
+      Promise.all([
+        ...counters.flatMap((counter, i) =>
+          counted[i]
+            ? [this.decrement(counter.key), counter.distinct && this.delete(counter.distinct.key)]
+            : [],
+        ),
+        ...[...claimed]
+          .filter((i) => !counted[i])
+          .map((i) => this.delete((counters[i] as AdmissionCounter).distinct?.key ?? '')),
+      ]).catch(() => undefined);
+    const releaseGate = async () => {
+      if (gate) await this.delete(gate.key).catch(() => undefined);
+    };
+    const fail = async (error: unknown): Promise<never> => {
+      await Promise.all([takeBack(), releaseGate()]);
+      throw error;
+    };
+
+    const first = await runStep(leadStep, true);
+    if (first.status !== 'admitted') return first;
+    if (splitMarkers.length > 0) {
+      const claims = await Promise.allSettled(
+        splitMarkers.map(async (i) => {
+          const { distinct } = counters[i] as AdmissionCounter;
+          if (distinct && (await this.setIfAbsent(distinct.key, '1', distinct.ttlSeconds))) {
+            claimed.add(i);
+            stepOf(slot((counters[i] as AdmissionCounter).key)).counters.push(i);
+          }
+        }),
+      );
+      const failed = claims.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) await fail(failed.reason);
+    }
+    const rest = await Promise.allSettled([...later.values()].map((step) => runStep(step, false)));
+    const failed = rest.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) await fail(failed.reason);
+    const refusals = rest.flatMap((r) =>
+      r.status === 'fulfilled' && r.value.status !== 'admitted' ? [r.value] : [],
+    );
+    // As in one script: blockers refuse before counters, and the first counter in order reports.
+    const refusal =
+      refusals.find((outcome) => outcome.status === 'blocked') ??
+      refusals.sort(
+        (a, b) => (a.status === 'exceeded' ? a.index : 0) - (b.status === 'exceeded' ? b.index : 0),
+      )[0];
+    if (refusal) {
+      // A blocked send writes nothing in one script either; an exceeded one keeps the gate.
+      await Promise.all([takeBack(), refusal.status === 'blocked' ? releaseGate() : undefined]);
+      return refusal;
+    }
+    if (secret) {
+      try {
+        await this.putSecret(secret.key, secret.hash, secret.ttlSeconds, secret);
+      } catch (error) {
+        await fail(error);
+      }
+    }
+    return { status: 'admitted', counted };
   }
 
   async putSecret(
@@ -512,6 +751,17 @@ export class RedisStore implements Store {
     options: AttemptOptions = {},
   ): Promise<AttemptOutcome> {
     assertFailureWindows(options.failures ?? []);
+    if (this.cluster) return this.attemptAcrossSlots(key, hash, maxAttempts, options);
+    return this.attemptHere(key, hash, maxAttempts, options);
+  }
+
+  /** attemptSecret() as one script: every key is on one server or in one slot. */
+  private async attemptHere(
+    key: string,
+    hash: string,
+    maxAttempts: number,
+    options: AttemptOptions,
+  ): Promise<AttemptOutcome> {
     const [status, n, detail] = await this.run(() =>
       this.client.attemptSecret(key, hash, maxAttempts, options, (k) => this.key(k)),
     );
@@ -534,29 +784,127 @@ export class RedisStore implements Store {
     }
   }
 
+  /**
+   * attemptSecret() on a cluster. The services keep the secret, the recipient's lock and its
+   * failure counters under one hash tag, so this is one script there too. Keys in other slots
+   * (possible for an embedder) are handled as Memcached handles them: a blocker is read first, and
+   * each failure counter is reserved with increment before the comparison and given back unless
+   * the attempt ends wrong, so a burst of guesses still compares at most its max.
+   */
+  private async attemptAcrossSlots(
+    key: string,
+    hash: string,
+    maxAttempts: number,
+    options: AttemptOptions,
+  ): Promise<AttemptOutcome> {
+    const here = slotOf(this.key(key));
+    const elsewhere = (k: string) => slotOf(this.key(k)) !== here;
+    const { blocker, failures = [] } = options;
+    const remote = failures.flatMap((failure, i) => (elsewhere(failure.key) ? [i] : []));
+    const foreignBlocker = blocker !== undefined && elsewhere(blocker);
+    if (!foreignBlocker && remote.length === 0) {
+      return this.attemptHere(key, hash, maxAttempts, options);
+    }
+    if (foreignBlocker) {
+      const value = await this.get(blocker);
+      if (value !== undefined) return { status: 'blocked', value };
+    }
+    const reserved = await Promise.allSettled(
+      remote.map((i) => {
+        const failure = failures[i] as FailureLimit;
+        return this.increment(failure.key, failure.windowSeconds);
+      }),
+    );
+    const giveBack = () =>
+      Promise.all(
+        remote.map((i, j) =>
+          reserved[j]?.status === 'fulfilled'
+            ? this.decrement((failures[i] as FailureLimit).key)
+            : undefined,
+        ),
+      ).catch(() => undefined);
+    const failed = reserved.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) {
+      await giveBack();
+      throw failed.reason;
+    }
+    const full = remote.findIndex((i, j) => {
+      const state = (reserved[j] as PromiseFulfilledResult<CounterState>).value;
+      return state.count > (failures[i] as FailureLimit).max;
+    });
+    if (full >= 0) {
+      await giveBack();
+      const { resetMs } = (reserved[full] as PromiseFulfilledResult<CounterState>).value;
+      return { status: 'exhausted', index: remote[full] as number, resetMs };
+    }
+    const local = failures.flatMap((failure, i) => (elsewhere(failure.key) ? [] : [i]));
+    let outcome: AttemptOutcome;
+    try {
+      outcome = await this.attemptHere(key, hash, maxAttempts, {
+        ...options,
+        blocker: foreignBlocker ? undefined : blocker,
+        failures: local.map((i) => failures[i] as FailureLimit),
+      });
+    } catch (error) {
+      await giveBack();
+      throw error;
+    }
+    // Only a wrong attempt stays counted, as in one script.
+    if (outcome.status !== 'mismatch') await giveBack();
+    if (outcome.status === 'exhausted') {
+      return { ...outcome, index: local[outcome.index] as number };
+    }
+    return outcome;
+  }
+
   async ping(): Promise<void> {
-    await this.run(() => this.client.ping());
+    const { cluster } = this;
+    if (!cluster) {
+      await this.run(() => this.client.ping());
+      return;
+    }
+    // Every primary: a cluster with one shard down still serves the others, but not every request.
+    await this.run(async () => {
+      if (!cluster.isReady) throw new Error('the redis cluster is not connected');
+      await Promise.all(
+        cluster.masters.map(async (node) => (await cluster.nodeClient(node)).ping()),
+      );
+    });
+  }
+
+  /** The clients to SCAN: the one server, or every primary of the cluster. */
+  private async scanTargets(): Promise<Array<Pick<Client, 'scan' | 'pTTL'>>> {
+    const { cluster } = this;
+    if (!cluster) return [this.client];
+    if (!cluster.isReady) throw new StoreUnavailableError('redis', new Error('not connected'));
+    return Promise.all(
+      cluster.masters.map((node) =>
+        this.run(() => cluster.nodeClient(node) as unknown as Promise<Client>),
+      ),
+    );
   }
 
   readonly scan = async function* (this: RedisStore): AsyncIterable<StoreEntry> {
     const match = `${escapeGlob(this.prefix)}*`;
-    let cursor = '0';
-    do {
-      const page = await this.run(() => this.client.scan(cursor, { MATCH: match, COUNT: 200 }));
-      cursor = String(page.cursor);
-      // Issued together, node-redis pipelines these PTTLs into one write.
-      const ttls = await Promise.all(
-        page.keys.map((full) => this.run(() => this.client.pTTL(String(full)))),
-      );
-      for (const [i, full] of page.keys.entries()) {
-        const ttl = Number(ttls[i]);
-        if (ttl === -2) continue; // expired or deleted between SCAN and PTTL
-        yield {
-          key: String(full).slice(this.prefix.length),
-          ttlMs: ttl === -1 ? Number.POSITIVE_INFINITY : ttl,
-        };
-      }
-    } while (cursor !== '0');
+    for (const client of await this.scanTargets()) {
+      let cursor = '0';
+      do {
+        const page = await this.run(() => client.scan(cursor, { MATCH: match, COUNT: 200 }));
+        cursor = String(page.cursor);
+        // Issued together, node-redis pipelines these PTTLs into one write.
+        const ttls = await Promise.all(
+          page.keys.map((full) => this.run(() => client.pTTL(String(full)))),
+        );
+        for (const [i, full] of page.keys.entries()) {
+          const ttl = Number(ttls[i]);
+          if (ttl === -2) continue; // expired or deleted between SCAN and PTTL
+          yield {
+            key: String(full).slice(this.prefix.length),
+            ttlMs: ttl === -1 ? Number.POSITIVE_INFINITY : ttl,
+          };
+        }
+      } while (cursor !== '0');
+    }
   };
 
   async cleanup(): Promise<number> {
@@ -567,6 +915,7 @@ export class RedisStore implements Store {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.sweeper);
+    // A cluster still connecting stops retrying (closed is set) and closes once connected.
     if (!this.client.isOpen) return;
     // close() waits for in-flight replies, which a hung server never sends; destroy after a bound.
     let timer: NodeJS.Timeout | undefined;
