@@ -297,7 +297,7 @@ return {3, n}`,
 };
 
 /** Options every connection shares, to the one server or to each node of a cluster. */
-function connectionOptions(timeoutMs: number) {
+function connectionOptions(timeoutMs: number, maxBackoffMs = 2000) {
   return {
     // Queued commands would wait for a server that may never return; callers must fail closed now.
     disableOfflineQueue: true,
@@ -312,7 +312,7 @@ function connectionOptions(timeoutMs: number) {
       connectTimeout: Math.max(timeoutMs, 5000),
       // Never give up: the process stays up answering 503 and recovers when Redis is back.
       reconnectStrategy: (retries: number) =>
-        Math.min(50 * 2 ** Math.min(retries, 10), 2000) + Math.floor(Math.random() * 100),
+        Math.min(50 * 2 ** Math.min(retries, 10), maxBackoffMs) + Math.floor(Math.random() * 100),
     },
   };
 }
@@ -330,15 +330,17 @@ function buildCluster(url: string, nodes: readonly string[], timeoutMs: number) 
   const parsed = new URL(url);
   const scheme = parsed.protocol === 'rediss:' ? 'rediss' : 'redis';
   const auth = parsed.username || parsed.password ? `${parsed.username}:${parsed.password}@` : '';
+  // The cluster client asks for a new slot map when a node it reconnects to still does not
+  // answer; retrying a dead node every half second at most is what lets a promoted replica's
+  // slots come back within about that much of the promotion.
+  const connection = connectionOptions(timeoutMs, 500);
   return createCluster({
     rootNodes: nodes.map((node) => ({ url: `${scheme}://${auth}${node}` })),
     defaults: {
-      ...connectionOptions(timeoutMs),
+      ...connection,
       ...(parsed.username ? { username: decodeURIComponent(parsed.username) } : {}),
       ...(parsed.password ? { password: decodeURIComponent(parsed.password) } : {}),
-      ...(scheme === 'rediss'
-        ? { socket: { ...connectionOptions(timeoutMs).socket, tls: true } }
-        : {}),
+      ...(scheme === 'rediss' ? { socket: { ...connection.socket, tls: true } } : {}),
     },
     scripts,
     // Every slot is served by its primary: a replica may lag, and a single-use secret read there

@@ -89,6 +89,10 @@ export async function startPrivateCluster(nodeTimeoutMs = 1000): Promise<Private
           join(dir, `nodes-${port}.conf`),
           '--cluster-node-timeout',
           String(nodeTimeoutMs),
+          // As README advises: without it, every node refuses every slot (CLUSTERDOWN) from the
+          // moment one primary is declared failed until its replica takes over.
+          '--cluster-require-full-coverage',
+          'no',
           '--port',
           String(port),
           '--bind',
@@ -101,6 +105,8 @@ export async function startPrivateCluster(nodeTimeoutMs = 1000): Promise<Private
           'no',
           '--dir',
           dir,
+          '--logfile',
+          join(dir, `node-${port}.log`),
         ],
         { stdio: ['ignore', 'ignore', 'ignore'] },
       );
@@ -190,6 +196,16 @@ export async function startPrivateCluster(nodeTimeoutMs = 1000): Promise<Private
     await waitFor(async () => {
       const views = await Promise.all(nodes.map((node) => cli(node.port, 'CLUSTER', 'NODES')));
       return views.every((view) => view.trim().split('\n').length === nodes.length);
+    });
+    // A replica that has not finished its first sync has no data to serve and never takes over
+    // from its primary: a failover test would wait forever.
+    await waitFor(async () => {
+      const infos = await Promise.all(nodes.map((node) => cli(node.port, 'INFO', 'replication')));
+      const replicas = infos.filter((info) => info.includes('role:slave'));
+      return (
+        replicas.length === nodes.length / 2 &&
+        replicas.every((info) => info.includes('master_link_status:up'))
+      );
     });
   } catch (error) {
     await stop();
