@@ -385,6 +385,8 @@ export class RedisStore implements Store {
   /** Only the first error of an outage is logged at warn, so a long outage does not flood logs. */
   private outageLogged = false;
   private closed = false;
+  /** When the cluster's slot map was last asked for (performance.now() ms); see refreshSlotMap. */
+  private lastSlotRefresh = Number.NEGATIVE_INFINITY;
   /** Calls waiting for an answer, oldest first; see run(). */
   private readonly inFlight = new Set<PendingCall>();
   private sweeper: NodeJS.Timeout | undefined;
@@ -520,7 +522,24 @@ export class RedisStore implements Store {
 
   private translate(err: unknown): unknown {
     if (err instanceof ErrorReply && !TRANSIENT_REPLY.test(err.message)) return err;
+    this.refreshSlotMap();
     return new StoreUnavailableError('redis', err);
+  }
+
+  /**
+   * The cluster client only asks for a new slot map on a MOVED reply or while it reconnects to a
+   * node. A cluster that was still forming when verifyd connected (no slot assigned yet) causes
+   * neither, and would fail every call forever; so a call that fails for want of a node asks for
+   * the map again, at most every half second. `_slots.rediscover` is node-redis's own refresh,
+   * the one MOVED uses.
+   */
+  private refreshSlotMap(): void {
+    const { cluster } = this;
+    if (!cluster?.isOpen || this.closed) return;
+    const now = performance.now();
+    if (now - this.lastSlotRefresh < 500) return;
+    this.lastSlotRefresh = now;
+    cluster._slots.rediscover(undefined as never).catch((err: unknown) => this.onError(err));
   }
 
   async get(key: string): Promise<string | undefined> {

@@ -1,9 +1,15 @@
 import { execFileSync } from 'node:child_process';
 import { buildConfig } from '../../src/config';
+import { StoreUnavailableError } from '../../src/errors';
 import { createStore } from '../../src/store';
 import { RedisStore } from '../../src/store/redis';
 import { slotOf } from '../../src/store/redis-slot';
-import { type PrivateCluster, REDIS_CLI_BIN, startPrivateCluster } from '../support/redis-cluster';
+import {
+  cli,
+  type PrivateCluster,
+  REDIS_CLI_BIN,
+  startPrivateCluster,
+} from '../support/redis-cluster';
 import { describeRedis, sleep, uniquePrefix } from '../support/servers';
 import { runStoreConformance } from './conformance';
 
@@ -62,5 +68,90 @@ describeRedis('redis cluster', () => {
         await store.close();
       }
     });
+  });
+
+  describe('faults', () => {
+    it('follows a slot that migrates to another primary (ASK, then MOVED) without failing a call', async () => {
+      if (!cluster) throw new Error('no cluster');
+      const prefix = uniquePrefix('migrate');
+      const store = await openClusterStore(seeds(), prefix);
+      try {
+        const slot = slotOf(`${prefix}{moving}`);
+        const source = await cluster.primaryOf(slot);
+        const target = await cluster.primaryOf((slot + 8192) % 16384);
+        expect(target.port).not.toBe(source.port);
+        const idOf = async (port: number) => (await cli(port, 'CLUSTER', 'MYID')).trim();
+        const [sourceId, targetId] = await Promise.all([idOf(source.port), idOf(target.port)]);
+        await store.set('before{moving}', 'old', 60);
+        await store.increment('count{moving}', 60);
+
+        await cli(target.port, 'CLUSTER', 'SETSLOT', String(slot), 'IMPORTING', sourceId);
+        await cli(source.port, 'CLUSTER', 'SETSLOT', String(slot), 'MIGRATING', targetId);
+        // Mid-migration: keys still on the source are served there; a new key gets ASK.
+        expect(await store.get('before{moving}')).toBe('old');
+        await store.set('during{moving}', 'new', 60);
+        expect((await store.increment('count{moving}', 60)).count).toBe(2);
+
+        const keys = (await cli(source.port, 'CLUSTER', 'GETKEYSINSLOT', String(slot), '100'))
+          .trim()
+          .split('\n')
+          .filter(Boolean);
+        await cli(
+          source.port,
+          'MIGRATE',
+          '127.0.0.1',
+          String(target.port),
+          '',
+          '0',
+          '5000',
+          'KEYS',
+          ...keys,
+        );
+        for (const node of cluster.nodes) {
+          await cli(node.port, 'CLUSTER', 'SETSLOT', String(slot), 'NODE', targetId);
+        }
+        // Done: the source answers MOVED, and the client follows it to the target.
+        expect(await store.get('before{moving}')).toBe('old');
+        expect(await store.get('during{moving}')).toBe('new');
+        expect((await store.increment('count{moving}', 60)).count).toBe(3);
+        expect((await cluster.primaryOf(slot)).port).toBe(target.port);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it('answers 503 while the cluster is still forming, and serves once it has formed', async () => {
+      const forming = await startPrivateCluster(1000, { formed: false });
+      const store = new RedisStore({
+        url: 'redis://',
+        clusterNodes: forming.seeds.split(','),
+        keyPrefix: uniquePrefix('forming'),
+        timeoutMs: 500,
+      });
+      try {
+        await store.waitUntilReady(2000);
+        await expect(store.set('k', 'v', 60)).rejects.toBeInstanceOf(StoreUnavailableError);
+        await expect(store.get('k')).rejects.toBeInstanceOf(StoreUnavailableError);
+        await expect(
+          store.admit({ counters: [{ key: 'c', windowSeconds: 60, max: 1 }] }),
+        ).rejects.toBeInstanceOf(StoreUnavailableError);
+        await forming.form();
+        const deadline = Date.now() + 10_000;
+        for (;;) {
+          try {
+            await store.set('k', 'v', 60);
+            break;
+          } catch (error) {
+            expect(error).toBeInstanceOf(StoreUnavailableError);
+            if (Date.now() > deadline) throw error;
+            await sleep(100);
+          }
+        }
+        expect(await store.get('k')).toBe('v');
+      } finally {
+        await store.close();
+        await forming.stop();
+      }
+    }, 60_000);
   });
 });

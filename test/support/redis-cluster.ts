@@ -27,6 +27,8 @@ export interface PrivateCluster {
   primaryOf(slot: number): Promise<ClusterNode>;
   /** Resolves once every live node reports cluster_state:ok, or rejects after `timeoutMs`. */
   waitUntilOk(timeoutMs?: number): Promise<void>;
+  /** Assigns the slots and replicas (redis-cli --cluster create) and waits until it is ready. */
+  form(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -56,7 +58,7 @@ function portFree(port: number): Promise<boolean> {
   });
 }
 
-async function cli(port: number, ...args: string[]): Promise<string> {
+export async function cli(port: number, ...args: string[]): Promise<string> {
   const { stdout } = await run(REDIS_CLI_BIN, ['-h', '127.0.0.1', '-p', String(port), ...args], {
     timeout: 5000,
   });
@@ -69,7 +71,10 @@ async function cli(port: number, ...args: string[]): Promise<string> {
  * declared failed, so a failover test takes about that long plus an election. Throws when the
  * cluster does not form: a suite that needs it then fails rather than skipping.
  */
-export async function startPrivateCluster(nodeTimeoutMs = 1000): Promise<PrivateCluster> {
+export async function startPrivateCluster(
+  nodeTimeoutMs = 1000,
+  { formed = true }: { formed?: boolean } = {},
+): Promise<PrivateCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'verifyd-cluster-'));
   const taken = new Set<number>();
   const nodes: Array<ClusterNode & { child: ChildProcess }> = [];
@@ -145,18 +150,6 @@ export async function startPrivateCluster(nodeTimeoutMs = 1000): Promise<Private
     }
     for (const node of nodes)
       await waitFor(async () => (await cli(node.port, 'PING')).trim() === 'PONG');
-    await run(
-      REDIS_CLI_BIN,
-      [
-        '--cluster',
-        'create',
-        ...nodes.map((node) => node.address),
-        '--cluster-replicas',
-        '1',
-        '--cluster-yes',
-      ],
-      { timeout: 30_000 },
-    );
   } catch (error) {
     await stop();
     throw error;
@@ -187,9 +180,29 @@ export async function startPrivateCluster(nodeTimeoutMs = 1000): Promise<Private
         return states.every((info) => info.includes('cluster_state:ok'));
       }, timeoutMs);
     },
+    form: async () => {
+      try {
+        await form();
+      } catch (error) {
+        await stop();
+        throw error;
+      }
+    },
     stop,
   };
-  try {
+  const form = async () => {
+    await run(
+      REDIS_CLI_BIN,
+      [
+        '--cluster',
+        'create',
+        ...nodes.map((node) => node.address),
+        '--cluster-replicas',
+        '1',
+        '--cluster-yes',
+      ],
+      { timeout: 30_000 },
+    );
     await cluster.waitUntilOk();
     // Every node must also know every other one, or a client may be sent to a node that has not
     // heard of a peer yet.
@@ -207,10 +220,8 @@ export async function startPrivateCluster(nodeTimeoutMs = 1000): Promise<Private
         replicas.every((info) => info.includes('master_link_status:up'))
       );
     });
-  } catch (error) {
-    await stop();
-    throw error;
-  }
+  };
+  if (formed) await cluster.form();
   return cluster;
 }
 
