@@ -4,6 +4,7 @@ import { createStore } from '../../src/store';
 import { MemoryStore } from '../../src/store/memory';
 import type { Store } from '../../src/store/types';
 import { buildTestApp } from '../support/app';
+import { type PrivateCluster, startPrivateCluster } from '../support/redis-cluster';
 import {
   describeMemcached,
   describeRedis,
@@ -220,6 +221,18 @@ function sharedStoreSuite(describeIf: typeof describeRedis, env: Record<string, 
 
 describe('Redis', () => {
   sharedStoreSuite(describeRedis, { STORE: 'redis', REDIS_URL: SHARED_REDIS_URL });
+});
+
+describeRedis('Redis Cluster', () => {
+  // The seeds are known once the private cluster runs, before the suite's first test.
+  const env: Record<string, string> = { STORE: 'redis' };
+  let cluster: PrivateCluster | undefined;
+  beforeAll(async () => {
+    cluster = await startPrivateCluster();
+    env.REDIS_CLUSTER_NODES = cluster.seeds;
+  }, 60_000);
+  afterAll(() => cluster?.stop());
+  sharedStoreSuite(describeRedis, env);
 });
 
 describe('Memcached', () => {

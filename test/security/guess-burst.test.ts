@@ -3,6 +3,7 @@ import { buildConfig } from '../../src/config';
 import { createStore } from '../../src/store';
 import type { Store } from '../../src/store/types';
 import { buildTestApp, lastCode } from '../support/app';
+import { type PrivateCluster, startPrivateCluster } from '../support/redis-cluster';
 import {
   describeMemcached,
   describeRedis,
@@ -106,6 +107,18 @@ burstSuite('memory', async () => undefined);
 
 describeRedis('shared Redis', () => {
   burstSuite('redis', sharedStore({ STORE: 'redis', REDIS_URL: SHARED_REDIS_URL }));
+});
+
+describeRedis('private Redis Cluster', () => {
+  // The seeds are known once the cluster runs, before the suite's first store is made.
+  const env: Record<string, string> = { STORE: 'redis' };
+  let cluster: PrivateCluster | undefined;
+  beforeAll(async () => {
+    cluster = await startPrivateCluster();
+    env.REDIS_CLUSTER_NODES = cluster.seeds;
+  }, 60_000);
+  afterAll(() => cluster?.stop());
+  burstSuite('redis cluster', sharedStore(env));
 });
 
 describeMemcached('shared Memcached', () => {
