@@ -65,7 +65,10 @@ const refusals = {
  */
 export function createSendLimits(store: Store, settings: SendLimitSettings, clock: Clock) {
   // Braces hold what places a key where the store spreads keys over several servers (see Store):
-  // a recipient's keys live together, and so do a client's; the SMS budget is one key.
+  // a recipient's keys live together, and so do a client's; the SMS budget is one key (README:
+  // one shard handles it with room to spare, and a split budget would be an inexact money cap).
+  // On Redis Cluster those are three slots, and the store runs one script per slot with
+  // take-back (RedisStore.admitAcrossSlots).
   function limitsFor({ channel, targetId, client, isResend }: SendRequest): Limit[] {
     const limits: Limit[] = [];
     if (isResend) {

@@ -67,8 +67,9 @@ export interface Store {
    *    a refused send never replaces the code its recipient already holds.
    * Resolves `admitted` with which counters counted, so that a caller can give them back later
    * with `decrement` (and `delete` for the gate, markers and secret). Keys must be distinct.
-   * Backends without transactions (Memcached) run the steps as separate operations and take back
-   * what a refusal counted; concurrent callers may briefly see those counts.
+   * Backends without transactions (Memcached), and Redis Cluster when the keys span hash slots
+   * (one script per slot), run the steps as separate operations and take back what a refusal
+   * counted; concurrent callers may briefly see those counts.
    */
   admit(admission: Admission): Promise<AdmissionOutcome>;
 
