@@ -12,6 +12,7 @@ import type {
   CounterState,
   FailureLimit,
   SecretExtras,
+  ServerState,
   Store,
   StoreEntry,
 } from './types';
@@ -378,6 +379,11 @@ export class RedisStore implements Store {
   private readonly client: Client;
   /** Set in cluster mode, for what only a cluster has: its nodes. */
   private readonly cluster: Cluster | undefined;
+  /**
+   * Cluster mode only: one PING to each primary, so that /health reports a cluster with one shard
+   * down as degraded (its other slots still serve) rather than down. See Store.pingEach.
+   */
+  readonly pingEach?: () => Promise<ServerState[]>;
   private readonly prefix: string;
   private readonly timeoutMs: number;
   private readonly logger: Logger | undefined;
@@ -403,6 +409,7 @@ export class RedisStore implements Store {
       // The cluster reports each node's errors separately; they count as the store's.
       this.cluster.on('node-error', (err: unknown) => this.onError(err));
       this.cluster.on('connect', () => this.onReady());
+      this.pingEach = () => this.pingPrimaries();
     } else {
       this.cluster = undefined;
       this.client = buildClient(options.url, this.timeoutMs);
@@ -891,6 +898,22 @@ export class RedisStore implements Store {
         cluster.masters.map(async (node) => (await cluster.nodeClient(node)).ping()),
       );
     });
+  }
+
+  private async pingPrimaries(): Promise<ServerState[]> {
+    const { cluster } = this;
+    if (!cluster?.isReady) {
+      const error = new StoreUnavailableError('redis', new Error('the cluster is not connected'));
+      return [{ server: 'redis cluster', ok: false, error }];
+    }
+    return Promise.all(
+      cluster.masters.map((node) =>
+        this.run(async () => (await cluster.nodeClient(node)).ping()).then(
+          (): ServerState => ({ server: node.address, ok: true }),
+          (error: unknown): ServerState => ({ server: node.address, ok: false, error }),
+        ),
+      ),
+    );
   }
 
   /** The clients to SCAN: the one server, or every primary of the cluster. */

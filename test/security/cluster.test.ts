@@ -144,6 +144,14 @@ describeRedis('Redis Cluster failover', () => {
 
     await doomed.kill();
     const killedAt = performance.now();
+    // Until the replica takes over, one shard of three is down: degraded, not down, so that a load
+    // balancer keeps the instance serving the other slots.
+    const health = await request(test.app).get('/health');
+    expect(health.status).toBe(200);
+    expect(health.body).toMatchObject({
+      status: 'degraded',
+      store: { ok: true, servers: { total: 3, unreachable: 1 } },
+    });
     const deadAnswers: Array<{ at: number; status: number }> = [];
     const liveAnswers: Array<{ at: number; status: number }> = [];
     let resumedAt: number | undefined;
