@@ -184,12 +184,15 @@ const code = /\\b(\\d{6})\\b/.exec(outbox.messages.at(-1).body)[1];
 const checked = await post('/verify-phone-code', { phone, code });
 server.close();
 await store.close();
-console.log(JSON.stringify({ sent: sent.status, checked }));
+console.log('RESULT ' + JSON.stringify({ sent: sent.status, checked }));
 process.exit(0);
 `,
     );
     const { stdout } = await run(process.execPath, ['drive.mjs'], app, 30_000);
-    const result = JSON.parse(stdout.trim().split('\n').at(-1)!);
+    // The example's own logger writes to stdout too, and may flush after the result line.
+    const line = stdout.split('\n').find((l) => l.startsWith('RESULT '));
+    if (!line) throw new Error(`the example printed no result:\n${stdout}`);
+    const result = JSON.parse(line.slice('RESULT '.length));
     expect(result.sent).toBe(202);
     expect(result.checked.status).toBe(200);
     expect(result.checked.body).toMatchObject({ verified: true, phone: '+15551250000' });
