@@ -10,6 +10,7 @@ import { parsePhone } from '../services/targets';
 import { createApp } from '../src/app';
 import { type Config, loadConfig } from '../src/config';
 import { hmac } from '../src/crypto';
+import { identifyClient } from '../src/http/client-key';
 import { ipRateLimit } from '../src/http/rate-limit';
 import { createLogger } from '../src/logger';
 import { createMockEmailProvider, createMockSmsProvider, Outbox } from '../src/providers/mock';
@@ -80,6 +81,8 @@ async function main(): Promise<void> {
     const config = loadConfig();
     const store = await createStore(config, { logger: createLogger({ level: config.LOG_LEVEL }) });
     app = express();
+    // The per-client limit keys on what identifyClient derived, as in verifyd's own router.
+    app.use(identifyClient(config.IPV6_SUBNET));
     app.use(
       ipRateLimit({
         store,
