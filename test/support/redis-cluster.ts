@@ -71,6 +71,15 @@ export async function cli(port: number, ...args: string[]): Promise<string> {
  * declared failed, so a failover test takes about that long plus an election. Throws when the
  * cluster does not form: a suite that needs it then fails rather than skipping.
  */
+/**
+ * Every node process this worker started and that still runs. One exit hook for all of them: a hook
+ * per node would pass Node's listener warning after two clusters.
+ */
+const liveNodes = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of liveNodes) child.kill('SIGKILL');
+});
+
 export async function startPrivateCluster(
   nodeTimeoutMs = 1000,
   { formed = true }: { formed?: boolean } = {},
@@ -144,9 +153,8 @@ export async function startPrivateCluster(
         },
       };
       nodes.push(node);
-      process.once('exit', () => {
-        if (node.alive) child.kill('SIGKILL');
-      });
+      liveNodes.add(child);
+      child.once('exit', () => liveNodes.delete(child));
     }
     for (const node of nodes)
       await waitFor(async () => (await cli(node.port, 'PING')).trim() === 'PONG');
