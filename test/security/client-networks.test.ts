@@ -4,7 +4,7 @@ import { createStore } from '../../src/store';
 import { MemoryStore } from '../../src/store/memory';
 import type { Store } from '../../src/store/types';
 import { buildTestApp } from '../support/app';
-import { type PrivateCluster, startPrivateCluster } from '../support/redis-cluster';
+import { withPrivateCluster } from '../support/redis-cluster';
 import {
   describeMemcached,
   describeRedis,
@@ -226,12 +226,7 @@ describe('Redis', () => {
 describeRedis('Redis Cluster', () => {
   // The seeds are known once the private cluster runs, before the suite's first test.
   const env: Record<string, string> = { STORE: 'redis' };
-  let cluster: PrivateCluster | undefined;
-  beforeAll(async () => {
-    cluster = await startPrivateCluster();
-    env.REDIS_CLUSTER_NODES = cluster.seeds;
-  }, 60_000);
-  afterAll(() => cluster?.stop());
+  withPrivateCluster(env);
   sharedStoreSuite(describeRedis, env);
 });
 

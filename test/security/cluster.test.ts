@@ -1,29 +1,12 @@
 import request from 'supertest';
 import { targetId } from '../../services/otp';
 import { buildConfig } from '../../src/config';
-import { createMockSmsProvider, Outbox } from '../../src/providers/mock';
-import type { SmsMessage } from '../../src/providers/types';
 import { createStore } from '../../src/store';
 import { slotOf } from '../../src/store/redis-slot';
 import type { Store } from '../../src/store/types';
-import { buildTestApp, type TestApp } from '../support/app';
+import { buildTestApp, countingSms, type TestApp } from '../support/app';
 import { type PrivateCluster, startPrivateCluster } from '../support/redis-cluster';
 import { describeRedis, sleep, uniquePrefix } from '../support/servers';
-
-function countingSms() {
-  const calls: SmsMessage[] = [];
-  const inner = createMockSmsProvider(new Outbox(1000));
-  return {
-    calls,
-    provider: {
-      name: 'counting',
-      async send(message: SmsMessage) {
-        calls.push(message);
-        return inner.send(message);
-      },
-    },
-  };
-}
 
 async function clusterStore(cluster: PrivateCluster, prefix: string, timeoutMs = 2000) {
   return createStore(

@@ -3,7 +3,7 @@ import { buildConfig } from '../../src/config';
 import { createStore } from '../../src/store';
 import type { Store } from '../../src/store/types';
 import { buildTestApp, lastCode } from '../support/app';
-import { type PrivateCluster, startPrivateCluster } from '../support/redis-cluster';
+import { withPrivateCluster } from '../support/redis-cluster';
 import {
   describeMemcached,
   describeRedis,
@@ -112,12 +112,7 @@ describeRedis('shared Redis', () => {
 describeRedis('private Redis Cluster', () => {
   // The seeds are known once the cluster runs, before the suite's first store is made.
   const env: Record<string, string> = { STORE: 'redis' };
-  let cluster: PrivateCluster | undefined;
-  beforeAll(async () => {
-    cluster = await startPrivateCluster();
-    env.REDIS_CLUSTER_NODES = cluster.seeds;
-  }, 60_000);
-  afterAll(() => cluster?.stop());
+  withPrivateCluster(env);
   burstSuite('redis cluster', sharedStore(env));
 });
 

@@ -1,24 +1,7 @@
 import request from 'supertest';
-import { createMockSmsProvider, Outbox } from '../../src/providers/mock';
-import type { SmsMessage } from '../../src/providers/types';
-import { buildTestApp, FakeClock } from '../support/app';
+import { buildTestApp, countingSms, FakeClock } from '../support/app';
 
 const PHONE = '+15551234567';
-
-function countingSms() {
-  const calls: SmsMessage[] = [];
-  const inner = createMockSmsProvider(new Outbox(1000));
-  return {
-    calls,
-    provider: {
-      name: 'counting',
-      async send(message: SmsMessage) {
-        calls.push(message);
-        return inner.send(message);
-      },
-    },
-  };
-}
 
 describe('sends and SMS pumping', () => {
   it('caps sends per target at SEND_MAX_PER_TARGET per window', async () => {

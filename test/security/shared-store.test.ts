@@ -5,7 +5,7 @@ import { buildConfig } from '../../src/config';
 import { createStore } from '../../src/store';
 import type { Store } from '../../src/store/types';
 import { buildTestApp, lastCode, lastToken, type TestApp } from '../support/app';
-import { type PrivateCluster, startPrivateCluster } from '../support/redis-cluster';
+import { withPrivateCluster } from '../support/redis-cluster';
 import {
   describeMemcached,
   describeRedis,
@@ -123,12 +123,7 @@ describeRedis('two instances sharing Redis', () => {
 describeRedis('two instances sharing a Redis Cluster', () => {
   // The seeds are known once the private cluster runs, before the suite's own beforeAll.
   const env: Record<string, string> = { STORE: 'redis', SEND_COOLDOWN_SECONDS: '30' };
-  let cluster: PrivateCluster | undefined;
-  beforeAll(async () => {
-    cluster = await startPrivateCluster();
-    env.REDIS_CLUSTER_NODES = cluster.seeds;
-  }, 60_000);
-  afterAll(() => cluster?.stop());
+  withPrivateCluster(env);
   sharedStoreSuite('redis cluster', env);
 });
 

@@ -11,7 +11,7 @@ import {
   type MockSmsProvider,
   Outbox,
 } from '../../src/providers/mock';
-import type { EmailProvider, SmsProvider } from '../../src/providers/types';
+import type { EmailProvider, SmsMessage, SmsProvider } from '../../src/providers/types';
 import { MemoryStore } from '../../src/store/memory';
 import type { Store } from '../../src/store/types';
 
@@ -112,4 +112,20 @@ export function lastToken(outbox: Outbox, to: string): string {
   const token = message?.body.match(/token=([\w.-]+)/)?.[1];
   if (!token) throw new Error(`no link in the outbox for ${to}`);
   return token;
+}
+
+/** A mock SMS provider that also keeps every message it was handed, to count provider calls. */
+export function countingSms() {
+  const calls: SmsMessage[] = [];
+  const inner = createMockSmsProvider(new Outbox(1000));
+  return {
+    calls,
+    provider: {
+      name: 'counting',
+      async send(message: SmsMessage) {
+        calls.push(message);
+        return inner.send(message);
+      },
+    },
+  };
 }

@@ -250,3 +250,16 @@ async function waitFor(check: () => Promise<boolean>, timeoutMs = 30_000): Promi
     await sleep(100);
   }
 }
+
+/**
+ * For a describe block: a private cluster started before its tests and stopped after them, with
+ * its seeds written into `env` (REDIS_CLUSTER_NODES) in time for the suite's own beforeAll.
+ */
+export function withPrivateCluster(env: Record<string, string>): void {
+  let cluster: PrivateCluster | undefined;
+  beforeAll(async () => {
+    cluster = await startPrivateCluster();
+    env.REDIS_CLUSTER_NODES = cluster.seeds;
+  }, 60_000);
+  afterAll(() => cluster?.stop());
+}
