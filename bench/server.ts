@@ -1,11 +1,17 @@
 /**
  * The process under load: verifyd (with the store named by STORE), a bare Express app that parses
- * the same JSON, that bare app behind verifyd's per-IP limit alone, or the reference app (the least
- * work the contract asks of a send and a check), for comparison. Prints its URL on stdout and runs
+ * the same JSON, that bare app behind verifyd's per-IP limit alone, the reference app (the least
+ * work the contract asks of a send and a check), or the naive seed pattern (a code kept in Redis
+ * with SETEX, read and deleted on a check), for comparison. Prints its URL on stdout and runs
  * until killed.
+ *
+ * The apps that send codes do so through the mock SMS provider and serve /dev/outbox, where the
+ * bench reads the codes back over HTTP to check them right.
  */
 import { randomInt } from 'node:crypto';
 import express from 'express';
+import { createClient, createCluster } from 'redis';
+import { createDevOutboxRouter } from '../routes/dev-outbox';
 import { parsePhone } from '../services/targets';
 import { createApp } from '../src/app';
 import { type Config, loadConfig } from '../src/config';
@@ -14,8 +20,15 @@ import { identifyClient } from '../src/http/client-key';
 import { ipRateLimit } from '../src/http/rate-limit';
 import { createLogger } from '../src/logger';
 import { createMockEmailProvider, createMockSmsProvider, Outbox } from '../src/providers/mock';
+import type { SmsProvider } from '../src/providers/types';
 import { createStore } from '../src/store';
 import type { Store } from '../src/store/types';
+
+/**
+ * Room for every code of one send phase: the bench empties the outbox after reading it, so the
+ * outbox never fills up and never pays for dropping its oldest message.
+ */
+const OUTBOX_CAPACITY = 1_000_000;
 
 /** The same handler for the bare app and the floor app: parse the JSON, answer 202. */
 function echo(app: express.Express): void {
@@ -31,7 +44,7 @@ function echo(app: express.Express): void {
  * HMAC, counted. No recipient limits, lock, security headers or log: it is not a usable service,
  * only the ceiling that verifyd's routes can be held against.
  */
-function reference(app: express.Express, store: Store, config: Config): void {
+function reference(app: express.Express, store: Store, config: Config, sms: SmsProvider): void {
   const policy = { allowUnassigned: true };
   const codeKey = (phone: string) => `reference:code:${phone}`;
   const codeHash = (phone: string, code: string) => hmac(config.OTP_SECRET, phone, code);
@@ -52,6 +65,8 @@ function reference(app: express.Express, store: Store, config: Config): void {
       res.status(429).json({ error: { code: 'rate_limited', message: 'Wait.' } });
       return;
     }
+    // A send sends: the same mock provider as verifyd's, so the bench can read the code back.
+    await sms.send({ to, body: `Your code is ${code}` });
     const expiresAt = new Date(now + config.OTP_TTL_SECONDS * 1000).toISOString();
     res.status(202).json({ success: true, status: 'pending', channel: 'sms', to, expiresAt });
   });
@@ -68,6 +83,40 @@ function reference(app: express.Express, store: Store, config: Config): void {
   });
 }
 
+/**
+ * The naive pattern verifyd's design notes started from: the code itself in Redis under the
+ * number, SETEX on a send, GET on a check and DEL when it matches. No parsing, limits, hashing,
+ * attempt counting or atomicity: it is not safe to run, only the least Redis and Node work a code
+ * check can be done with, the reference row the bench holds verifyd's CPU against.
+ */
+async function seed(app: express.Express, sms: SmsProvider): Promise<void> {
+  const nodes = process.env.REDIS_CLUSTER_NODES;
+  const redis = nodes
+    ? createCluster({ rootNodes: nodes.split(',').map((node) => ({ url: `redis://${node}` })) })
+    : createClient({ url: process.env.REDIS_URL });
+  await redis.connect();
+  const key = (phone: string) => `otp:phone:${phone}`;
+  app.post('/verify-phone', async (req, res) => {
+    const { phone } = req.body as { phone: string };
+    const code = String(randomInt(0, 1_000_000)).padStart(6, '0');
+    await redis.setEx(key(phone), 600, code);
+    await sms.send({ to: phone, body: `Code: ${code}` });
+    res.json({ success: true });
+  });
+  app.post('/verify-phone-code', async (req, res) => {
+    const { phone, code } = req.body as { phone: string; code: string };
+    const stored = await redis.get(key(phone));
+    if (stored === null) {
+      res.status(400).json({ error: 'OTP expired' });
+    } else if (stored !== code) {
+      res.status(400).json({ error: 'Invalid code' });
+    } else {
+      await redis.del(key(phone));
+      res.json({ verified: true });
+    }
+  });
+}
+
 async function main(): Promise<void> {
   const kind = process.argv[2];
   let app: express.Express;
@@ -75,6 +124,12 @@ async function main(): Promise<void> {
     app = express();
     app.use(express.json({ limit: '10kb' }));
     echo(app);
+  } else if (kind === 'seed') {
+    const outbox = new Outbox(OUTBOX_CAPACITY);
+    app = express();
+    app.use(express.json({ limit: '10kb' }));
+    await seed(app, createMockSmsProvider(outbox));
+    app.use(createDevOutboxRouter(outbox));
   } else if (kind === 'limited' || kind === 'reference') {
     // The floor: the bare app plus only the per-IP limit every verifyd route must pass through,
     // on the configured store. No verifyd route can be faster than this.
@@ -91,19 +146,26 @@ async function main(): Promise<void> {
       }),
     );
     app.use(express.json({ limit: '10kb' }));
-    if (kind === 'reference') reference(app, store, config);
-    else echo(app);
+    if (kind === 'reference') {
+      const outbox = new Outbox(OUTBOX_CAPACITY);
+      reference(app, store, config, createMockSmsProvider(outbox));
+      app.use(createDevOutboxRouter(outbox));
+    } else {
+      echo(app);
+    }
   } else {
     const config = loadConfig();
     const logger = createLogger({ level: config.LOG_LEVEL });
     const store = await createStore(config, { logger });
-    const outbox = new Outbox(16);
+    const outbox = new Outbox(OUTBOX_CAPACITY);
+    // With the outbox, verifyd serves /dev/outbox itself (NODE_ENV is not production here).
     app = createApp({
       config,
       store,
       logger,
       sms: createMockSmsProvider(outbox),
       email: createMockEmailProvider(outbox),
+      outbox,
     });
   }
   const server = app.listen(0, '127.0.0.1', () => {

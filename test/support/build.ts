@@ -5,7 +5,7 @@ import path from 'node:path';
 export const ROOT = path.resolve(__dirname, '..', '..');
 
 /** The folders tsconfig.build.json compiles into dist/. */
-const SOURCE_DIRS = ['src', 'routes', 'services', 'scripts', 'bench'];
+const SOURCE_DIRS = ['src', 'routes', 'services', 'scripts'];
 const BUILD_CONFIGS = ['tsconfig.json', 'tsconfig.build.json'];
 
 function tsFiles(dir: string): string[] {
