@@ -41,8 +41,9 @@ function echo(app: express.Express): void {
  * What any implementation of the contract must do for a first send and a check, and nothing more:
  * the per-IP limit on the shared store, E.164 parsing with libphonenumber-js, and one store call
  * each: the send cooldown started and one HMAC of the code stored together, or one attempt at the
- * HMAC, counted. No recipient limits, lock, security headers or log: it is not a usable service,
- * only the ceiling that verifyd's routes can be held against.
+ * HMAC, counted; and a send hands the code to the SMS provider (the mock, as verifyd's). No
+ * recipient limits, lock, security headers or log: it is not a usable service, only the ceiling
+ * that verifyd's routes can be held against.
  */
 function reference(app: express.Express, store: Store, config: Config, sms: SmsProvider): void {
   const policy = { allowUnassigned: true };
