@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --duration 5 --rounds 3 --connections 50 --cluster --store redis|memcached|memory
+ * npm run bench [-- --duration 4 --rounds 3 --connections 50 --cluster --store redis|memcached|memory
  *                  --phones valid|fictional --memory-sends 2000 --count-requests 100]
  *
  * Drives three apps with the same requests, each server in its own process, over HTTP only:
@@ -44,7 +44,7 @@ const { values } = parseArgs({
   options: {
     store: { type: 'string', default: 'redis' },
     cluster: { type: 'boolean', default: false },
-    duration: { type: 'string', default: '5' },
+    duration: { type: 'string', default: '4' },
     rounds: { type: 'string', default: '3' },
     connections: { type: 'string', default: '50' },
     phones: { type: 'string', default: 'valid' },
