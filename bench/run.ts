@@ -115,7 +115,13 @@ async function startServer(kind: Kind, env: Record<string, string>): Promise<Ser
     env: { ...process.env, ...RELAXED, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
-  const [chunk] = (await once(child.stdout!, 'data')) as [Buffer];
+  // A server that cannot start (a broken build, a store it cannot reach) exits before its URL.
+  const [chunk] = (await Promise.race([
+    once(child.stdout!, 'data'),
+    once(child, 'exit').then(([code]) => {
+      throw new Error(`the ${kind} server exited (${code}) before it listened`);
+    }),
+  ])) as [Buffer];
   return {
     kind,
     url: chunk.toString().trim(),
