@@ -29,6 +29,9 @@
  *   does with hash tags; a key without braces is placed by all of it. keys.ts puts the recipient's
  *   id or the client's key in braces, so one dead server fails the requests of its own recipients
  *   and clients, not a share of everybody's, and a flow's keys share a server where they can.
+ *   Keys that one capability must treat as one step share a tag: a counter and its distinct
+ *   marker, and a verification and the failure counters of its attempts. A backend that spreads
+ *   keys (Redis Cluster) refuses other combinations with a plain Error.
  */
 export interface StorePrimitives {
   /** Which backend this is, as named by STORE (an embedder's store names itself). */

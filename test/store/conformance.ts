@@ -409,31 +409,31 @@ export function runStoreConformance(name: string, factory: ConformanceFactory): 
     });
 
     describe('attemptSecret: failure counters, lanes and data', () => {
-      const hour = { key: 'fail-hour', windowSeconds: 60, max: 2 };
-      const day = { key: 'fail-day', windowSeconds: 600, max: 3 };
+      const hour = { key: '{r}fail-hour', windowSeconds: 60, max: 2 };
+      const day = { key: '{r}fail-day', windowSeconds: 600, max: 3 };
       const count = async (store: Store, key: string) => Number((await store.get(key)) ?? 0);
 
       it('counts a wrong attempt on every failure counter, and refuses at a full one uncompared', async () => {
         const store = await open('failures');
-        await putSecret(store, 's', RIGHT, 60);
+        await putSecret(store, '{r}s', RIGHT, 60);
         const failures = [hour, day];
-        expect(await attemptSecret(store, 's', WRONG, 5, { failures })).toMatchObject({
+        expect(await attemptSecret(store, '{r}s', WRONG, 5, { failures })).toMatchObject({
           status: 'mismatch',
           attempts: 1,
         });
-        expect(await attemptSecret(store, 's', WRONG, 5, { failures })).toMatchObject({
+        expect(await attemptSecret(store, '{r}s', WRONG, 5, { failures })).toMatchObject({
           status: 'mismatch',
           attempts: 2,
         });
         expect([await count(store, hour.key), await count(store, day.key)]).toEqual([2, 2]);
         // hour is full: even the right hash is refused, and neither it nor the counters count.
-        const refused = await attemptSecret(store, 's', RIGHT, 5, { failures });
+        const refused = await attemptSecret(store, '{r}s', RIGHT, 5, { failures });
         expect(refused).toMatchObject({ status: 'exhausted', index: 0 });
         expect((refused as { resetMs: number }).resetMs).toBeGreaterThan(0);
         expect((refused as { resetMs: number }).resetMs).toBeLessThanOrEqual(60_000);
         expect([await count(store, hour.key), await count(store, day.key)]).toEqual([2, 2]);
         // Without the full counter the secret is as it was: two attempts used, the third matches.
-        expect(await attemptSecret(store, 's', RIGHT, 5, { failures: [day] })).toEqual({
+        expect(await attemptSecret(store, '{r}s', RIGHT, 5, { failures: [day] })).toEqual({
           status: 'match',
           attempts: 3,
         });
@@ -442,15 +442,15 @@ export function runStoreConformance(name: string, factory: ConformanceFactory): 
 
       it('counts no failure for an attempt at a locked lane or a missing secret', async () => {
         const store = await open('failures-locked');
-        await putSecret(store, 's', RIGHT, 60);
+        await putSecret(store, '{r}s', RIGHT, 60);
         const failures = [day];
-        await attemptSecret(store, 's', WRONG, 1, { failures });
+        await attemptSecret(store, '{r}s', WRONG, 1, { failures });
         for (let i = 0; i < 5; i++) {
-          expect(await attemptSecret(store, 's', WRONG, 1, { failures })).toEqual({
+          expect(await attemptSecret(store, '{r}s', WRONG, 1, { failures })).toEqual({
             status: 'locked',
           });
         }
-        expect(await attemptSecret(store, 'none', WRONG, 1, { failures })).toEqual({
+        expect(await attemptSecret(store, '{r}none', WRONG, 1, { failures })).toEqual({
           status: 'missing',
         });
         expect(await count(store, day.key)).toBe(1);
@@ -458,9 +458,9 @@ export function runStoreConformance(name: string, factory: ConformanceFactory): 
 
       it('compares at most max wrong attempts in a burst over many secrets sharing a counter', async () => {
         const store = await open('failures-burst');
-        const keys = Array.from({ length: 9 }, (_, i) => `s${i}`);
+        const keys = Array.from({ length: 9 }, (_, i) => `{r}s${i}`);
         await Promise.all(keys.map((key) => putSecret(store, key, RIGHT, 60)));
-        const failures = [{ key: 'fail', windowSeconds: 60, max: 10 }];
+        const failures = [{ key: '{r}fail', windowSeconds: 60, max: 10 }];
         const outcomes = await Promise.all(
           Array.from({ length: 200 }, (_, i) =>
             attemptSecret(store, keys[i % keys.length] as string, WRONG, 5, { failures }),
@@ -469,80 +469,80 @@ export function runStoreConformance(name: string, factory: ConformanceFactory): 
         const compared = outcomes.filter((o) => o.status === 'mismatch' || o.status === 'locked');
         expect(compared).toHaveLength(10);
         expect(outcomes.filter((o) => o.status === 'exhausted')).toHaveLength(190);
-        expect(await count(store, 'fail')).toBe(10);
+        expect(await count(store, '{r}fail')).toBe(10);
         // The right hash now gets nowhere either.
-        expect(await attemptSecret(store, 's0', RIGHT, 5, { failures })).toMatchObject({
+        expect(await attemptSecret(store, '{r}s0', RIGHT, 5, { failures })).toMatchObject({
           status: 'exhausted',
         });
       });
 
       it('keeps the bound lane apart: guesses without the binding never use it up', async () => {
         const store = await open('lanes');
-        await putSecret(store, 's', RIGHT, 60, { binding: 'verification-a' });
+        await putSecret(store, '{r}s', RIGHT, 60, { binding: 'verification-a' });
         // The open lane dies after two attempts...
-        await attemptSecret(store, 's', WRONG, 2);
-        await attemptSecret(store, 's', WRONG, 2);
-        expect(await attemptSecret(store, 's', RIGHT, 2)).toEqual({ status: 'locked' });
+        await attemptSecret(store, '{r}s', WRONG, 2);
+        await attemptSecret(store, '{r}s', WRONG, 2);
+        expect(await attemptSecret(store, '{r}s', RIGHT, 2)).toEqual({ status: 'locked' });
         // ...a wrong binding reads as no secret and counts nothing, on any counter...
         for (const binding of ['verification-b', '']) {
-          expect(await attemptSecret(store, 's', WRONG, 2, { binding, failures: [day] })).toEqual({
+          expect(await attemptSecret(store, '{r}s', WRONG, 2, { binding, failures: [day] })).toEqual({
             status: 'missing',
           });
         }
         expect(await count(store, day.key)).toBe(0);
         // ...and the bound lane still has both of its attempts.
-        expect(await attemptSecret(store, 's', WRONG, 2, { binding: 'verification-a' })).toEqual({
+        expect(await attemptSecret(store, '{r}s', WRONG, 2, { binding: 'verification-a' })).toEqual({
           status: 'mismatch',
           attempts: 1,
           remaining: 1,
         });
-        expect(await attemptSecret(store, 's', RIGHT, 2, { binding: 'verification-a' })).toEqual({
+        expect(await attemptSecret(store, '{r}s', RIGHT, 2, { binding: 'verification-a' })).toEqual({
           status: 'match',
           attempts: 2,
         });
         // A match in one lane consumes the secret for both.
-        expect(await attemptSecret(store, 's', RIGHT, 2)).toEqual({ status: 'missing' });
+        expect(await attemptSecret(store, '{r}s', RIGHT, 2)).toEqual({ status: 'missing' });
       });
 
       it('refuses a binding when the secret has none', async () => {
         const store = await open('lanes-unbound');
-        await putSecret(store, 's', RIGHT, 60);
-        expect(await attemptSecret(store, 's', RIGHT, 2, { binding: 'anything' })).toEqual({
+        await putSecret(store, '{r}s', RIGHT, 60);
+        expect(await attemptSecret(store, '{r}s', RIGHT, 2, { binding: 'anything' })).toEqual({
           status: 'missing',
         });
-        expect(await attemptSecret(store, 's', RIGHT, 2)).toEqual({ status: 'match', attempts: 1 });
+        expect(await attemptSecret(store, '{r}s', RIGHT, 2)).toEqual({ status: 'match', attempts: 1 });
       });
 
       it('hands back the data on a match, from putSecret and from admit, and replaces it', async () => {
         const store = await open('secret-data');
-        await putSecret(store, 'a', RIGHT, 60, { data: 'sealed-user' });
-        expect(await attemptSecret(store, 'a', RIGHT, 5)).toEqual({
+        await putSecret(store, '{r}a', RIGHT, 60, { data: 'sealed-user' });
+        expect(await attemptSecret(store, '{r}a', RIGHT, 5)).toEqual({
           status: 'match',
           attempts: 1,
           data: 'sealed-user',
         });
-        const secret = secretWrite('b', RIGHT, 60, { binding: 'v', data: 'x' });
+        const secret = secretWrite('{r}b', RIGHT, 60, { binding: 'v', data: 'x' });
         await store.admit({ counters: [], secret });
-        await putSecret(store, 'c', RIGHT, 60, { data: 'old' });
-        await putSecret(store, 'c', RIGHT, 60);
-        expect(await attemptSecret(store, 'b', RIGHT, 5, { binding: 'v' })).toEqual({
+        await putSecret(store, '{r}c', RIGHT, 60, { data: 'old' });
+        await putSecret(store, '{r}c', RIGHT, 60);
+        expect(await attemptSecret(store, '{r}b', RIGHT, 5, { binding: 'v' })).toEqual({
           status: 'match',
           attempts: 1,
           data: 'x',
         });
-        expect(await attemptSecret(store, 'c', RIGHT, 5)).toEqual({ status: 'match', attempts: 1 });
+        expect(await attemptSecret(store, '{r}c', RIGHT, 5)).toEqual({ status: 'match', attempts: 1 });
       });
 
       it('restarts a failure window after it ends', async () => {
         const store = await open('failures-window');
-        await putSecret(store, 's', RIGHT, 60);
-        const short = { key: 'f', windowSeconds: 1, max: 1 };
-        await attemptSecret(store, 's', WRONG, 5, { failures: [short] });
-        expect(await attemptSecret(store, 's', RIGHT, 5, { failures: [short] })).toMatchObject({
+        await putSecret(store, '{r}s', RIGHT, 60);
+        const short = { key: '{r}f', windowSeconds: 1, max: 1 };
+        await attemptSecret(store, '{r}s', WRONG, 5, { failures: [short] });
+        expect(await attemptSecret(store, '{r}s', RIGHT, 5, { failures: [short] })).toMatchObject({
           status: 'exhausted',
         });
         await pastTtl(1);
-        expect(await attemptSecret(store, 's', RIGHT, 5, { failures: [short] })).toEqual({
+        expect(await attemptSecret(store, '{r}s', RIGHT, 5, { failures: [short] })).toEqual({
           status: 'match',
           attempts: 2,
         });
@@ -559,7 +559,7 @@ export function runStoreConformance(name: string, factory: ConformanceFactory): 
       const gate = { key: 'gate', value: 'ends-at-123', ttlSeconds: 60 };
       const counters = [
         { key: 'per-target', windowSeconds: 60, max: 3 },
-        { key: 'per-ip', windowSeconds: 60, max: 10, distinct: { key: 'seen', ttlSeconds: 60 } },
+        { key: '{ip}per-ip', windowSeconds: 60, max: 10, distinct: { key: '{ip}seen', ttlSeconds: 60 } },
       ];
 
       it('claims the gate and counts every counter once', async () => {
@@ -569,9 +569,9 @@ export function runStoreConformance(name: string, factory: ConformanceFactory): 
           counted: [true, true],
         });
         expect(await store.get('gate')).toBe('ends-at-123');
-        expect(await store.get('seen')).toBeDefined();
+        expect(await store.get('{ip}seen')).toBeDefined();
         expect(await countOf(store, 'per-target')).toBe(1);
-        expect(await countOf(store, 'per-ip')).toBe(1);
+        expect(await countOf(store, '{ip}per-ip')).toBe(1);
       });
 
       it('refuses a present gate with its value, counting nothing', async () => {
@@ -582,7 +582,7 @@ export function runStoreConformance(name: string, factory: ConformanceFactory): 
           value: 'earlier',
         });
         expect(await countOf(store, 'per-target')).toBe(0);
-        expect(await store.get('seen')).toBeUndefined();
+        expect(await store.get('{ip}seen')).toBeUndefined();
       });
 
       it('counts all counters or none, keeping the gate it claimed', async () => {
@@ -594,14 +594,14 @@ export function runStoreConformance(name: string, factory: ConformanceFactory): 
         expect(resetMs).toBeGreaterThan(0);
         expect(resetMs).toBeLessThanOrEqual(2000);
         expect(await countOf(store, 'per-target')).toBe(3);
-        expect(await countOf(store, 'per-ip')).toBe(0);
-        expect(await store.get('seen')).toBeUndefined();
+        expect(await countOf(store, '{ip}per-ip')).toBe(0);
+        expect(await store.get('{ip}seen')).toBeUndefined();
         expect(await store.get('gate')).toBe('ends-at-123');
       });
 
       it('takes back the counters and markers before a full one, and counts again later', async () => {
         const store = await open('admit-full-last');
-        await store.increment('per-ip', 60);
+        await store.increment('{ip}per-ip', 60);
         await store.increment('budget', 60);
         const withBudget = [...counters, { key: 'budget', windowSeconds: 60, max: 1 }];
         expect(await store.admit({ counters: withBudget })).toEqual({
@@ -610,22 +610,22 @@ export function runStoreConformance(name: string, factory: ConformanceFactory): 
           resetMs: expect.any(Number),
         });
         expect(await countOf(store, 'per-target')).toBe(0);
-        expect(await countOf(store, 'per-ip')).toBe(1);
+        expect(await countOf(store, '{ip}per-ip')).toBe(1);
         expect(await countOf(store, 'budget')).toBe(1);
-        expect(await store.get('seen')).toBeUndefined();
+        expect(await store.get('{ip}seen')).toBeUndefined();
         // Nothing of the refused call is left to count against the next one.
         expect(await store.admit({ counters })).toEqual({
           status: 'admitted',
           counted: [true, true],
         });
         expect(await countOf(store, 'per-target')).toBe(1);
-        expect(await countOf(store, 'per-ip')).toBe(2);
+        expect(await countOf(store, '{ip}per-ip')).toBe(2);
       });
 
       it('counts a distinct marker once until the marker expires', async () => {
         const store = await open('admit-distinct');
         const once = [
-          { key: 'c', windowSeconds: 60, max: 5, distinct: { key: 'm', ttlSeconds: 1 } },
+          { key: '{c}c', windowSeconds: 60, max: 5, distinct: { key: '{c}m', ttlSeconds: 1 } },
         ];
         expect(await store.admit({ counters: once })).toEqual({
           status: 'admitted',
@@ -635,36 +635,36 @@ export function runStoreConformance(name: string, factory: ConformanceFactory): 
           status: 'admitted',
           counted: [false],
         });
-        expect(await countOf(store, 'c')).toBe(1);
+        expect(await countOf(store, '{c}c')).toBe(1);
         await pastTtl(1);
         expect(await store.admit({ counters: once })).toEqual({
           status: 'admitted',
           counted: [true],
         });
-        expect(await countOf(store, 'c')).toBe(2);
+        expect(await countOf(store, '{c}c')).toBe(2);
       });
 
       it('admits a marker already counted even when its counter is full', async () => {
         const store = await open('admit-distinct-full');
         const once = [
-          { key: 'c', windowSeconds: 60, max: 1, distinct: { key: 'm', ttlSeconds: 60 } },
+          { key: '{c}c', windowSeconds: 60, max: 1, distinct: { key: '{c}m', ttlSeconds: 60 } },
         ];
         await store.admit({ counters: once });
         expect(await store.admit({ counters: once })).toEqual({
           status: 'admitted',
           counted: [false],
         });
-        const other = [{ ...once[0]!, distinct: { key: 'm2', ttlSeconds: 60 } }];
+        const other = [{ ...once[0]!, distinct: { key: '{c}m2', ttlSeconds: 60 } }];
         expect(await store.admit({ counters: other })).toMatchObject({
           status: 'exceeded',
           index: 0,
         });
-        expect(await store.get('m2')).toBeUndefined();
+        expect(await store.get('{c}m2')).toBeUndefined();
       });
 
       it('opens a counter window like increment, and restarts it after', async () => {
         const store = await open('admit-window');
-        const short = [{ key: 'c', windowSeconds: 1, max: 1 }];
+        const short = [{ key: '{c}c', windowSeconds: 1, max: 1 }];
         expect(await store.admit({ counters: short })).toMatchObject({ status: 'admitted' });
         expect(await store.admit({ counters: short })).toMatchObject({ status: 'exceeded' });
         await pastTtl(1);
@@ -710,12 +710,12 @@ export function runStoreConformance(name: string, factory: ConformanceFactory): 
           Array.from({ length: 60 }, (_, i) =>
             store.admit({
               counters: [
-                { key: 'c', windowSeconds: 60, max: 10 },
+                { key: '{c}c', windowSeconds: 60, max: 10 },
                 {
-                  key: 'd',
+                  key: '{c}d',
                   windowSeconds: 60,
                   max: 100,
-                  distinct: { key: `m${i}`, ttlSeconds: 60 },
+                  distinct: { key: `{c}m${i}`, ttlSeconds: 60 },
                 },
               ],
             }),
@@ -723,14 +723,14 @@ export function runStoreConformance(name: string, factory: ConformanceFactory): 
         );
         expect(outcomes.filter((o) => o.status === 'admitted')).toHaveLength(10);
         expect(outcomes.filter((o) => o.status === 'exceeded')).toHaveLength(50);
-        expect(await countOf(store, 'c')).toBe(10);
-        expect(await countOf(store, 'd')).toBe(10);
+        expect(await countOf(store, '{c}c')).toBe(10);
+        expect(await countOf(store, '{c}d')).toBe(10);
       });
 
       it('refuses TTLs that are not whole seconds of at least 1, writing nothing', async () => {
         const store = await open('admit-ttl');
         await expect(
-          store.admit({ gate, counters: [{ key: 'c', windowSeconds: 0.5, max: 1 }] }),
+          store.admit({ gate, counters: [{ key: '{c}c', windowSeconds: 0.5, max: 1 }] }),
         ).rejects.toThrow(/TTL/);
         await expect(
           store.admit({ gate, counters: [], secret: secretWrite('s', RIGHT, 0) }),
@@ -738,12 +738,12 @@ export function runStoreConformance(name: string, factory: ConformanceFactory): 
         await expect(
           store.admit({
             counters: [
-              { key: 'c', windowSeconds: 60, max: 1, distinct: { key: 'm', ttlSeconds: 0 } },
+              { key: '{c}c', windowSeconds: 60, max: 1, distinct: { key: '{c}m', ttlSeconds: 0 } },
             ],
           }),
         ).rejects.toThrow(/TTL/);
         expect(await store.get('gate')).toBeUndefined();
-        expect(await countOf(store, 'c')).toBe(0);
+        expect(await countOf(store, '{c}c')).toBe(0);
         expect(await attemptSecret(store, 's', RIGHT, 5)).toEqual({ status: 'missing' });
       });
     });
