@@ -22,6 +22,7 @@ import { createLogger } from '../src/logger';
 import { createMockEmailProvider, createMockSmsProvider, Outbox } from '../src/providers/mock';
 import type { SmsProvider } from '../src/providers/types';
 import { createStore } from '../src/store';
+import { completeStore } from '../src/store/bridge';
 import type { Store } from '../src/store/types';
 
 /**
@@ -45,7 +46,8 @@ function echo(app: express.Express): void {
  * recipient limits, lock, security headers or log: it is not a usable service, only the ceiling
  * that verifyd's routes can be held against.
  */
-function reference(app: express.Express, store: Store, config: Config, sms: SmsProvider): void {
+function reference(app: express.Express, given: Store, config: Config, sms: SmsProvider): void {
+  const store = completeStore(given);
   const policy = { allowUnassigned: true };
   const codeKey = (phone: string) => `reference:code:${phone}`;
   const codeHash = (phone: string, code: string) => hmac(config.OTP_SECRET, phone, code);
@@ -60,7 +62,14 @@ function reference(app: express.Express, store: Store, config: Config, sms: SmsP
         ttlSeconds: config.SEND_COOLDOWN_SECONDS,
       },
       counters: [],
-      secret: { key: codeKey(to), hash: codeHash(to, code), ttlSeconds: config.OTP_TTL_SECONDS },
+      secret: {
+        key: codeKey(to),
+        hash: codeHash(to, code),
+        ttlSeconds: config.OTP_TTL_SECONDS,
+        keep: 1,
+        maxAttempts: config.OTP_MAX_ATTEMPTS,
+        binding: 'reference',
+      },
     });
     if (outcome.status !== 'admitted') {
       res.status(429).json({ error: { code: 'rate_limited', message: 'Wait.' } });
@@ -74,11 +83,11 @@ function reference(app: express.Express, store: Store, config: Config, sms: SmsP
   app.post('/verify-phone-code', async (req, res) => {
     const body = req.body as { phone: string; code: string };
     const { to } = parsePhone(body.phone, policy);
-    const outcome = await store.attemptSecret(
-      codeKey(to),
-      codeHash(to, body.code),
-      config.OTP_MAX_ATTEMPTS,
-    );
+    const outcome = await store.attempt({
+      key: codeKey(to),
+      hash: codeHash(to, body.code),
+      maxAttempts: config.OTP_MAX_ATTEMPTS,
+    });
     if (outcome.status === 'match') res.json({ verified: true, phone: to });
     else res.status(400).json({ error: { code: outcome.status, message: 'No match.' } });
   });
