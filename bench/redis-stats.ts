@@ -159,19 +159,26 @@ export type Counts = Record<string, number>;
 
 /** The commands one request caused on one server. */
 export interface RequestCommands {
-  /** Sent by the app over its connection, one round trip each unless pipelined. */
+  /** Sent by the app over its connection, one round trip each unless sent together. */
   topLevel: Counts;
   /** Run inside a script the app sent; they cost no round trip. */
   inScripts: Counts;
+  /** Commands of other clients (a replica's REPLCONF ACK), each a read of its own. */
+  others: number;
 }
 
-/** The marker the bench writes (ECHO) after each request of a counting pass. */
-export const MARKER = 'verifyd-bench-marker';
+/**
+ * The bench's marker between two requests of a counting pass: `INFO stats`, which both shows in
+ * the command log and answers how many reads the server has processed so far.
+ */
+const isMarker = (args: readonly string[]) =>
+  args[0]?.toLowerCase() === 'info' && args[1]?.toLowerCase() === 'stats';
 
 /**
  * Splits a node's log into requests: the bench sends one marker before the first request and
  * one after each, so the commands between marker i and marker i+1 are request i's. Commands of
- * the bench's own connection (`ownName`) and of `ignoredClients` (replicas) are left out.
+ * the bench's own connection (`ownName`) are left out, and those of `ignoredClients` (replicas)
+ * only counted.
  */
 export function commandsPerRequest(
   log: readonly LoggedCommand[],
@@ -182,18 +189,39 @@ export function commandsPerRequest(
   let current: RequestCommands | undefined;
   for (const entry of [...log].sort((a, b) => a.id - b.id)) {
     if (entry.clientName === ownName) {
-      if (entry.args[0]?.toLowerCase() === 'echo' && entry.args[1] === MARKER) {
+      if (isMarker(entry.args)) {
         if (current) requests.push(current);
-        current = { topLevel: {}, inScripts: {} };
+        current = { topLevel: {}, inScripts: {}, others: 0 };
       }
       continue;
     }
-    if (!current || ignoredClients.has(entry.client)) continue;
+    if (!current) continue;
+    if (ignoredClients.has(entry.client)) {
+      current.others++;
+      continue;
+    }
     const name = commandName(entry.args);
     const bucket = entry.client === SCRIPT_CLIENT ? current.inScripts : current.topLevel;
     bucket[name] = (bucket[name] ?? 0) + 1;
   }
   return requests;
+}
+
+/**
+ * Round trips per request on one node: the reads the server processed between two markers, less
+ * the marker's own and other clients'. A client that sends several commands at once (a pipeline,
+ * or commands issued in the same tick) writes them together and the server takes them in one
+ * read; a client that waits for each answer before the next command causes a read per command.
+ * `reads` are the totals each marker answered, one more than there are requests.
+ */
+export function roundTripsPerRequest(
+  reads: readonly number[],
+  requests: readonly RequestCommands[],
+): number[] {
+  return requests.map((request, i) => {
+    const between = (reads[i + 1] ?? Number.NaN) - (reads[i] ?? Number.NaN);
+    return Math.max(0, between - 1 - request.others);
+  });
 }
 
 /** As commandstats names it: `get`, or `config|get` for a command with subcommands. */
@@ -292,8 +320,10 @@ export class RedisNode {
     await this.command(['SLOWLOG', 'RESET']);
   }
 
-  async mark(): Promise<void> {
-    await this.command(['ECHO', MARKER]);
+  /** Writes a marker into the command log; answers the reads the server has processed. */
+  async mark(): Promise<number> {
+    const info = parseInfo(String(await this.command(['INFO', 'stats'])));
+    return Number(info.total_reads_processed);
   }
 
   /** What was logged since startLogging, and the server's earlier slowlog settings back. */

@@ -35,6 +35,7 @@ import {
   type NodeSnapshot,
   RedisNode,
   type RequestCommands,
+  roundTripsPerRequest,
   statsDelta,
   sumCounts,
   topLevelShare,
@@ -307,10 +308,13 @@ interface CommandCount {
   requests: number;
   topLevel: Counts;
   inScripts: Counts;
-  /** Per node the bench watches (each primary of a cluster), top-level commands summed. */
-  perNode: number[];
-  /** Summed over requests: the most commands any one node got for the request. */
-  maxOnOneNode: number;
+  /** Per node the bench watches (each primary of a cluster), summed over requests. */
+  commandsPerNode: number[];
+  roundTripsPerNode: number[];
+  /** Summed over requests: round trips to every node, as if none ran in parallel. */
+  roundTrips: number;
+  /** Summed over requests: the most round trips to any one node. */
+  busiestRoundTrips: number;
   /** Summed over requests: how many nodes the request sent a command to. */
   nodesTouched: number;
   transactions: boolean;
@@ -337,7 +341,12 @@ async function countCommands(
   scenario: Scenario,
   bodies: Body[],
 ): Promise<CommandCount> {
-  const markAll = () => Promise.all(watched.map((node) => node.mark()));
+  // reads[node][i]: the reads node had processed at marker i.
+  const reads: number[][] = watched.map(() => []);
+  const markAll = async () => {
+    const counts = await Promise.all(watched.map((node) => node.mark()));
+    for (const [i, n] of counts.entries()) reads[i]?.push(n);
+  };
   await Promise.all(watched.map((node) => node.startLogging()));
   await markAll();
   for (const body of bodies) {
@@ -348,22 +357,28 @@ async function countCommands(
   const perNode: RequestCommands[][] = logs.map((log, i) =>
     commandsPerRequest(log, BENCH_CLIENT_NAME, replicaClients[i]),
   );
+  const tripsPerNode = perNode.map((requests, i) => roundTripsPerRequest(reads[i] ?? [], requests));
   const count: CommandCount = {
     requests: bodies.length,
     topLevel: {},
     inScripts: {},
-    perNode: perNode.map((requests) => countTotal(sumCounts(requests.map((r) => r.topLevel)))),
-    maxOnOneNode: 0,
+    commandsPerNode: perNode.map((requests) =>
+      countTotal(sumCounts(requests.map((r) => r.topLevel))),
+    ),
+    roundTripsPerNode: tripsPerNode.map((trips) => trips.reduce((a, b) => a + b, 0)),
+    roundTrips: 0,
+    busiestRoundTrips: 0,
     nodesTouched: 0,
     transactions: false,
   };
   for (let r = 0; r < bodies.length; r++) {
-    const onNodes = perNode.map((requests) => requests[r] ?? { topLevel: {}, inScripts: {} });
-    count.topLevel = sumCounts([count.topLevel, ...onNodes.map((c) => c.topLevel)]);
-    count.inScripts = sumCounts([count.inScripts, ...onNodes.map((c) => c.inScripts)]);
-    const totals = onNodes.map((c) => countTotal(c.topLevel));
-    count.maxOnOneNode += Math.max(0, ...totals);
-    count.nodesTouched += totals.filter((n) => n > 0).length;
+    const onNodes = perNode.map((requests) => requests[r]);
+    count.topLevel = sumCounts([count.topLevel, ...onNodes.map((c) => c?.topLevel ?? {})]);
+    count.inScripts = sumCounts([count.inScripts, ...onNodes.map((c) => c?.inScripts ?? {})]);
+    const trips = tripsPerNode.map((t) => t[r] ?? 0);
+    count.roundTrips += trips.reduce((a, b) => a + b, 0);
+    count.busiestRoundTrips += Math.max(0, ...trips);
+    count.nodesTouched += onNodes.filter((c) => c && countTotal(c.topLevel) > 0).length;
   }
   count.transactions = (count.topLevel.multi ?? 0) > 0;
   return count;
@@ -491,6 +506,12 @@ function redisCommandUs(server: Server, s: Sample | undefined, count: CommandCou
   for (const [name, stat] of Object.entries(s.redis.commands))
     usec += stat.usec * topLevelShare(name, count?.topLevel ?? {}, count?.inScripts ?? {});
   return usec / s.answered;
+}
+
+/** Round trips per request; on a cluster, with the busiest primary's in brackets. */
+function roundTripsText(c: CommandCount): string {
+  const all = (c.roundTrips / c.requests).toFixed(2);
+  return watched.length > 1 ? `${all} (${(c.busiestRoundTrips / c.requests).toFixed(2)})` : all;
 }
 
 function describeCounts(counts: Counts, requests: number): string {
@@ -677,17 +698,13 @@ function report(
 
   console.log('\nCost per request (median over rounds, range in brackets)\n');
   console.log(
-    '| target | node CPU µs | Redis command µs | Redis process µs | Redis commands sent | node + Redis (process) × seed | node + Redis (command) × seed |',
+    '| target | node CPU µs | Redis command µs | Redis process µs | Redis round trips | node + Redis (process) × seed | node + Redis (command) × seed |',
   );
   console.log('|---|---|---|---|---|---|---|');
   for (const row of rows) {
     const ss = samples(row.key);
     const count = countOf(row);
-    const sent = count
-      ? fmt(countTotal(count.topLevel) / count.requests, 2)
-      : row.server.onRedis
-        ? '?'
-        : '—';
+    const sent = count ? roundTripsText(count) : row.server.onRedis ? '?' : '—';
     console.log(
       `| ${row.label} | ${withRange(ss.map(nodeUs))} | ${withRange(
         ss.map((s) => cmdUs(row.server, s, count)),
@@ -702,22 +719,25 @@ function report(
   const counted = rows.filter((row) => countOf(row));
   if (counted.length) {
     console.log(
-      `\nRedis commands per request (${COUNT_REQUESTS} requests one at a time, every command logged)\n`,
+      `\nRedis round trips and commands per request (${COUNT_REQUESTS} requests one at a time, every command logged)\n`,
     );
     const shards = watched.length > 1;
     console.log(
-      `| target | sent by the app (round trips, at most) | run inside its scripts |${shards ? ' per shard | on the busiest shard | shards touched |' : ''}`,
+      `| target | round trips | commands sent | run inside its scripts |${shards ? ' round trips per shard | commands per shard | shards touched |' : ''}`,
     );
-    console.log(`|---|---|---|${shards ? '---|---|---|' : ''}`);
+    console.log(`|---|---|---|---|${shards ? '---|---|---|' : ''}`);
     for (const row of counted) {
       const c = countOf(row)!;
-      const perShard = c.perNode.map((n) => (n / c.requests).toFixed(2)).join(' / ');
+      const perRequest = (ns: number[]) => ns.map((n) => (n / c.requests).toFixed(2)).join(' / ');
+      const cluster = shards
+        ? ` ${perRequest(c.roundTripsPerNode)} | ${perRequest(c.commandsPerNode)} | ${(c.nodesTouched / c.requests).toFixed(2)} |`
+        : '';
       console.log(
-        `| ${row.label} | ${describeCounts(c.topLevel, c.requests)} | ${describeCounts(c.inScripts, c.requests)} |${shards ? ` ${perShard} | ${(c.maxOnOneNode / c.requests).toFixed(2)} | ${(c.nodesTouched / c.requests).toFixed(2)} |` : ''}`,
+        `| ${row.label} | ${roundTripsText(c)} | ${describeCounts(c.topLevel, c.requests)} | ${describeCounts(c.inScripts, c.requests)} |${cluster}`,
       );
       if (c.transactions)
         console.log(
-          `(${row.label}: MULTI seen; each queued command is counted, though a transaction is sent in one round trip)`,
+          `(${row.label}: MULTI seen; each queued command is listed, though a transaction is sent in one round trip)`,
         );
     }
   }
@@ -742,10 +762,10 @@ function report(
     'verifyd runs with its defaults (mock providers, bot protection off, LOG_LEVEL=warn) and per-IP and send limits raised through configuration. The reference app does only what the contract asks of any send and check (per-IP limit, E.164 parsing, cooldown + code HMAC in one store call, or one counted attempt): a ceiling, not a service. The seed is the naive pattern verifyd grew from: SETEX of the plain code on a send, GET and, on a match, DEL on a check; no parsing, limits, hashing or attempt count.',
     "node CPU: the server process's user + system time (/proc) over the measured load, per answered request.",
     "Redis command µs: INFO commandstats usec deltas, summed at the top level: a script's usec includes the commands it runs, which commandstats also lists under their own names, so those are left out (apportioned by the counting pass where a command appears both ways). It is execution time, timed by Redis as wall time around each command: on oversubscribed cores it includes waiting for a core and can exceed the process figure. Redis process µs: INFO cpu (used_cpu_user + used_cpu_sys) deltas, which adds reading, parsing and answering each command, expiring keys and the server's timers: the CPU the machine pays. Both summed over the primaries; replicas' CPU is not counted.",
-    "Redis commands sent: the top-level commands per request, from a pass of requests sent one at a time with SLOWLOG logging every command (threshold 0) and a marker between requests. EVAL/EVALSHA/FCALL count one each; the commands a script runs (logged for the script's client, ?:0) are listed apart and cost no round trip. Each command sent is at most one round trip the request waits for: commands sent together (pipelined, or to different shards in parallel) are waited for once, which this count cannot see.",
+    "Redis round trips: from a pass of requests sent one at a time, with a marker (INFO stats) to every Redis node between requests: the reads each node processed between two markers, less the marker's own and those of replicas. A client that sends commands together (a pipeline, or commands issued in the same tick) writes them at once and Redis takes them in one read; one that waits for each answer causes a read per command. Commands sent: the top-level commands in the same pass, with SLOWLOG logging every command (threshold 0); EVAL/EVALSHA/FCALL count once, and the commands a script runs (logged for the script's client, ?:0) are listed apart: they cost no round trip.",
     ...(watched.length > 1
       ? [
-          'Cluster: per shard is the commands per request each primary got; on the busiest shard is the per-request maximum over primaries, the round trips a request waits for at least if it sends to the shards in parallel; shards touched is how many primaries a request reached.',
+          "Cluster: round trips are summed over the primaries, the most a request waits for if it sends to one shard after another; in brackets, the round trips to the busiest primary, the least it waits for if it sends to the shards in parallel (the bench sees reads, not the app's order). Per shard: each primary's share per request; shards touched: how many primaries a request sent a command to.",
         ]
       : []),
     "× seed: per round, this row's node + Redis CPU per request over the seed's in the same scenario and round, then the median; with Redis process or command time.",

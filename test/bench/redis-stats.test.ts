@@ -7,6 +7,7 @@ import {
   BENCH_CLIENT_NAME,
   commandsPerRequest,
   RedisNode,
+  roundTripsPerRequest,
   statsDelta,
   topLevelShare,
 } from '../../bench/redis-stats';
@@ -60,20 +61,24 @@ describeRedis('bench redis instrument', () => {
     expect(after.keys).toBe(3);
   });
 
-  it('splits the command log at the markers into top-level commands and what scripts ran', async () => {
+  it('splits the command log at the markers into requests, round trips and what scripts ran', async () => {
     await node.startLogging();
-    await node.mark();
+    const reads = [await node.mark()];
+    // Sent together: one round trip for a script and a command.
     await request();
-    await node.mark();
+    reads.push(await node.mark());
+    // One after the other: a round trip each.
     await app.get('k1');
-    await node.mark();
+    await app.get('k2');
+    reads.push(await node.mark());
     const log = await node.stopLogging();
 
     const requests = commandsPerRequest(log, BENCH_CLIENT_NAME);
     expect(requests).toEqual([
-      { topLevel: { eval: 1, set: 1 }, inScripts: { set: 2, get: 1 } },
-      { topLevel: { get: 1 }, inScripts: {} },
+      { topLevel: { eval: 1, set: 1 }, inScripts: { set: 2, get: 1 }, others: 0 },
+      { topLevel: { get: 2 }, inScripts: {}, others: 0 },
     ]);
+    expect(roundTripsPerRequest(reads, requests)).toEqual([1, 2]);
     // Of SET's commandstats time in such a request, one call in three is at the top level.
     expect(topLevelShare('set', requests[0]!.topLevel, requests[0]!.inScripts)).toBeCloseTo(1 / 3);
     expect(topLevelShare('eval', requests[0]!.topLevel, requests[0]!.inScripts)).toBe(1);
