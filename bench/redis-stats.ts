@@ -1,7 +1,7 @@
 /**
  * What the bench reads from the Redis servers it starts: command statistics, CPU time and memory
- * (INFO), the top-level commands clients sent (SLOWLOG with a threshold of 0) and the bytes each
- * key holds (MEMORY USAGE). It knows nothing about verifyd's keys: it counts whatever the app under
+ * (INFO), the reads it processed (round trips), the top-level commands clients sent (SLOWLOG with
+ * a threshold of 0) and the bytes each key holds (MEMORY USAGE). It knows nothing about verifyd's keys: it counts whatever the app under
  * load sends and stores, so it measures the store of whichever version of the app it is given.
  */
 import { createClient } from 'redis';

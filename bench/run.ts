@@ -13,9 +13,10 @@
  *
  * Redis is a private redis-server the bench starts on a free loopback port (or, with --cluster, a
  * private Redis Cluster), so its statistics are this run's alone. Per request it prints the app's
- * CPU time, Redis's command time (INFO commandstats) and process CPU time (INFO cpu), the commands
- * the app sent (SLOWLOG with a threshold of 0, in a short pass of sequential requests), the ratio
- * of node + Redis CPU to the seed's, and the bytes Redis holds per pending verification.
+ * CPU time, Redis's command time (INFO commandstats) and process CPU time (INFO cpu), the round
+ * trips (reads Redis processed) and commands (SLOWLOG with a threshold of 0) the app sent, in a
+ * short pass of sequential requests, the ratio of node + Redis CPU to the seed's, and the bytes
+ * Redis holds per pending verification.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
