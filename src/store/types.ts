@@ -147,7 +147,7 @@ export interface Store {
   close(): Promise<void>;
 }
 
-export type StoreBackend = 'memory' | 'redis' | 'memcached';
+export type StoreBackend = 'memory' | 'redis' | 'memcached' | 'postgres' | 'sqlite';
 
 export interface ServerState {
   /** host:port, without credentials. */
