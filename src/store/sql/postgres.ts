@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomInt } from 'node:crypto';
 import pg from 'pg';
 import { StoreUnavailableError } from '../../errors';
 import type { Logger } from '../../logger';
@@ -14,6 +14,9 @@ export interface PostgresEngineOptions {
   timeoutMs?: number;
   logger?: Logger;
 }
+
+/** A call that did not finish within STORE_TIMEOUT_MS. */
+class DeadlineError extends Error {}
 
 /** How often a transaction the server aborted for a deadlock or serialisation failure is rerun. */
 const TRANSACTION_RETRIES = 3;
@@ -81,10 +84,15 @@ export class PostgresEngine implements Engine {
       }
       return 'bug';
     }
-    if (cause instanceof TypeError || cause instanceof RangeError) return 'bug';
-    // Socket errors (ECONNREFUSED, ECONNRESET, ETIMEDOUT, …), a connection pg gave up on, our
-    // own deadline.
-    return 'unavailable';
+    if (cause instanceof DeadlineError) return 'unavailable';
+    // Socket errors: ECONNREFUSED, ECONNRESET, ETIMEDOUT, EPIPE, ENOTFOUND, EHOSTUNREACH, …
+    if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return 'unavailable';
+    const message = cause instanceof Error ? cause.message : '';
+    // node-postgres's own words for a connection it lost or could not open.
+    if (/connection terminated|connection error|not queryable|trying to connect/i.test(message)) {
+      return 'unavailable';
+    }
+    return 'bug';
   }
 
   private noteDown(error: unknown): void {
@@ -151,7 +159,7 @@ export class PostgresEngine implements Engine {
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         expired = true;
-        const error = new Error(`postgres did not answer within ${this.timeoutMs} ms`);
+        const error = new DeadlineError(`postgres did not answer within ${this.timeoutMs} ms`);
         if (held) release(held, error);
         reject(error);
       }, this.timeoutMs);
@@ -160,7 +168,7 @@ export class PostgresEngine implements Engine {
       const client = await this.pool.connect();
       if (expired) {
         release(client);
-        throw new Error('postgres connection came after the deadline');
+        throw new DeadlineError('postgres connection came after the deadline');
       }
       held = client;
       try {
@@ -206,6 +214,9 @@ export class PostgresEngine implements Engine {
           if (typeof code !== 'string' || !RETRYABLE.has(code) || attempt >= TRANSACTION_RETRIES) {
             throw error;
           }
+          // The survivor needs a moment to take the rows this one let go of: a rerun that comes
+          // straight back can take them first and deadlock with it again.
+          await new Promise((resolve) => setTimeout(resolve, randomInt(10, 30) * attempt));
         }
       }
     });
@@ -265,7 +276,7 @@ export class PostgresEngine implements Engine {
         pending,
         new Promise<never>((_, reject) => {
           timer = setTimeout(() => {
-            const error = new Error(`postgres did not answer within ${this.timeoutMs} ms`);
+            const error = new DeadlineError(`postgres did not answer within ${this.timeoutMs} ms`);
             onExpiry(error);
             reject(error);
           }, this.timeoutMs);

@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import { StoreUnavailableError } from '../../errors';
 import type { Logger } from '../../logger';
@@ -53,6 +54,46 @@ const UNAVAILABLE = /^SQLITE_(BUSY|LOCKED|IOERR|FULL|NOMEM|PROTOCOL|CANTOPEN|INT
 const MISCONFIGURED = /^SQLITE_(READONLY|PERM|AUTH|NOTADB|CORRUPT)/;
 
 /**
+ * One open file: its connection, prepared statements and the queue of calls waiting for an open
+ * transaction. Every engine of this process on the same file shares it (see SqliteEngine).
+ */
+class Connection {
+  readonly statements = new Map<string, Statement>();
+  /** Calls that must wait for the open transaction; settled while none is open. */
+  tail: Promise<unknown> = Promise.resolve();
+  inTransaction = 0;
+  users = 0;
+  closed = false;
+
+  constructor(readonly db: Database) {}
+}
+
+const connections = new Map<string, Connection>();
+
+function connect(file: string, timeoutMs: number, driver: Driver): Connection {
+  const key = file === '' ? file : resolve(file);
+  let connection = connections.get(key);
+  if (!connection || connection.closed) {
+    let db: Database;
+    try {
+      db = new driver(file, { timeout: timeoutMs });
+      // WAL lets readers go on while one process writes; the mode is kept in the file. NORMAL
+      // syncs at checkpoints rather than every commit: in WAL mode that is still safe against an
+      // application crash; a power cut may lose the last commits, never the file's consistency.
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = NORMAL');
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      throw new Error(`cannot open SQLITE_PATH "${file}": ${message}`, { cause: error });
+    }
+    connection = new Connection(db);
+    connections.set(key, connection);
+  }
+  connection.users++;
+  return connection;
+}
+
+/**
  * The store on a SQLite file through better-sqlite3, in WAL mode, so that readers never wait for
  * the writer and several processes on one host can share the file (never over a network file
  * system: SQLite's locks need one kernel). Writers take the file's one write lock in turn; one
@@ -63,33 +104,19 @@ const MISCONFIGURED = /^SQLITE_(READONLY|PERM|AUTH|NOTADB|CORRUPT)/;
  * else, which makes single statements trivially atomic here. A transaction, however, is written
  * as async steps (the same code runs PostgreSQL's); between two of its steps this process could
  * start another statement on the same connection, inside the open transaction. So while a
- * transaction is open, every other call waits in a queue until it ends.
+ * transaction is open, every other call waits in a queue until it ends. For the same reason all
+ * stores of one process on one file share one connection: a second connection would wait for
+ * the first one's write lock synchronously, blocking the very event loop that would finish the
+ * transaction holding it. (The busy timeout of that connection is its first opener's.)
  */
 export class SqliteEngine implements Engine {
   readonly name = 'sqlite' as const;
   readonly dialect = sqlite;
-  private readonly db: Database;
-  private readonly statements = new Map<string, Statement>();
-  /** Calls that must wait for the open transaction; empty while none is open. */
-  private tail: Promise<unknown> = Promise.resolve();
-  private inTransaction = 0;
+  private readonly connection: Connection;
   private closed = false;
 
   constructor(options: SqliteEngineOptions, driver: Driver = loadSqliteDriver()) {
-    const timeoutMs = options.timeoutMs ?? 1000;
-    try {
-      this.db = new driver(options.path, { timeout: timeoutMs });
-      // WAL lets readers go on while one process writes; the mode is kept in the file. NORMAL
-      // syncs at checkpoints rather than every commit: in WAL mode that is still safe against an
-      // application crash; a power cut may lose the last commits, never the file's consistency.
-      this.db.pragma('journal_mode = WAL');
-      this.db.pragma('synchronous = NORMAL');
-    } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
-      throw new Error(`STORE=sqlite cannot open SQLITE_PATH "${options.path}": ${message}`, {
-        cause: error,
-      });
-    }
+    this.connection = connect(options.path, options.timeoutMs ?? 1000, driver);
   }
 
   classify(error: unknown): FailureKind {
@@ -107,10 +134,11 @@ export class SqliteEngine implements Engine {
   }
 
   private prepare(sql: string): Statement {
-    let statement = this.statements.get(sql);
+    const { statements, db } = this.connection;
+    let statement = statements.get(sql);
     if (!statement) {
-      statement = this.db.prepare(sql);
-      this.statements.set(sql, statement);
+      statement = db.prepare(sql);
+      statements.set(sql, statement);
     }
     return statement;
   }
@@ -127,7 +155,7 @@ export class SqliteEngine implements Engine {
   }
 
   query(sql: string, params?: Params): Promise<Result> {
-    if (this.inTransaction === 0) {
+    if (this.connection.inTransaction === 0) {
       try {
         return Promise.resolve(this.execute(sql, params));
       } catch (error) {
@@ -139,15 +167,15 @@ export class SqliteEngine implements Engine {
 
   /** Runs `work` once every transaction opened before it has ended. */
   private queued<T>(work: () => Promise<T>): Promise<T> {
-    const result = this.tail.then(work).catch((error: unknown) => {
+    const result = this.connection.tail.then(work).catch((error: unknown) => {
       throw this.translate(error);
     });
-    this.tail = result.catch(() => undefined);
+    this.connection.tail = result.catch(() => undefined);
     return result;
   }
 
   transaction<T>(body: (tx: Queryable) => Promise<T>): Promise<T> {
-    this.inTransaction++;
+    this.connection.inTransaction++;
     return this.queued(async () => {
       const tx: Queryable = { query: async (sql, params) => this.execute(sql, params) };
       try {
@@ -157,11 +185,11 @@ export class SqliteEngine implements Engine {
           this.execute('COMMIT');
           return value;
         } catch (error) {
-          if (this.db.inTransaction) this.db.exec('ROLLBACK');
+          if (this.connection.db.inTransaction) this.connection.db.exec('ROLLBACK');
           throw error;
         }
       } finally {
-        this.inTransaction--;
+        this.connection.inTransaction--;
       }
     });
   }
@@ -183,8 +211,11 @@ export class SqliteEngine implements Engine {
 
   async close(): Promise<void> {
     if (this.closed) return;
-    await this.tail;
     this.closed = true;
-    this.db.close();
+    const connection = this.connection;
+    await connection.tail;
+    if (--connection.users > 0 || connection.closed) return;
+    connection.closed = true;
+    connection.db.close();
   }
 }
