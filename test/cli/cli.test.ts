@@ -14,8 +14,8 @@ import { PostgresEngine } from '../../src/store/sql/postgres';
 import { SqliteEngine } from '../../src/store/sql/sqlite';
 import { SqlStore } from '../../src/store/sql/store';
 import { buildTestApp } from '../support/app';
-import { describePostgres, describeSqlite, testDatabaseUrl } from '../support/postgres';
 import { describeRedis, SHARED_REDIS_URL, uniquePrefix } from '../support/servers';
+import { describePostgres, describeSqlite, testDatabaseUrl } from '../support/sql';
 
 /**
  * Every command runs as a real subprocess, as an operator would run it. The working directory is

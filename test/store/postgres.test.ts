@@ -1,12 +1,12 @@
 import { PostgresEngine } from '../../src/store/sql/postgres';
 import { SqlStore } from '../../src/store/sql/store';
+import { sleep } from '../support/servers';
 import {
   describePostgres,
   type PrivatePostgres,
   startPrivatePostgres,
   testDatabaseUrl,
-} from '../support/postgres';
-import { sleep } from '../support/servers';
+} from '../support/sql';
 import { runStoreConformance } from './conformance';
 
 /** A store on `url` with `prefix` as KEY_PREFIX, its tables created before it is handed out. */

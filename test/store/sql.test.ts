@@ -19,14 +19,14 @@ import { PostgresEngine } from '../../src/store/sql/postgres';
 import { SCHEMA_VERSION, SchemaError } from '../../src/store/sql/schema';
 import { SqliteEngine } from '../../src/store/sql/sqlite';
 import { SqlStore, type SqlStoreOptions } from '../../src/store/sql/store';
+import { sleep, uniquePrefix } from '../support/servers';
 import {
   describePostgres,
   describeSqlite,
   type PrivatePostgres,
   startPrivatePostgres,
   testDatabaseUrl,
-} from '../support/postgres';
-import { sleep, uniquePrefix } from '../support/servers';
+} from '../support/sql';
 
 interface Backend {
   engine(timeoutMs?: number): Engine;

@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { SqliteEngine } from '../../src/store/sql/sqlite';
 import { SqlStore } from '../../src/store/sql/store';
-import { describeSqlite } from '../support/postgres';
 import { sleep } from '../support/servers';
+import { describeSqlite } from '../support/sql';
 import { runStoreConformance } from './conformance';
 
 describeSqlite('sqlite', () => {

@@ -5,15 +5,6 @@ import { join } from 'node:path';
 import { loadSqliteDriver } from '../../src/store/sql/sqlite';
 import { ensureBuilt } from './build';
 import {
-  adminQuery,
-  postgresAnswers,
-  postgresBinDir,
-  SHARED_POSTGRES_URL,
-  SKIP_POSTGRES_ENV,
-  SKIP_SQLITE_ENV,
-  TEST_SCHEMA_ENV,
-} from './postgres';
-import {
   MEMCACHED_BIN,
   memcachedAnswers,
   PID_DIR_ENV,
@@ -24,6 +15,15 @@ import {
   SKIP_MEMCACHED_ENV,
   SKIP_REDIS_ENV,
 } from './servers';
+import {
+  adminQuery,
+  postgresAnswers,
+  postgresBinDir,
+  SHARED_POSTGRES_URL,
+  SKIP_POSTGRES_ENV,
+  SKIP_SQLITE_ENV,
+  TEST_SCHEMA_ENV,
+} from './sql';
 
 interface Backend {
   name: string;

@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { adminQuery, SHARED_POSTGRES_URL, TEST_SCHEMA_ENV } from './postgres';
 import { PID_DIR_ENV } from './servers';
+import { adminQuery, SHARED_POSTGRES_URL, TEST_SCHEMA_ENV } from './sql';
 
 interface Recorded {
   pid: number;

@@ -234,3 +234,16 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres> {
     },
   };
 }
+
+const sqliteDirs: string[] = [];
+// The files of this worker's SQLite suites go with it.
+process.once('exit', () => {
+  for (const dir of sqliteDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A SQLite file of its own in a fresh temporary directory, removed when the worker exits. */
+export function sqliteTestPath(label: string): string {
+  const dir = mkdtempSync(join(tmpdir(), `verifyd-sqlite-${label}-`));
+  sqliteDirs.push(dir);
+  return join(dir, 'verifyd.sqlite');
+}
