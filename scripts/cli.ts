@@ -226,7 +226,7 @@ async function clean(config: Config, store: Store): Promise<number> {
     out(removedLine(run.removed));
     return EXIT_OK;
   }
-  const removed = await store.cleanup();
+  const removed = (await store.cleanup?.()) ?? 0;
   if (config.STORE === 'memory') {
     out(removedLine(removed));
     memoryNote(config);

@@ -14,6 +14,7 @@ import { PostgresEngine } from '../../src/store/sql/postgres';
 import { SqliteEngine } from '../../src/store/sql/sqlite';
 import { SqlStore } from '../../src/store/sql/store';
 import { buildTestApp } from '../support/app';
+import { attemptSecret, putSecret } from '../support/secrets';
 import { describeRedis, SHARED_REDIS_URL, uniquePrefix } from '../support/servers';
 import { describePostgres, describeSqlite, testDatabaseUrl } from '../support/sql';
 
@@ -339,7 +340,7 @@ describeRedis('cli: redis store', () => {
   });
 
   beforeEach(async () => {
-    await ours.putSecret('code:PhoneCodeHashAAAAAAAA', 'hash', 600);
+    await putSecret(ours, 'code:PhoneCodeHashAAAAAAAA', 'hash', 600);
     await ours.set('email:EmailTokenIdBBBBBBBB', 'hash', 600);
     await ours.setIfAbsent('challenge:ChallengeDDDDDDDDDD', '1', 300);
     await ours.set('session:SessionHmacEEEEEEEEE', '1', 3600);
@@ -491,7 +492,7 @@ function sqlCliSuite(
   });
   beforeEach(async () => {
     await ours.clear();
-    await ours.putSecret('code:PhoneCodeHashAAAAAAAA', 'hash', 600);
+    await putSecret(ours, 'code:PhoneCodeHashAAAAAAAA', 'hash', 600);
     await ours.set('email:EmailTokenIdBBBBBBBB', 'hash', 600);
     await ours.increment('rl:ip:192.0.2.1', 60);
     // Written an hour ago with ten minutes to live: expired, still in the table.

@@ -19,6 +19,7 @@ import { PostgresEngine } from '../../src/store/sql/postgres';
 import { SCHEMA_VERSION, SchemaError } from '../../src/store/sql/schema';
 import { SqliteEngine } from '../../src/store/sql/sqlite';
 import { SqlStore, type SqlStoreOptions } from '../../src/store/sql/store';
+import { attemptSecret, putSecret } from '../support/secrets';
 import { sleep, uniquePrefix } from '../support/servers';
 import {
   describePostgres,
@@ -278,8 +279,8 @@ describePostgres('SQL store on PostgreSQL', () => {
       });
       try {
         expect(await app.migrate()).toEqual({ from: SCHEMA_VERSION, to: SCHEMA_VERSION });
-        await app.putSecret('s', 'right', 60);
-        expect(await app.attemptSecret('s', 'right', 5)).toMatchObject({ status: 'match' });
+        await putSecret(app, 's', 'right', 60);
+        expect(await attemptSecret(app, 's', 'right', 5)).toMatchObject({ status: 'match' });
         // Without an owner's migration first, the same role is refused at start, with the reason.
         const config = buildConfig({
           STORE: 'postgres',
@@ -322,8 +323,8 @@ describeSqlite('SQL store on SQLite', () => {
   it('keeps pending codes, attempts and limits across a restart', async () => {
     const prefix = uniquePrefix('restart');
     const before = new SqlStore(new SqliteEngine({ path: file() }), { keyPrefix: prefix });
-    await before.putSecret('code', 'right', 600, { data: 'sealed' });
-    await before.attemptSecret('code', 'wrong', 3);
+    await putSecret(before, 'code', 'right', 600, { data: 'sealed' });
+    await attemptSecret(before, 'code', 'wrong', 3);
     await before.increment('limit', 600);
     await before.increment('limit', 600);
     await before.close();
@@ -331,8 +332,8 @@ describeSqlite('SQL store on SQLite', () => {
     const after = new SqlStore(new SqliteEngine({ path: file() }), { keyPrefix: prefix });
     try {
       expect((await after.increment('limit', 600)).count).toBe(3);
-      expect(await after.attemptSecret('code', 'wrong', 3)).toMatchObject({ remaining: 1 });
-      expect(await after.attemptSecret('code', 'right', 3)).toEqual({
+      expect(await attemptSecret(after, 'code', 'wrong', 3)).toMatchObject({ remaining: 1 });
+      expect(await attemptSecret(after, 'code', 'right', 3)).toEqual({
         status: 'match',
         attempts: 3,
         data: 'sealed',

@@ -56,8 +56,9 @@ interface Migration {
  * edit a released migration: add the next one.
  *
  * The entries table holds every kind of entry the store contract knows: a plain value, a
- * fixed-window counter (its count as decimal text in `value`) or a one-time secret (its HMAC in
- * `value`; `attempts` and `bound_attempts` count the two lanes and are NULL on anything else).
+ * fixed-window counter (its count as decimal text in `value`) or a verification (its codes' HMACs
+ * and sealed data as JSON in `value`, the binding an attempt must present for the bound lane, and
+ * the attempts of both lanes in `attempts` and `bound_attempts`, which are NULL on anything else).
  * Times are epoch milliseconds. A row past `expires_at` is invisible to every statement before
  * the cleanup job removes it, which its index keeps cheap.
  */
@@ -72,8 +73,7 @@ const MIGRATIONS: readonly Migration[] = [
         written_at BIGINT NOT NULL,
         attempts INTEGER,
         bound_attempts INTEGER,
-        binding TEXT,
-        data TEXT
+        binding TEXT
       )${d.tableOptions}`,
       `CREATE INDEX IF NOT EXISTS ${n.expiryIndex} ON ${n.entries} (expires_at)`,
       `INSERT INTO ${n.meta} (name, value) VALUES ('cleanup_lease', '0') ON CONFLICT (name) DO NOTHING`,

@@ -8,8 +8,8 @@ import type { TableNames } from './schema';
  */
 export function statements(names: TableNames) {
   const t = names.entries;
-  /** Columns a plain write resets, so a value written over a secret is no secret any more. */
-  const plain = 'attempts = NULL, bound_attempts = NULL, binding = NULL, data = NULL';
+  /** Columns a plain write resets, so a value written over a verification is none any more. */
+  const plain = 'attempts = NULL, bound_attempts = NULL, binding = NULL';
   const upsertValue = `INSERT INTO ${t} AS e (key, value, expires_at, written_at)
     VALUES (:key, :value, :expires, :now)
     ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at,
@@ -53,35 +53,37 @@ export function statements(names: TableNames) {
         THEN CAST(CAST(value AS BIGINT) - 1 AS TEXT) ELSE '0' END
       WHERE key = :key AND expires_at > :now AND attempts IS NULL`,
 
-    /** A new secret replaces whatever was at its key, with fresh attempt counts. */
-    putSecret: `INSERT INTO ${t} AS e
-        (key, value, expires_at, written_at, attempts, bound_attempts, binding, data)
-      VALUES (:key, :value, :expires, :now, 0, 0, :binding, :data)
+    /**
+     * A new verification replaces whatever was at its key: its codes (JSON in `value`), its binding
+     * and fresh attempt lanes.
+     */
+    startVerification: `INSERT INTO ${t} AS e
+        (key, value, expires_at, written_at, attempts, bound_attempts, binding)
+      VALUES (:key, :value, :expires, :now, 0, 0, :binding)
       ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at,
         written_at = excluded.written_at, attempts = 0, bound_attempts = 0,
-        binding = excluded.binding, data = excluded.data`,
+        binding = excluded.binding`,
 
-    /** The live rows among :k0 … :kN, for an attempt's blocker, secret and failure counters. */
+    /** A code joins the live verification: new codes and lifetime, same binding and lanes. */
+    joinVerification: `UPDATE ${t} SET value = :value, expires_at = :expires, written_at = :now
+      WHERE key = :key AND expires_at > :now AND attempts IS NOT NULL`,
+
+    /** The live rows among :k0 … :kN: an attempt's verification and failure counters, a send's limits. */
     readMany(count: number) {
       const keys = Array.from({ length: count }, (_, i) => `:k${i}`).join(', ');
-      return `SELECT key, value, expires_at, attempts, binding FROM ${t}
+      return `SELECT key, value, expires_at, attempts, bound_attempts, binding FROM ${t}
         WHERE key IN (${keys}) AND expires_at > :now`;
     },
 
-    /**
-     * Counts one attempt in the open lane of a live secret, and locks its row until the
-     * transaction ends (on PostgreSQL), so that whoever counts next sees the outcome.
-     */
-    attemptOpen: `UPDATE ${t} SET attempts = attempts + 1
+    /** Counts one attempt in a lane of the live verification; resolves its codes and the count. */
+    countOpen: `UPDATE ${t} SET attempts = attempts + 1
       WHERE key = :key AND expires_at > :now AND attempts IS NOT NULL
-      RETURNING value, attempts AS counted, data`,
+      RETURNING value, attempts AS counted`,
+    countBound: `UPDATE ${t} SET bound_attempts = bound_attempts + 1
+      WHERE key = :key AND expires_at > :now AND attempts IS NOT NULL
+      RETURNING value, bound_attempts AS counted`,
 
-    /** The same in the bound lane, for the secret's own binding only. */
-    attemptBound: `UPDATE ${t} SET bound_attempts = bound_attempts + 1
-      WHERE key = :key AND expires_at > :now AND attempts IS NOT NULL AND binding = :binding
-      RETURNING value, bound_attempts AS counted, data`,
-
-    /** Consumes the secret whose row the transaction holds. */
+    /** Consumes the verification an attempt matched (its key is locked by the transaction). */
     consume: `DELETE FROM ${t} WHERE key = :key`,
 
     /**

@@ -2,19 +2,18 @@ import { randomBytes } from 'node:crypto';
 import { safeEqual } from '../../crypto';
 import { StoreUnavailableError } from '../../errors';
 import type { Logger } from '../../logger';
-import { admitStepwise } from '../admit-stepwise';
 import { assertAdmissionTtls, assertFailureWindows, assertTtl } from '../ttl';
 import type {
   Admission,
   AdmissionOutcome,
-  AttemptOptions,
+  Attempt,
   AttemptOutcome,
   CounterState,
-  SecretExtras,
+  SecretWrite,
   Store,
   StoreEntry,
 } from '../types';
-import type { Engine, Row } from './engine';
+import type { Engine, Queryable, Row } from './engine';
 import { type MigrationResult, migrate, type TableNames, tableNames } from './schema';
 import { type Statements, statements } from './statements';
 
@@ -53,6 +52,26 @@ const SCAN_PAGE = 1000;
 const LEASE_MS = 5 * 60_000;
 
 const toNumber = (value: unknown) => Number(value);
+
+/** One code of a verification as its row keeps it: the HMAC, and the sealed data if any. */
+interface StoredCode {
+  h: string;
+  d?: string;
+}
+
+/** A verification's codes from its row; a row this code did not write holds none. */
+function parseCodes(value: unknown): StoredCode[] {
+  try {
+    const parsed: unknown = JSON.parse(String(value));
+    if (!Array.isArray(parsed)) return [];
+    return parsed.filter(
+      (code): code is StoredCode =>
+        typeof code === 'object' && code !== null && typeof (code as StoredCode).h === 'string',
+    );
+  } catch {
+    return [];
+  }
+}
 
 /**
  * The Store contract on a database table (PostgreSQL or SQLite; see dialect.ts for where they
@@ -187,105 +206,196 @@ export class SqlStore implements Store {
   }
 
   /**
-   * The contract's admission, built from the primitives above as on Memcached: each step is one
-   * atomic statement, so no limit is passed; a refusal takes back what it counted.
+   * Locks `keys` (sorted, each once) for the rest of the transaction, whether or not they have a
+   * row yet. Every transaction of this store that touches several keys takes all its locks this
+   * way before it writes a row, in the same global order, so two of them never wait for each
+   * other in a cycle; a single-statement primitive holds one row for one statement.
    */
-  async admit(admission: Admission): Promise<AdmissionOutcome> {
-    assertAdmissionTtls(admission);
-    return admitStepwise(this, admission);
+  private async lock(tx: Queryable, keys: readonly string[]): Promise<void> {
+    const sorted = [...new Set(keys)].sort();
+    const statement = this.engine.dialect.keyLocks(sorted.length);
+    if (!statement) return;
+    await tx.query(statement, {
+      table: this.names.plain.entries,
+      ...Object.fromEntries(sorted.map((key, i) => [`k${i}`, key])),
+    });
   }
 
-  async putSecret(
-    key: string,
-    hash: string,
-    ttlSeconds: number,
-    extras: SecretExtras = {},
-  ): Promise<void> {
-    assertTtl(ttlSeconds);
-    await this.ready();
-    const now = this.now();
-    await this.engine.query(this.sql.putSecret, {
-      key,
-      value: hash,
+  /** The live rows at `keys`, by key. */
+  private async readLive(tx: Queryable, keys: readonly string[], now: number) {
+    const { rows } = await tx.query(this.sql.readMany(keys.length), {
       now,
-      expires: this.expires(ttlSeconds, now),
-      binding: extras.binding ?? null,
-      data: extras.data ?? null,
+      ...Object.fromEntries(keys.map((key, i) => [`k${i}`, key])),
+    });
+    return new Map(rows.map((row) => [row.key as string, row]));
+  }
+
+  /** Counts every counter once, in its window (see the increment statement). */
+  private async countAll(
+    tx: Queryable,
+    counters: ReadonlyArray<{ key: string; windowSeconds: number }>,
+    now: number,
+  ): Promise<void> {
+    if (counters.length === 0) return;
+    await tx.query(this.sql.increment(counters.length), {
+      now,
+      ...Object.fromEntries(
+        counters.flatMap((counter, i) => [
+          [`key${i}`, counter.key],
+          [`expires${i}`, this.expires(counter.windowSeconds, now)],
+        ]),
+      ),
     });
   }
 
   /**
-   * One transaction (see Store.attemptSecret for the steps). The failure counters are locked
-   * first, in key order, so that between reading a count and writing it no other attempt changes
-   * it, even when the counter has no row yet; the secret's row is locked by the statement that
-   * counts the attempt, so concurrent attempts at one secret take turns, and the one that
-   * consumes it leaves nothing for the others.
+   * A send's admission (see StoreCapabilities.admit) as one transaction: every key it touches is
+   * locked first, then each limit is read and decided, and only an admitted send writes its
+   * counts, markers and code. A refused send has counted nothing, so there is nothing to take
+   * back and no other send ever sees a count that does not stay.
    */
-  async attemptSecret(
-    key: string,
-    hash: string,
-    maxAttempts: number,
-    options: AttemptOptions = {},
-  ): Promise<AttemptOutcome> {
-    const { blocker, binding, failures = [] } = options;
-    assertFailureWindows(failures);
+  async admit(admission: Admission): Promise<AdmissionOutcome> {
+    assertAdmissionTtls(admission);
     await this.ready();
-    const keys = [key, ...(blocker === undefined ? [] : [blocker]), ...failures.map((f) => f.key)];
-    const lockKeys = failures.map((f) => f.key).sort();
-    const locks = this.engine.dialect.keyLocks(lockKeys.length);
-    return this.engine.transaction(async (tx) => {
+    const { gate, counters, secret } = admission;
+    const touched = [
+      ...(gate ? [gate.key] : []),
+      ...counters.flatMap((c) => (c.distinct ? [c.key, c.distinct.key] : [c.key])),
+      ...(secret ? [secret.key] : []),
+    ];
+    return this.engine.transaction(async (tx): Promise<AdmissionOutcome> => {
+      await this.lock(tx, touched);
       const now = this.now();
-      if (locks) {
-        await tx.query(locks, {
-          table: this.names.plain.entries,
-          ...Object.fromEntries(lockKeys.map((k, i) => [`k${i}`, k])),
+      if (gate) {
+        const claimed = await tx.query(this.sql.setIfAbsent, {
+          key: gate.key,
+          value: gate.value,
+          now,
+          expires: this.expires(gate.ttlSeconds, now),
+        });
+        if (claimed.rows.length === 0) {
+          const { rows } = await tx.query(this.sql.get, { key: gate.key, now });
+          return { status: 'gated', value: (rows[0]?.value as string | undefined) ?? '' };
+        }
+      }
+      const live = await this.readLive(tx, touched, now);
+      const counted = counters.map((c) => !(c.distinct && live.has(c.distinct.key)));
+      for (const [index, counter] of counters.entries()) {
+        if (!counted[index]) continue;
+        const row = live.get(counter.key);
+        if ((row ? toNumber(row.value) : 0) >= counter.max) {
+          // The gate claimed above stays: it is what lets one of many concurrent sends through.
+          const resetMs = row ? toNumber(row.expires_at) - now : counter.windowSeconds * 1000;
+          return { status: 'exceeded', index, resetMs };
+        }
+      }
+      const charged = counters.filter((_, i) => counted[i]);
+      await this.countAll(tx, charged, now);
+      for (const counter of charged) {
+        if (!counter.distinct) continue;
+        await tx.query(this.sql.set, {
+          key: counter.distinct.key,
+          value: '1',
+          now,
+          expires: this.expires(counter.distinct.ttlSeconds, now),
         });
       }
-      const { rows } = await tx.query(this.sql.readMany(keys.length), {
+      if (!secret) return { status: 'admitted', counted };
+      return {
+        status: 'admitted',
+        counted,
+        ...(await this.writeSecret(tx, secret, live.get(secret.key), now)),
+      };
+    });
+  }
+
+  /** Starts a verification, or adds the code to the live one (see SecretWrite). */
+  private async writeSecret(
+    tx: Queryable,
+    secret: SecretWrite,
+    row: Row | undefined,
+    now: number,
+  ): Promise<{ binding: string; joined: boolean }> {
+    const code: StoredCode =
+      secret.data === undefined ? { h: secret.hash } : { h: secret.hash, d: secret.data };
+    const expires = this.expires(secret.ttlSeconds, now);
+    const isVerification = row !== undefined && row.attempts !== null && row.attempts !== undefined;
+    // A verification with a lane that used up its attempts is not joined (see SecretWrite).
+    const joinable =
+      isVerification &&
+      Math.max(toNumber(row.attempts), toNumber(row.bound_attempts)) < secret.maxAttempts;
+    if (joinable) {
+      const codes = [...parseCodes(row.value), code].slice(-Math.max(1, secret.keep));
+      await tx.query(this.sql.joinVerification, {
+        key: secret.key,
+        value: JSON.stringify(codes),
+        expires,
         now,
-        ...Object.fromEntries(keys.map((k, i) => [`k${i}`, k])),
       });
-      const row = (k: string) => rows.find((r) => r.key === k);
-      const blocking = blocker === undefined ? undefined : row(blocker);
-      if (blocking) return { status: 'blocked', value: blocking.value as string };
-      const secret = row(key);
-      if (!secret || secret.attempts === null || secret.attempts === undefined) {
+      return { binding: row.binding as string, joined: true };
+    }
+    await tx.query(this.sql.startVerification, {
+      key: secret.key,
+      value: JSON.stringify([code]),
+      binding: secret.binding,
+      expires,
+      now,
+    });
+    return { binding: secret.binding, joined: false };
+  }
+
+  /**
+   * One attempt at a verification (see StoreCapabilities.attempt) as one transaction. The
+   * verification and its failure counters are locked first, so that between reading a count and
+   * writing it no other attempt changes it, even when the counter has no row yet: concurrent
+   * attempts at one verification take turns, and the one that consumes it leaves nothing for the
+   * others.
+   */
+  async attempt({
+    key,
+    hash,
+    maxAttempts,
+    binding,
+    failures = [],
+  }: Attempt): Promise<AttemptOutcome> {
+    assertFailureWindows(failures);
+    await this.ready();
+    const keys = [key, ...failures.map((failure) => failure.key)];
+    return this.engine.transaction(async (tx): Promise<AttemptOutcome> => {
+      await this.lock(tx, keys);
+      const now = this.now();
+      const live = await this.readLive(tx, keys, now);
+      const verification = live.get(key);
+      if (!verification || verification.attempts === null || verification.attempts === undefined) {
         return { status: 'missing' };
       }
-      if (binding !== undefined && secret.binding !== binding) return { status: 'missing' };
+      if (binding !== undefined && !safeEqual(String(verification.binding ?? ''), binding)) {
+        return { status: 'missing' };
+      }
       for (const [index, failure] of failures.entries()) {
-        const counter = row(failure.key);
+        const counter = live.get(failure.key);
         if (counter && toNumber(counter.value) >= failure.max) {
           return { status: 'exhausted', index, resetMs: toNumber(counter.expires_at) - now };
         }
       }
-      const counted = await tx.query(
-        binding === undefined ? this.sql.attemptOpen : this.sql.attemptBound,
-        binding === undefined ? { key, now } : { key, now, binding },
+      const { rows } = await tx.query(
+        binding === undefined ? this.sql.countOpen : this.sql.countBound,
+        { key, now },
       );
-      const attempt = counted.rows[0];
-      // Consumed or replaced by a binding-less secret since the read above.
-      if (!attempt) return { status: 'missing' };
-      const attempts = toNumber(attempt.counted);
+      const lane = rows[0];
+      if (!lane) return { status: 'missing' };
+      const attempts = toNumber(lane.counted);
       if (attempts > maxAttempts) return { status: 'locked' };
-      if (safeEqual(attempt.value as string, hash)) {
+      // Every code is compared, so the time taken does not tell which one matched.
+      let matched: StoredCode | undefined;
+      for (const code of parseCodes(lane.value)) if (safeEqual(code.h, hash)) matched = code;
+      if (matched) {
         await tx.query(this.sql.consume, { key });
-        const data = attempt.data as string | null;
-        return data === null || data === undefined
+        return matched.d === undefined
           ? { status: 'match', attempts }
-          : { status: 'match', attempts, data };
+          : { status: 'match', attempts, data: matched.d };
       }
-      if (failures.length > 0) {
-        await tx.query(this.sql.increment(failures.length), {
-          now,
-          ...Object.fromEntries(
-            failures.flatMap((f, i) => [
-              [`key${i}`, f.key],
-              [`expires${i}`, this.expires(f.windowSeconds, now)],
-            ]),
-          ),
-        });
-      }
+      await this.countAll(tx, failures, now);
       return { status: 'mismatch', attempts, remaining: maxAttempts - attempts };
     });
   }
