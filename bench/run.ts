@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --store redis|memcached|memory --duration 10 --connections 50]
+ * npm run bench [-- --store redis|memcached|postgres|sqlite|memory --duration 10 --connections 50]
  *
  * Drives POST /verify-phone (a new number each request) and POST /verify-phone-code (numbers with no
  * pending code) with autocannon, once with valid numbers and once with mock-only +1 555 numbers,
@@ -13,11 +13,12 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
+import pg from 'pg';
 
 const { values } = parseArgs({
   options: {
@@ -38,12 +39,51 @@ const RELAXED = {
   TARGET_MAX_FAILURES: '10000',
 };
 
+/**
+ * Where a SQL store keeps this run's tables, and how to remove them afterwards: a schema of its own
+ * on PostgreSQL (DATABASE_URL, by default the local test database), a file in a temporary folder
+ * for SQLite. Other stores need neither.
+ */
+async function prepareSqlStore(): Promise<{
+  env: Record<string, string>;
+  remove(): Promise<void>;
+}> {
+  if (values.store === 'postgres') {
+    const base = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+    const schema = `verifyd_bench_${process.pid}`;
+    const admin = async (sql: string) => {
+      const client = new pg.Client({ connectionString: base });
+      await client.connect();
+      try {
+        await client.query(sql);
+      } finally {
+        await client.end();
+      }
+    };
+    await admin(`CREATE SCHEMA ${schema}`);
+    const url = new URL(base);
+    url.searchParams.set('options', `-c search_path=${schema}`);
+    return {
+      env: { DATABASE_URL: url.toString() },
+      remove: () => admin(`DROP SCHEMA ${schema} CASCADE`),
+    };
+  }
+  if (values.store === 'sqlite') {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'verifyd-bench-'));
+    return {
+      env: { SQLITE_PATH: path.join(dir, 'bench.sqlite') },
+      remove: async () => rmSync(dir, { recursive: true, force: true }),
+    };
+  }
+  return { env: {}, remove: async () => undefined };
+}
+
 async function startServer(
   kind: 'app' | 'bare' | 'limited' | 'reference',
 ): Promise<{ url: string; child: ChildProcess }> {
   // Compiled JavaScript, as `npm start` runs it: a loader would add its own per-request costs.
   const child = spawn(process.execPath, [path.join(__dirname, 'server.js'), kind], {
-    env: { ...process.env, ...RELAXED },
+    env: { ...process.env, ...RELAXED, ...sqlEnv },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const [chunk] = (await once(child.stdout!, 'data')) as [Buffer];
@@ -138,6 +178,13 @@ const withWrongCode = (phone: (n: number) => { phone: string }) => (n: number) =
   code: '123456',
 });
 
+/** Resolves once `child` has exited. */
+function exited(child: ChildProcess): Promise<unknown> {
+  return child.exitCode !== null || child.signalCode !== null
+    ? Promise.resolve()
+    : once(child, 'exit');
+}
+
 /**
  * A run leaves hundreds of thousands of keys behind (codes, cooldowns, counters), some with an
  * hour to live; they are this run's alone, under its own prefix, so the CLI's `clear` removes them
@@ -155,7 +202,12 @@ async function removeBenchKeys(): Promise<void> {
   await once(cli, 'exit');
 }
 
+/** The SQL store's location for this run (see prepareSqlStore); set before any server starts. */
+let sqlEnv: Record<string, string> = {};
+
 async function main(): Promise<void> {
+  const sql = await prepareSqlStore();
+  sqlEnv = sql.env;
   const bare = await startServer('bare');
   const limited = await startServer('limited');
   const referenceApp = await startServer('reference');
@@ -250,7 +302,13 @@ async function main(): Promise<void> {
     limited.child.kill();
     referenceApp.child.kill();
     app.child.kill();
-    if (values.store !== 'memory') await removeBenchKeys();
+    // A SQL store's tables go with their schema or file; the others lose their keys one by one.
+    if (values.store === 'postgres' || values.store === 'sqlite') {
+      await Promise.all([bare, limited, referenceApp, app].map(({ child }) => exited(child)));
+      await sql.remove();
+    } else if (values.store !== 'memory') {
+      await removeBenchKeys();
+    }
   }
 }
 

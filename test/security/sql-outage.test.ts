@@ -74,11 +74,16 @@ describePostgres('PostgreSQL outage over HTTP', () => {
     expect(health.status).toBe(503);
     expect(health.body.store).toEqual({ backend: 'postgres', ok: false });
 
+    const restarted = Date.now();
     await server.start();
+    const answeredMs = Date.now() - restarted;
     const recoveryMs = await untilHealthy(app);
-    // VERIFYD_MEASURE=1 prints the figure the README quotes.
-    if (process.env.VERIFYD_MEASURE)
-      console.log(`postgres outage: healthy ${recoveryMs} ms after the server answered again`);
+    // VERIFYD_MEASURE=1 prints the figures the README quotes.
+    if (process.env.VERIFYD_MEASURE) {
+      console.log(
+        `postgres outage: the server answered ${answeredMs} ms after pg_ctl start (crash recovery included), verifyd was healthy ${recoveryMs} ms after that`,
+      );
+    }
 
     // Nothing refused during the outage happened; what was committed before it did.
     const ok = await request(app).post('/verify-phone-code').send({ phone: PHONE, code });

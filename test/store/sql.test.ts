@@ -79,6 +79,7 @@ function sharedSuite(name: 'postgres' | 'sqlite', backend: () => Backend) {
         meta: 'verifyd_meta',
         expiryIndex: 'verifyd_entries_expires_at',
       });
+      expect(open('').names.plain.entries).toBe('verifyd_entries');
       const long = open(`${'x'.repeat(60)}:`);
       expect(long.names.plain.expiryIndex.length).toBeLessThanOrEqual(63);
     });

@@ -25,7 +25,9 @@ export interface TableNames {
 const MAX_STEM = 40;
 
 export function tableNames(keyPrefix: string): TableNames {
-  let stem = keyPrefix.toLowerCase().replace(/[^a-z0-9_]/g, '_');
+  // Without a prefix the tables would be called "entries" and "meta", names an application's own
+  // tables may well have: they keep verifyd's name then.
+  let stem = keyPrefix === '' ? 'verifyd_' : keyPrefix.toLowerCase().replace(/[^a-z0-9_]/g, '_');
   if (stem.length > MAX_STEM) {
     // Long prefixes keep their start, readable, and a digest of the whole, distinct.
     const digest = createHash('sha256').update(keyPrefix).digest('hex').slice(0, 8);
