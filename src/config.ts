@@ -483,7 +483,7 @@ function checkClusterPrefix(findings: Findings): void {
 
 /**
  * The SQL stores' own needs, found before anything connects: PostgreSQL's address, and SQLite's
- * driver, an optional dependency that a deployment without STORE=sqlite never installs.
+ * driver, an optional peer dependency that a deployment without STORE=sqlite never installs.
  */
 function checkSqlStore(findings: Findings): void {
   const { values, problems } = findings;
@@ -492,7 +492,7 @@ function checkSqlStore(findings: Findings): void {
   }
   if (values.STORE === 'sqlite' && !resolvable('better-sqlite3')) {
     problems.push(
-      'Invalid STORE (got "sqlite"): the optional dependency better-sqlite3 is not installed; install it with npm install better-sqlite3@12 (version 13 needs Node 22).',
+      'Invalid STORE (got "sqlite"): it needs better-sqlite3, which is not installed; install it beside verifyd with npm install better-sqlite3@12 (version 13 needs Node 22).',
     );
   }
 }

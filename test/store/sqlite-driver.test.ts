@@ -1,5 +1,5 @@
 /**
- * better-sqlite3 is an optional dependency with a native part: a deployment that never sets
+ * better-sqlite3 is an optional peer dependency with a native part: a deployment that never sets
  * STORE=sqlite must not need it, and one that does must be told plainly when it is missing. The
  * built server runs with a preload script that makes the module unresolvable, as on a machine
  * where its install was skipped or failed.
@@ -51,7 +51,7 @@ describe('STORE=sqlite without better-sqlite3', () => {
     const run = await runServer({ STORE: 'sqlite', SQLITE_PATH: path.join(dir, 'x.sqlite') });
     expect(run.code).toBe(1);
     expect(run.stderr.trim().split('\n')).toEqual([
-      'verifyd: Invalid STORE (got "sqlite"): the optional dependency better-sqlite3 is not installed; install it with npm install better-sqlite3@12 (version 13 needs Node 22).',
+      'verifyd: Invalid STORE (got "sqlite"): it needs better-sqlite3, which is not installed; install it beside verifyd with npm install better-sqlite3@12 (version 13 needs Node 22).',
     ]);
   });
 

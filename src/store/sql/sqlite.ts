@@ -23,7 +23,7 @@ export class SqliteDriverError extends Error {}
 export const SQLITE_DRIVER = 'better-sqlite3';
 
 /**
- * Loads better-sqlite3 on first use only: it is an optional dependency with a native part, so a
+ * Loads better-sqlite3 on first use only: it is an optional peer dependency with a native part, so a
  * deployment that never sets STORE=sqlite needs neither it nor a compiler.
  */
 export function loadSqliteDriver(): Driver {
@@ -36,8 +36,8 @@ export function loadSqliteDriver(): Driver {
       message.includes(SQLITE_DRIVER)
     ) {
       throw new SqliteDriverError(
-        `STORE=sqlite needs the optional dependency ${SQLITE_DRIVER}, which is not installed. ` +
-          `Install it with: npm install ${SQLITE_DRIVER}@12 (version 13 needs Node 22). Where no ` +
+        `STORE=sqlite needs ${SQLITE_DRIVER}, which is not installed. ` +
+          `Install it beside verifyd with: npm install ${SQLITE_DRIVER}@12 (version 13 needs Node 22). Where no ` +
           'prebuilt binary fits this platform, that compiles it and needs Python and a C++ compiler.',
       );
     }

@@ -83,8 +83,14 @@ export function statements(names: TableNames) {
       WHERE key = :key AND expires_at > :now AND attempts IS NOT NULL
       RETURNING value, bound_attempts AS counted`,
 
-    /** Consumes the verification an attempt matched (its key is locked by the transaction). */
-    consume: `DELETE FROM ${t} WHERE key = :key`,
+    /**
+     * Consumes the verification an attempt matched, with the keys its success clears (:k0 is the
+     * verification's key; every key is locked by the transaction).
+     */
+    consume(count: number) {
+      const keys = Array.from({ length: count }, (_, i) => `:k${i}`).join(', ');
+      return `DELETE FROM ${t} WHERE key IN (${keys})`;
+    },
 
     /**
      * One page of every row, live or expired, in key order from :after (exclusive; :first = 1 for

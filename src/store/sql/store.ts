@@ -346,7 +346,7 @@ export class SqlStore implements Store {
 
   /**
    * One attempt at a verification (see StoreCapabilities.attempt) as one transaction. The
-   * verification and its failure counters are locked first, so that between reading a count and
+   * verification, its failure counters and the keys a match clears are locked first, so that between reading a count and
    * writing it no other attempt changes it, even when the counter has no row yet: concurrent
    * attempts at one verification take turns, and the one that consumes it leaves nothing for the
    * others.
@@ -357,12 +357,13 @@ export class SqlStore implements Store {
     maxAttempts,
     binding,
     failures = [],
+    clearOnMatch = [],
   }: Attempt): Promise<AttemptOutcome> {
     assertFailureWindows(failures);
     await this.ready();
     const keys = [key, ...failures.map((failure) => failure.key)];
     return this.engine.transaction(async (tx): Promise<AttemptOutcome> => {
-      await this.lock(tx, keys);
+      await this.lock(tx, [...keys, ...clearOnMatch]);
       const now = this.now();
       const live = await this.readLive(tx, keys, now);
       const verification = live.get(key);
@@ -390,7 +391,12 @@ export class SqlStore implements Store {
       let matched: StoredCode | undefined;
       for (const code of parseCodes(lane.value)) if (safeEqual(code.h, hash)) matched = code;
       if (matched) {
-        await tx.query(this.sql.consume, { key });
+        // The verification goes, and with it what its success clears, in the same transaction.
+        const consumed = [key, ...clearOnMatch];
+        await tx.query(
+          this.sql.consume(consumed.length),
+          Object.fromEntries(consumed.map((k, i) => [`k${i}`, k])),
+        );
         return matched.d === undefined
           ? { status: 'match', attempts }
           : { status: 'match', attempts, data: matched.d };
