@@ -10,4 +10,4 @@ if (!existsSync(entry)) {
   process.stderr.write('verifyd-cli: dist/ is missing; build it first with `npm run build`.\n');
   process.exit(1);
 }
-require(entry);
+require(entry).runCli(process.argv.slice(2));

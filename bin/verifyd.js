@@ -12,5 +12,10 @@ if (!existsSync(entry)) {
   process.exit(1);
 }
 
-// main() reports a failed start itself and exits non-zero.
-require(entry).main();
+// `npx verifyd migrate`: create or migrate the SQL store's tables, then exit (the CLI's command).
+if (process.argv[2] === 'migrate') {
+  require(path.join(__dirname, '..', 'dist', 'scripts', 'cli.js')).runCli(process.argv.slice(2));
+} else {
+  // main() reports a failed start itself and exits non-zero.
+  require(entry).main();
+}

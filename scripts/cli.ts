@@ -1,6 +1,7 @@
 /**
- * Maintenance CLI: `npm run cli -- <command> [options]`. See USAGE below for commands and exit
- * codes. Reads the same configuration as the server (environment, then ./.env).
+ * Maintenance CLI: `npm run cli -- <command> [options]`. Every command is one row of COMMANDS
+ * below (its name, flags, summary and action), and the usage text is generated from that table.
+ * Reads the same configuration as the server (environment, then ./.env).
  */
 import { existsSync } from 'node:fs';
 import { parseArgs, styleText } from 'node:util';
@@ -10,22 +11,8 @@ import { type Config, loadConfig } from '../src/config';
 import { ConfigError, StoreUnavailableError } from '../src/errors';
 import { createStore } from '../src/store/index';
 import { KEY_KINDS, type KeyKind, kindOfKey } from '../src/store/keys';
+import { openEngine, SchemaError, SqlStore } from '../src/store/sql';
 import type { Store, StoreEntry } from '../src/store/types';
-
-const USAGE = `Usage: npm run cli -- <command> [options]
-
-Commands:
-  stats                Live entries by kind, plus expiry and cleanup settings
-  list                 Every entry: masked key, kind, age, time to live, state
-  clean                Remove expired entries now (Redis and Memcached expire keys natively)
-  clear --yes          Delete every key under KEY_PREFIX, and no other key
-  outbox [--to <address>] [--url <base URL>]
-                       Messages held by a running server's mock providers (GET /dev/outbox)
-  help                 Show this message
-
-Configuration comes from the environment and ./.env, exactly as for the server.
-Exit codes: 0 done; 1 failed (store or server unreachable, backend cannot do it);
-2 usage error (unknown command or option, or clear without --yes).`;
 
 const EXIT_OK = 0;
 const EXIT_FAILED = 1;
@@ -35,15 +22,6 @@ const EXIT_USAGE = 2;
 class UsageError extends Error {}
 /** The command could not do its job; the message goes to stderr; exit 1. */
 class CommandFailed extends Error {}
-
-const COMMAND_OPTIONS: Record<string, readonly string[]> = {
-  stats: [],
-  list: [],
-  clean: [],
-  clear: ['yes'],
-  outbox: ['to', 'url'],
-  help: [],
-};
 
 type Format = Parameters<typeof styleText>[0];
 type Paint = (format: Format, text: string) => string;
@@ -111,9 +89,14 @@ function table(
   ];
 }
 
-function describeBackend(config: Config): string {
-  return `${config.STORE} store, key prefix "${config.KEY_PREFIX}"`;
+function describeBackend(config: Config, store?: Store): string {
+  const table = store instanceof SqlStore ? `, table ${store.names.plain.entries}` : '';
+  return `${config.STORE} store, key prefix "${config.KEY_PREFIX}"${table}`;
 }
+
+/** Backends that keep an expired entry until a sweep removes it, rather than expiring it natively. */
+const keepsExpired = (config: Config) =>
+  config.STORE === 'memory' || config.STORE === 'postgres' || config.STORE === 'sqlite';
 
 function memoryNote(config: Config): void {
   if (config.STORE !== 'memory') return;
@@ -132,7 +115,7 @@ const CANNOT_ENUMERATE = 'Memcached cannot enumerate keys, so entries cannot be 
 async function stats(config: Config, store: Store): Promise<number> {
   // Read first, so an unreachable store fails before any half-report is printed.
   const summary = await summarizeStore(store);
-  out(paint('bold', `verifyd: ${describeBackend(config)}`));
+  out(paint('bold', `verifyd: ${describeBackend(config, store)}`));
   memoryNote(config);
   out();
   if (!summary) {
@@ -152,24 +135,27 @@ async function stats(config: Config, store: Store): Promise<number> {
       out(`  ${plural(kind).padEnd(width)}${count > 0 ? paint('cyan', text) : paint('dim', text)}`);
     }
     out(`  ${'total'.padEnd(width)}${paint('bold', String(total).padStart(6))}`);
-    // Only the memory store keeps expired entries around; the others never report any.
-    if (config.STORE === 'memory') {
+    // Redis and Memcached drop an entry when it expires; the others keep it until a cleanup.
+    if (keepsExpired(config)) {
       out(`  ${'expired, not yet removed'.padEnd(width)}${String(summary.expired).padStart(6)}`);
     }
   }
   out();
   out(paint('bold', 'Expiry and cleanup settings'));
-  const native = `${config.STORE} expires keys natively; the sweep only matters for memory`;
+  const native = `${config.STORE} expires keys natively; nothing to clean up`;
+  const cleanupRemark: Record<Config['STORE'], string> = {
+    memory: 'expired entries are swept this often',
+    postgres: 'the cleanup job removes expired rows this often, one worker at a time',
+    sqlite: 'the cleanup job removes expired rows this often, one worker at a time',
+    redis: native,
+    memcached: native,
+  };
   const settings: [string, number, string?][] = [
     ['OTP_TTL_SECONDS', config.OTP_TTL_SECONDS],
     ['EMAIL_TOKEN_TTL_SECONDS', config.EMAIL_TOKEN_TTL_SECONDS],
     ['CHALLENGE_TTL_SECONDS', config.CHALLENGE_TTL_SECONDS],
     ['CHALLENGE_SESSION_TTL_SECONDS', config.CHALLENGE_SESSION_TTL_SECONDS],
-    [
-      'CLEANUP_INTERVAL_SECONDS',
-      config.CLEANUP_INTERVAL_SECONDS,
-      config.STORE === 'memory' ? 'expired entries are swept this often' : native,
-    ],
+    ['CLEANUP_INTERVAL_SECONDS', config.CLEANUP_INTERVAL_SECONDS, cleanupRemark[config.STORE]],
   ];
   for (const [name, seconds, remark] of settings) {
     const human = paint('dim', `(${formatDuration(seconds * 1000)})`);
@@ -191,7 +177,7 @@ async function collect(store: Store): Promise<StoreEntry[] | undefined> {
 async function list(config: Config, store: Store): Promise<number> {
   const entries = await collect(store);
   if (!entries) throw new CommandFailed(CANNOT_ENUMERATE);
-  out(paint('bold', `verifyd: ${describeBackend(config)}`));
+  out(paint('bold', `verifyd: ${describeBackend(config, store)}`));
   memoryNote(config);
   if (entries.length === 0) {
     out(`No entries under prefix "${config.KEY_PREFIX}".`);
@@ -225,9 +211,24 @@ async function list(config: Config, store: Store): Promise<number> {
 }
 
 async function clean(config: Config, store: Store): Promise<number> {
+  const removedLine = (removed: number) =>
+    `Removed ${removed} expired ${removed === 1 ? 'entry' : 'entries'}.`;
+  if (store instanceof SqlStore) {
+    // The cleanup job itself, once: the same batches under the same lock as the server's runs.
+    const run = await store.cleanupOnce();
+    if (!run.ran) {
+      out(
+        'Another worker is running the cleanup job right now (it holds the cleanup lock); ' +
+          'this run removed nothing. 0 removed.',
+      );
+      return EXIT_OK;
+    }
+    out(removedLine(run.removed));
+    return EXIT_OK;
+  }
   const removed = (await store.cleanup?.()) ?? 0;
   if (config.STORE === 'memory') {
-    out(`Removed ${removed} expired ${removed === 1 ? 'entry' : 'entries'}.`);
+    out(removedLine(removed));
     memoryNote(config);
   } else {
     const name = config.STORE === 'redis' ? 'Redis' : 'Memcached';
@@ -243,6 +244,15 @@ async function clear(config: Config, store: Store): Promise<number> {
         'Nothing was deleted. Entries expire on their own within their TTL; flushing the ' +
         "whole server would also delete keys that are not verifyd's.",
     );
+  }
+  if (store instanceof SqlStore) {
+    // The table holds this deployment's rows and nobody else's: emptied in short batches.
+    const removed = await store.clear();
+    out(
+      `Removed ${removed} ${removed === 1 ? 'key' : 'keys'} under prefix "${config.KEY_PREFIX}" ` +
+        `from the ${config.STORE} store.`,
+    );
+    return EXIT_OK;
   }
   const entries = (await collect(store)) ?? [];
   // With no prefix, "everything under the prefix" would be the whole database: confine the
@@ -345,34 +355,192 @@ async function outbox(config: Config, options: { to?: string; url?: string }): P
   return EXIT_OK;
 }
 
-const CLI_OPTIONS = {
-  yes: { type: 'boolean', short: 'y' },
-  to: { type: 'string' },
-  url: { type: 'string' },
-  help: { type: 'boolean', short: 'h' },
-} as const;
-
-function readArgs(argv: string[]) {
+async function migrateTables(config: Config): Promise<number> {
+  if (config.STORE !== 'postgres' && config.STORE !== 'sqlite') {
+    out(`STORE=${config.STORE} keeps no tables; there is nothing to migrate.`);
+    return EXIT_OK;
+  }
+  // Not through createStore, which migrates before it resolves: this command reports what it did.
+  const store = new SqlStore(openEngine(config), { keyPrefix: config.KEY_PREFIX });
   try {
-    return parseArgs({ args: argv, allowPositionals: true, strict: true, options: CLI_OPTIONS });
+    const { from, to } = await store.migrate();
+    const tables = `${store.names.plain.entries} and ${store.names.plain.meta}`;
+    out(
+      from === to
+        ? `The tables ${tables} are at schema version ${to}; nothing to do.`
+        : `Migrated the tables ${tables} from schema version ${from} to ${to}.`,
+    );
+    return EXIT_OK;
+  } catch (error) {
+    if (error instanceof SchemaError) throw new CommandFailed(error.message);
+    throw error;
+  } finally {
+    await store.close().catch(() => undefined);
+  }
+}
+
+/** A command-line flag, described once for the parser, the usage text and the checks. */
+interface Flag {
+  name: string;
+  type: 'boolean' | 'string';
+  short?: string;
+  /** Placeholder of a string flag's value in the usage text, e.g. "<address>". */
+  value?: string;
+  /** Shown bare in the usage text (`clear --yes`); the command itself says what is missing. */
+  required?: boolean;
+}
+
+interface Context {
+  config: Config;
+  values: ParsedValues;
+  /** The configured store, without housekeeping timers; closed after the command. */
+  store(): Promise<Store>;
+}
+
+/** One row of the command table: everything about a command is written here, once. */
+interface Command {
+  name: string;
+  flags: readonly Flag[];
+  summary: string;
+  run(context: Context): Promise<number>;
+}
+
+const TO: Flag = { name: 'to', type: 'string', value: '<address>' };
+const URL_FLAG: Flag = { name: 'url', type: 'string', value: '<base URL>' };
+const YES: Flag = { name: 'yes', type: 'boolean', short: 'y', required: true };
+const HELP: Flag = { name: 'help', type: 'boolean', short: 'h' };
+
+export const COMMANDS: readonly Command[] = [
+  {
+    name: 'stats',
+    flags: [],
+    summary: 'Live entries by kind, expired ones not yet removed, expiry and cleanup settings',
+    run: async ({ config, store }) => stats(config, await store()),
+  },
+  {
+    name: 'list',
+    flags: [],
+    summary: 'Every entry: masked key, kind, age, time to live, valid or expired',
+    run: async ({ config, store }) => list(config, await store()),
+  },
+  {
+    name: 'clean',
+    flags: [],
+    summary:
+      'Remove expired entries now, as the cleanup job does (Redis, Memcached: nothing to do)',
+    run: async ({ config, store }) => clean(config, await store()),
+  },
+  {
+    name: 'clear',
+    flags: [YES],
+    summary: 'Delete every key under KEY_PREFIX (postgres, sqlite: its table), and no other key',
+    run: async ({ config, values, store }) => {
+      if (!values.yes) {
+        err(
+          paintErr(
+            'red',
+            `Refusing to clear without --yes: this deletes every key under prefix "${config.KEY_PREFIX}" ` +
+              `in the ${config.STORE} store, live codes and sessions included.`,
+          ),
+        );
+        err('Run again as: npm run cli -- clear --yes');
+        return EXIT_USAGE;
+      }
+      return clear(config, await store());
+    },
+  },
+  {
+    name: 'migrate',
+    flags: [],
+    summary: 'Create or migrate the postgres or sqlite tables (the server also does it at start)',
+    run: async ({ config }) => migrateTables(config),
+  },
+  {
+    name: 'outbox',
+    flags: [TO, URL_FLAG],
+    summary: "Messages held by a running server's mock providers (GET /dev/outbox)",
+    run: async ({ config, values }) => outbox(config, values),
+  },
+  {
+    name: 'help',
+    flags: [],
+    summary: 'Show this message',
+    run: async () => {
+      out(usage());
+      return EXIT_OK;
+    },
+  },
+];
+
+/** How a command is written on the command line, e.g. "outbox [--to <address>] [--url <base URL>]". */
+function synopsis(command: Command): string {
+  const flags = command.flags.map((flag) => {
+    const written = flag.value ? `--${flag.name} ${flag.value}` : `--${flag.name}`;
+    return flag.required ? written : `[${written}]`;
+  });
+  return [command.name, ...flags].join(' ');
+}
+
+const SYNOPSIS_WIDTH = 20;
+
+/** The usage text, generated from COMMANDS. */
+export function usage(): string {
+  const lines = COMMANDS.flatMap((command) => {
+    const written = synopsis(command);
+    // A synopsis too long for its column gets the summary on the next line, aligned.
+    return written.length <= SYNOPSIS_WIDTH
+      ? [`  ${written.padEnd(SYNOPSIS_WIDTH)} ${command.summary}`]
+      : [`  ${written}`, `  ${' '.repeat(SYNOPSIS_WIDTH)} ${command.summary}`];
+  });
+  return [
+    'Usage: npm run cli -- <command> [options]',
+    '',
+    'Commands:',
+    ...lines,
+    '',
+    'Configuration comes from the environment and ./.env, exactly as for the server.',
+    'Exit codes: 0 done; 1 failed (store or server unreachable, backend cannot do it);',
+    '2 usage error (unknown command or option, or clear without --yes).',
+  ].join('\n');
+}
+
+/** Every flag of every command, once, as parseArgs takes them. */
+function parserOptions() {
+  const options: Record<string, { type: 'boolean' | 'string'; short?: string }> = {};
+  for (const flag of [...COMMANDS.flatMap((command) => command.flags), HELP]) {
+    options[flag.name] = { type: flag.type, ...(flag.short ? { short: flag.short } : {}) };
+  }
+  return options;
+}
+
+type ParsedValues = Record<string, string | boolean | undefined> & { to?: string; url?: string };
+
+/** Wrong invocations throw UsageError; otherwise the command and its flags. */
+export function parseCommandLine(argv: string[]): { command: Command; values: ParsedValues } {
+  let parsed: { values: ParsedValues; positionals: string[] };
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: parserOptions(),
+    }) as { values: ParsedValues; positionals: string[] };
   } catch (error) {
     // parseArgs names the offending option, e.g. "Unknown option '--force'".
     throw new UsageError((error as Error).message);
   }
-}
-
-function parseCommandLine(argv: string[]) {
-  const parsed = readArgs(argv);
   const { values, positionals } = parsed;
-  if (values.help) return { command: 'help', values };
-  const [command, ...extra] = positionals;
-  if (command === undefined) throw new UsageError('Missing command.');
-  const allowed = COMMAND_OPTIONS[command];
-  if (!allowed) throw new UsageError(`Unknown command "${command}".`);
+  const help = COMMANDS.find((command) => command.name === 'help') as Command;
+  if (values.help) return { command: help, values };
+  const [name, ...extra] = positionals;
+  if (name === undefined) throw new UsageError('Missing command.');
+  const command = COMMANDS.find((candidate) => candidate.name === name);
+  if (!command) throw new UsageError(`Unknown command "${name}".`);
   if (extra.length > 0) throw new UsageError(`Unexpected argument "${extra[0]}".`);
-  for (const [name, value] of Object.entries(values)) {
-    if (value !== undefined && name !== 'help' && !allowed.includes(name)) {
-      throw new UsageError(`Option --${name} does not apply to "${command}".`);
+  const allowed = new Set(command.flags.map((flag) => flag.name));
+  for (const [flag, value] of Object.entries(values)) {
+    if (value !== undefined && flag !== 'help' && !allowed.has(flag)) {
+      throw new UsageError(`Option --${flag} does not apply to "${command.name}".`);
     }
   }
   return { command, values };
@@ -384,40 +552,31 @@ function loadEnvironment(): Config {
   return loadConfig(process.env);
 }
 
-async function main(argv: string[]): Promise<number> {
+/** Runs the command line `argv` (without node and the script) and resolves its exit code. */
+export async function main(argv: string[]): Promise<number> {
+  let opened: Store | undefined;
   try {
     const { command, values } = parseCommandLine(argv);
-    if (command === 'help') {
-      out(USAGE);
-      return EXIT_OK;
-    }
+    if (command.name === 'help') return await command.run({} as Context);
     const config = loadEnvironment();
-    if (command === 'outbox') return await outbox(config, values);
-    if (command === 'clear' && !values.yes) {
-      err(
-        paintErr(
-          'red',
-          `Refusing to clear without --yes: this deletes every key under prefix "${config.KEY_PREFIX}" ` +
-            `in the ${config.STORE} store, live codes and sessions included.`,
-        ),
-      );
-      err('Run again as: npm run cli -- clear --yes');
-      return EXIT_USAGE;
-    }
-    const store = await createStore(config);
-    try {
-      if (command === 'stats') return await stats(config, store);
-      if (command === 'list') return await list(config, store);
-      if (command === 'clean') return await clean(config, store);
-      return await clear(config, store);
-    } finally {
-      await store.close().catch(() => undefined);
-    }
+    return await command.run({
+      config,
+      values,
+      store: async () => {
+        // No cleanup timer or sweep: the command does its one job and ends.
+        opened ??= await createStore(config, { housekeeping: false }).catch((error: unknown) => {
+          // A database that refuses this service (see createSqlStore) says why in one line.
+          if (error instanceof StoreUnavailableError || !(error instanceof Error)) throw error;
+          throw new CommandFailed(error.message);
+        });
+        return opened;
+      },
+    });
   } catch (error) {
     if (error instanceof UsageError) {
       err(paintErr('red', error.message));
       err();
-      err(USAGE);
+      err(usage());
       return EXIT_USAGE;
     }
     if (error instanceof CommandFailed) {
@@ -440,17 +599,24 @@ async function main(argv: string[]): Promise<number> {
       ),
     );
     return EXIT_FAILED;
+  } finally {
+    await opened?.close().catch(() => undefined);
   }
 }
 
-// A reader that stops early (`cli list | head`) closes the pipe; that ends the listing, it is not
-// a failure worth a stack trace.
-process.stdout.on('error', (error: NodeJS.ErrnoException) => {
-  if (error.code !== 'EPIPE') throw error;
-  process.exit(EXIT_OK);
-});
+/** The process around main(): `npm run cli`, `npx verifyd-cli` and `npx verifyd migrate`. */
+export function runCli(argv: string[]): void {
+  // A reader that stops early (`cli list | head`) closes the pipe; that ends the listing, it is
+  // not a failure worth a stack trace.
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+    process.exit(EXIT_OK);
+  });
+  void main(argv).then((code) => {
+    // exitCode rather than exit(): output still buffered for a pipe is written before the end.
+    process.exitCode = code;
+  });
+}
 
-void main(process.argv.slice(2)).then((code) => {
-  // exitCode rather than exit(): output still buffered for a pipe is written before the end.
-  process.exitCode = code;
-});
+// Importing this module (as the tests do) runs nothing; running it as a script runs the CLI.
+if (require.main === module) runCli(process.argv.slice(2));

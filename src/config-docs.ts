@@ -41,7 +41,10 @@ export const CONFIG_DOCS: Record<Variable, { group: string; text: string }> = {
     group: 'Server',
     text: "An idle keep-alive connection is closed after this (Node adds a second); behind a load balancer, make it longer than the balancer's idle timeout",
   },
-  STORE: { group: 'Store', text: 'memory (one process only), redis or memcached' },
+  STORE: {
+    group: 'Store',
+    text: 'memory (one process only), redis, memcached, postgres (a table in PostgreSQL) or sqlite (a file, for one host)',
+  },
   REDIS_URL: {
     group: 'Store',
     text: 'Redis connection URL when STORE=redis: redis://, rediss:// (TLS) or unix://',
@@ -54,14 +57,29 @@ export const CONFIG_DOCS: Record<Variable, { group: string; text: string }> = {
     group: 'Store',
     text: 'Comma-separated host:port list when STORE=memcached',
   },
-  KEY_PREFIX: { group: 'Store', text: 'Prefix of every key the service writes' },
+  DATABASE_URL: {
+    group: 'Store',
+    text: 'PostgreSQL connection URL when STORE=postgres, e.g. postgres://verifyd:secret@db:5432/app; add ?options=-c%20search_path%3Dverifyd for a schema of its own',
+  },
+  DATABASE_POOL_SIZE: {
+    group: 'Store',
+    text: 'PostgreSQL connections each verifyd process keeps at most (STORE=postgres)',
+  },
+  SQLITE_PATH: {
+    group: 'Store',
+    text: 'Database file when STORE=sqlite (created if missing; every process on the host that shares it must use the same path)',
+  },
+  KEY_PREFIX: {
+    group: 'Store',
+    text: 'Prefix of every key the service writes; with postgres and sqlite, of its table names (verifyd: gives verifyd_entries)',
+  },
   STORE_TIMEOUT_MS: {
     group: 'Store',
     text: 'A store call that has not answered within this fails with 503 store_unavailable (Redis checks every quarter of it)',
   },
   CLEANUP_INTERVAL_SECONDS: {
     group: 'Store',
-    text: 'How often expired entries are swept where the backend does not expire them itself (memory)',
+    text: 'How often expired entries are removed where the backend does not expire them itself (memory, postgres, sqlite)',
   },
   OTP_SECRET: {
     group: 'Secrets',

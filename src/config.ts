@@ -87,6 +87,16 @@ function isRedisUrl(value: string): boolean {
   );
 }
 
+/** node-postgres takes a libpq-style URL; its query may carry options such as search_path. */
+function isPostgresUrl(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return (url.protocol === 'postgres:' || url.protocol === 'postgresql:') && url.pathname !== '';
+  } catch {
+    return false;
+  }
+}
+
 /** Express's names for address ranges in "trust proxy" (from proxy-addr). */
 const PROXY_RANGE_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
 
@@ -159,7 +169,12 @@ export const configSchema = z.object({
   HTTP_REQUEST_TIMEOUT_MS: int(100, 3_600_000, 30_000),
   HTTP_KEEP_ALIVE_TIMEOUT_MS: int(100, 600_000, 5000),
 
-  STORE: z.enum(['memory', 'redis', 'memcached'], 'memory, redis or memcached').default('memory'),
+  STORE: z
+    .enum(
+      ['memory', 'redis', 'memcached', 'postgres', 'sqlite'],
+      'memory, redis, memcached, postgres or sqlite',
+    )
+    .default('memory'),
   REDIS_URL: z
     .string()
     .refine(isRedisUrl, 'a redis://, rediss:// or unix:// URL')
@@ -173,6 +188,17 @@ export const configSchema = z.object({
     .string()
     .regex(/^[^,\s]+(,[^,\s]+)*$/, 'a comma-separated list of host:port')
     .default('127.0.0.1:11211'),
+  DATABASE_URL: z.string().refine(isPostgresUrl, 'a postgres:// or postgresql:// URL').optional(),
+  DATABASE_POOL_SIZE: int(1, 1000, 10),
+  SQLITE_PATH: z
+    .string()
+    .min(1, 'a file path')
+    // An in-memory database lives and dies with one process: that is STORE=memory.
+    .refine(
+      (v) => v !== ':memory:' && !v.startsWith('file::memory:'),
+      'a file path, not :memory: (use STORE=memory)',
+    )
+    .default('verifyd.sqlite'),
   KEY_PREFIX: z
     .string()
     .max(64, 'at most 64 characters')
@@ -357,6 +383,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   checkChallengeDifficulty(findings);
   checkHttpTimeouts(findings);
   checkClusterPrefix(findings);
+  checkSqlStore(findings);
   if (problems.length > 0) throw new ConfigError(problems);
 
   // Every variable parsed on its own above, so the whole object parses too; this gives it its type.
@@ -418,7 +445,7 @@ function checkProductionReady(findings: Findings): void {
   }
   if (values.STORE === 'memory') {
     problems.push(
-      'Invalid STORE: production needs redis or memcached, not the per-process memory store.',
+      'Invalid STORE: production needs redis, memcached, postgres or sqlite, not the per-process memory store.',
     );
   }
   if (values.OTP_LENGTH !== undefined && values.OTP_LENGTH < 6) {
@@ -451,6 +478,31 @@ function checkClusterPrefix(findings: Findings): void {
     problems.push(
       'Invalid KEY_PREFIX: with REDIS_CLUSTER_NODES it must not contain { or }, which would place every key on one shard.',
     );
+  }
+}
+
+/**
+ * The SQL stores' own needs, found before anything connects: PostgreSQL's address, and SQLite's
+ * driver, an optional peer dependency that a deployment without STORE=sqlite never installs.
+ */
+function checkSqlStore(findings: Findings): void {
+  const { values, problems } = findings;
+  if (values.STORE === 'postgres' && absent(findings, 'DATABASE_URL')) {
+    problems.push('Missing DATABASE_URL: required when STORE=postgres.');
+  }
+  if (values.STORE === 'sqlite' && !resolvable('better-sqlite3')) {
+    problems.push(
+      'Invalid STORE (got "sqlite"): it needs better-sqlite3, which is not installed; install it beside verifyd with npm install better-sqlite3@12 (version 13 needs Node 22).',
+    );
+  }
+}
+
+function resolvable(module: string): boolean {
+  try {
+    require.resolve(module);
+    return true;
+  } catch {
+    return false;
   }
 }
 

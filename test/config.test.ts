@@ -63,7 +63,7 @@ describe('configuration', () => {
       'Invalid OTP_LENGTH (got "12"): expected an integer from 4 to 10.',
     );
     expect(failure({ STORE: 'mongo' })).toBe(
-      'Invalid STORE (got "mongo"): expected memory, redis or memcached.',
+      'Invalid STORE (got "mongo"): expected memory, redis, memcached, postgres or sqlite.',
     );
     expect(failure({ PORT: 'http' })).toMatch(/^Invalid PORT .*integer/);
     expect(failure({ SMS_ALLOWED_COUNTRIES: 'US,USA' })).toMatch(/^Invalid SMS_ALLOWED_COUNTRIES/);
@@ -72,12 +72,32 @@ describe('configuration', () => {
       expect(message.split('\n')).toHaveLength(1);
   });
 
+  it('takes the SQL stores: PostgreSQL needs a postgres:// DATABASE_URL, SQLite a file', () => {
+    const postgres = loadConfig({
+      STORE: 'postgres',
+      DATABASE_URL: 'postgresql://verifyd:pw@db:5432/app?options=-c%20search_path%3Dverifyd',
+    });
+    expect(postgres).toMatchObject({ STORE: 'postgres', DATABASE_POOL_SIZE: 10 });
+    expect(loadConfig({ ...productionEnv, STORE: 'sqlite' }).SQLITE_PATH).toBe('verifyd.sqlite');
+    expect(failure({ STORE: 'postgres' })).toBe(
+      'Missing DATABASE_URL: required when STORE=postgres.',
+    );
+    // The password in a refused URL is not repeated.
+    expect(failure({ STORE: 'postgres', DATABASE_URL: 'mysql://u:hunter2@db/app' })).toBe(
+      'Invalid DATABASE_URL (got "mysql://***@db/app"): expected a postgres:// or postgresql:// URL.',
+    );
+    expect(failure({ STORE: 'sqlite', SQLITE_PATH: ':memory:' })).toMatch(
+      /^Invalid SQLITE_PATH .*not :memory: \(use STORE=memory\)/,
+    );
+    expect(failure({ DATABASE_POOL_SIZE: '0' })).toMatch(/^Invalid DATABASE_POOL_SIZE/);
+  });
+
   it('accepts a production setup', () => {
     expect(loadConfig(productionEnv).devSecrets).toEqual([]);
   });
 
   it.each([
-    ['STORE', 'memory', /STORE: production needs redis or memcached/],
+    ['STORE', 'memory', /STORE: production needs redis, memcached, postgres or sqlite/],
     ['SMS_PROVIDER', 'mock', /SMS_PROVIDER: production refuses the mock/],
     ['EMAIL_PROVIDER', 'mock', /EMAIL_PROVIDER: production refuses the mock/],
     ['OTP_SECRET', 'short', /OTP_SECRET: expected at least 32 bytes/],

@@ -3,14 +3,20 @@ import type { Logger } from '../logger';
 import { MemcachedStore } from './memcached';
 import { MemoryStore } from './memory';
 import { RedisStore } from './redis';
+import { createSqlStore } from './sql';
 import type { Store } from './types';
 
 export * from './types';
 
 export interface CreateStoreOptions {
   logger?: Logger;
-  /** Clock for the memory store, so tests can move time; the networked stores use real time. */
+  /** Clock for the memory and SQL stores, so tests can move time; the others use real time. */
   now?: () => number;
+  /**
+   * Whether the store runs its own housekeeping (the memory sweep, the SQL cleanup job) every
+   * CLEANUP_INTERVAL_SECONDS. Default true; one-off tools such as the CLI pass false.
+   */
+  housekeeping?: boolean;
 }
 
 /**
@@ -22,13 +28,13 @@ export async function createStore(
   config: Config,
   options: CreateStoreOptions = {},
 ): Promise<Store> {
-  const { logger } = options;
+  const { logger, housekeeping = true } = options;
   switch (config.STORE) {
     case 'memory':
       return new MemoryStore({
         keyPrefix: config.KEY_PREFIX,
         now: options.now,
-        sweepIntervalSeconds: config.CLEANUP_INTERVAL_SECONDS,
+        sweepIntervalSeconds: housekeeping ? config.CLEANUP_INTERVAL_SECONDS : 0,
         logger,
       });
     case 'redis': {
@@ -58,6 +64,9 @@ export async function createStore(
         logger,
       });
     }
+    case 'postgres':
+    case 'sqlite':
+      return createSqlStore(config, options);
   }
 }
 

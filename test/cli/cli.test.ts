@@ -3,13 +3,20 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import Database from 'better-sqlite3';
 import express from 'express';
+import pg from 'pg';
+import { COMMANDS, parseCommandLine, usage } from '../../scripts/cli';
 import { createApp } from '../../src/app';
 import { createLogger } from '../../src/logger';
 import { RedisStore } from '../../src/store/redis';
+import { PostgresEngine } from '../../src/store/sql/postgres';
+import { SqliteEngine } from '../../src/store/sql/sqlite';
+import { SqlStore } from '../../src/store/sql/store';
 import { buildTestApp } from '../support/app';
 import { attemptSecret, putSecret } from '../support/secrets';
 import { describeRedis, SHARED_REDIS_URL, uniquePrefix } from '../support/servers';
+import { describePostgres, describeSqlite, testDatabaseUrl } from '../support/sql';
 
 /**
  * Every command runs as a real subprocess, as an operator would run it. The working directory is
@@ -437,4 +444,187 @@ describeRedis('cli: redis store', () => {
     expect(run.stdout).toBe('');
     expect(run.stderr).toContain('The redis store is unavailable');
   });
+});
+
+describe('cli: the command table', () => {
+  it('generates the usage from the table: every command once, with its flags', () => {
+    const text = usage();
+    for (const command of COMMANDS) {
+      const line = text.split('\n').find((l) => l.startsWith(`  ${command.name}`));
+      expect(line).toBeDefined();
+      for (const flag of command.flags) expect(line).toContain(`--${flag.name}`);
+      expect(text).toContain(command.summary);
+    }
+    expect(text).toContain('clear --yes');
+    expect(text).toContain('outbox [--to <address>] [--url <base URL>]');
+  });
+
+  it('parses a command line against the table, refusing flags of other commands', () => {
+    expect(parseCommandLine(['clear', '--yes']).command.name).toBe('clear');
+    expect(parseCommandLine(['--help']).command.name).toBe('help');
+    expect(() => parseCommandLine(['stats', '--yes'])).toThrow('--yes does not apply to "stats"');
+    expect(() => parseCommandLine(['drop'])).toThrow('Unknown command "drop"');
+  });
+});
+
+/**
+ * The SQL stores through the CLI. Entries are written by a store whose clock is set back, so that
+ * one of them is already expired (but, as on a real deployment between two cleanup runs, not yet
+ * removed) without the test waiting for it.
+ */
+function sqlCliSuite(
+  name: 'postgres' | 'sqlite',
+  env: () => Record<string, string>,
+  open: (prefix: string, now?: () => number) => Promise<SqlStore>,
+  holdCleanupLock: (store: SqlStore) => Promise<() => Promise<void>>,
+) {
+  const prefix = uniquePrefix(`cli-${name}`);
+  const neighbourPrefix = `${prefix.slice(0, -1)}-neighbour:`;
+  let ours: SqlStore;
+  let past: SqlStore;
+  let neighbour: SqlStore;
+  const cliEnv = () => ({ ...env(), STORE: name, KEY_PREFIX: prefix, STORE_TIMEOUT_MS: '5000' });
+
+  beforeAll(async () => {
+    ours = await open(prefix);
+    past = await open(prefix, () => Date.now() - 3_600_000);
+    neighbour = await open(neighbourPrefix);
+  });
+  beforeEach(async () => {
+    await ours.clear();
+    await putSecret(ours, 'code:PhoneCodeHashAAAAAAAA', 'hash', 600);
+    await ours.set('email:EmailTokenIdBBBBBBBB', 'hash', 600);
+    await ours.increment('rl:ip:192.0.2.1', 60);
+    // Written an hour ago with ten minutes to live: expired, still in the table.
+    await past.set('session:ExpiredSessionCCCCCC', '1', 600);
+    await neighbour.set('session:KeepMeFFFFFFFFFFFF', 'neighbour', 600);
+  });
+  afterAll(async () => {
+    await Promise.all([ours, past, neighbour].map((store) => store?.close()));
+  });
+
+  it('stats counts live entries by kind and the expired rows not yet removed', async () => {
+    const run = await cli(['stats'], cliEnv());
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain(
+      `${name} store, key prefix "${prefix}", table ${ours.names.plain.entries}`,
+    );
+    expect(run.stdout).toMatch(/phone codes\s+1\n/);
+    expect(run.stdout).toMatch(/email tokens\s+1\n/);
+    expect(run.stdout).toMatch(/rate-limit counters\s+1\n/);
+    expect(run.stdout).toMatch(/challenge sessions\s+0\n/);
+    expect(run.stdout).toMatch(/total\s+3\n/);
+    expect(run.stdout).toMatch(/expired, not yet removed\s+1\n/);
+    expect(run.stdout).toMatch(/CLEANUP_INTERVAL_SECONDS\s+60\s+\(1m\)\s+the cleanup job/);
+  });
+
+  it('list shows masked keys with kind, age, TTL, and which are valid or expired', async () => {
+    const run = await cli(['list'], cliEnv());
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/code:PhoneC…\s+phone code\s+(0s|<1s|\d+s)\s+(9m \d+s|10m)\s+valid/);
+    expect(run.stdout).toMatch(/session:Expire…\s+challenge session\s+1h( \d+s)?\s+-\s+expired/);
+    expect(run.stdout).not.toContain('PhoneCodeHash');
+    expect(run.stdout).not.toContain('KeepMe');
+    expect(run.stdout).toContain('4 entries, 1 expired');
+  });
+
+  it('clean runs the cleanup job once and prints the count; a held lock means another worker runs it', async () => {
+    const release = await holdCleanupLock(ours);
+    let busy: Run;
+    try {
+      busy = await cli(['clean'], cliEnv());
+    } finally {
+      await release();
+    }
+    expect(busy.code).toBe(0);
+    expect(busy.stdout).toContain('Another worker is running the cleanup job right now');
+    expect(await ours.counts()).toEqual({ total: 4, expired: 1 });
+
+    const run = await cli(['clean'], cliEnv());
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain('Removed 1 expired entry.');
+    expect(await ours.counts()).toEqual({ total: 3, expired: 0 });
+  });
+
+  it('clear needs --yes, then removes this deployment’s rows and no other', async () => {
+    const refused = await cli(['clear'], cliEnv());
+    expect(refused.code).toBe(2);
+    expect(await ours.get('email:EmailTokenIdBBBBBBBB')).toBe('hash');
+    const run = await cli(['clear', '--yes'], cliEnv());
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain(`Removed 4 keys under prefix "${prefix}" from the ${name} store.`);
+    expect(await ours.counts()).toEqual({ total: 0, expired: 0 });
+    expect(await neighbour.get('session:KeepMeFFFFFFFFFFFF')).toBe('neighbour');
+  });
+
+  it('migrate says the tables are current', async () => {
+    const run = await cli(['migrate'], cliEnv());
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain(
+      `The tables ${ours.names.plain.entries} and ${ours.names.plain.meta} are at schema version 1; nothing to do.`,
+    );
+  });
+}
+
+describePostgres('cli: postgres store', () => {
+  sqlCliSuite(
+    'postgres',
+    () => ({ DATABASE_URL: testDatabaseUrl() }),
+    async (prefix, now) => {
+      const store = new SqlStore(new PostgresEngine({ url: testDatabaseUrl(), timeoutMs: 5000 }), {
+        keyPrefix: prefix,
+        ...(now ? { now } : {}),
+      });
+      await store.migrate();
+      return store;
+    },
+    async (store) => {
+      // The lock the job takes, held by another session as a running worker would hold it.
+      const client = new pg.Client({ connectionString: testDatabaseUrl() });
+      await client.connect();
+      await client.query(
+        "SELECT pg_advisory_lock(hashtextextended(current_schema() || '.' || $1, 0))",
+        [`${store.names.stem}:cleanup`],
+      );
+      return () => client.end();
+    },
+  );
+
+  it('fails with exit 1 and a plain message when PostgreSQL is unreachable', async () => {
+    const run = await cli(['stats'], {
+      STORE: 'postgres',
+      DATABASE_URL: 'postgres://postgres@127.0.0.1:1/test',
+      STORE_TIMEOUT_MS: '300',
+    });
+    expect(run.code).toBe(1);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toContain('The postgres store is unavailable');
+  });
+});
+
+describeSqlite('cli: sqlite store', () => {
+  const file = () => path.join(workDir, 'cli.sqlite');
+  sqlCliSuite(
+    'sqlite',
+    () => ({ SQLITE_PATH: file() }),
+    async (prefix, now) => {
+      const store = new SqlStore(new SqliteEngine({ path: file(), timeoutMs: 5000 }), {
+        keyPrefix: prefix,
+        ...(now ? { now } : {}),
+      });
+      await store.migrate();
+      return store;
+    },
+    async (store) => {
+      // A worker's lease: held until an hour from now.
+      const db = new Database(file());
+      db.prepare(`UPDATE ${store.names.meta} SET value = ? WHERE name = 'cleanup_lease'`).run(
+        `${Date.now() + 3_600_000} someone-else`,
+      );
+      return async () => {
+        db.prepare(`UPDATE ${store.names.meta} SET value = '0' WHERE name = 'cleanup_lease'`).run();
+        db.close();
+      };
+    },
+  );
 });

@@ -12,6 +12,7 @@ import {
   SHARED_REDIS_URL,
   uniquePrefix,
 } from '../support/servers';
+import { describePostgres, describeSqlite, sqliteTestPath, testDatabaseUrl } from '../support/sql';
 
 /**
  * Every per-client limit counts a client's network: its IPv4 address, or its IPv6 /56
@@ -232,6 +233,23 @@ describeRedis('Redis Cluster', () => {
 
 describe('Memcached', () => {
   sharedStoreSuite(describeMemcached, { STORE: 'memcached', MEMCACHED_SERVERS: SHARED_MEMCACHED });
+});
+
+describe('PostgreSQL', () => {
+  // Each burst queues 60 calls for a pool of 10: the deadline is generous, the counts are the point.
+  sharedStoreSuite(describePostgres, {
+    STORE: 'postgres',
+    DATABASE_URL: testDatabaseUrl(),
+    STORE_TIMEOUT_MS: '10000',
+  });
+});
+
+describe('SQLite', () => {
+  sharedStoreSuite(describeSqlite, {
+    STORE: 'sqlite',
+    SQLITE_PATH: sqliteTestPath('client-networks'),
+    STORE_TIMEOUT_MS: '10000',
+  });
 });
 
 describe('TRUST_PROXY=true', () => {

@@ -11,6 +11,7 @@ import {
   SHARED_REDIS_URL,
   uniquePrefix,
 } from '../support/servers';
+import { describePostgres, describeSqlite, sqliteTestPath, testDatabaseUrl } from '../support/sql';
 
 /**
  * The outside tester's attack: one live code per purpose for one number, then every guess at
@@ -114,6 +115,17 @@ describeRedis('private Redis Cluster', () => {
   const env: Record<string, string> = { STORE: 'redis' };
   withPrivateCluster(env);
   burstSuite('redis cluster', sharedStore(env));
+});
+
+describePostgres('shared PostgreSQL', () => {
+  burstSuite('postgres', sharedStore({ STORE: 'postgres', DATABASE_URL: testDatabaseUrl() }));
+});
+
+describeSqlite('a SQLite file', () => {
+  burstSuite(
+    'sqlite',
+    sharedStore({ STORE: 'sqlite', SQLITE_PATH: sqliteTestPath('guess-burst') }),
+  );
 });
 
 describeMemcached('shared Memcached', () => {

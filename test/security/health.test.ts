@@ -18,6 +18,7 @@ import {
   SHARED_REDIS_URL,
   uniquePrefix,
 } from '../support/servers';
+import { describePostgres, describeSqlite, sqliteTestPath, testDatabaseUrl } from '../support/sql';
 
 /** `inner`, with the name of every store method called on it, in order. */
 function countingStore(inner: Store): { store: Store; calls: string[] } {
@@ -105,6 +106,32 @@ describe('GET /health is not an amplifier', () => {
         buildConfig({
           STORE: 'redis',
           REDIS_URL: SHARED_REDIS_URL,
+          KEY_PREFIX: uniquePrefix('health'),
+          STORE_TIMEOUT_MS: SLOW_MACHINE_MS,
+        }),
+      ),
+    );
+  });
+
+  describePostgres('postgres store', () => {
+    healthSuite(() =>
+      createStore(
+        buildConfig({
+          STORE: 'postgres',
+          DATABASE_URL: testDatabaseUrl(),
+          KEY_PREFIX: uniquePrefix('health'),
+          STORE_TIMEOUT_MS: SLOW_MACHINE_MS,
+        }),
+      ),
+    );
+  });
+
+  describeSqlite('sqlite store', () => {
+    healthSuite(() =>
+      createStore(
+        buildConfig({
+          STORE: 'sqlite',
+          SQLITE_PATH: sqliteTestPath('health'),
           KEY_PREFIX: uniquePrefix('health'),
           STORE_TIMEOUT_MS: SLOW_MACHINE_MS,
         }),

@@ -13,6 +13,7 @@ import {
   SHARED_REDIS_URL,
   uniquePrefix,
 } from '../support/servers';
+import { describePostgres, describeSqlite, sqliteTestPath, testDatabaseUrl } from '../support/sql';
 
 const PHONE = '+15551234567';
 const EMAIL = 'twice@example.com';
@@ -125,6 +126,22 @@ describeRedis('two instances sharing a Redis Cluster', () => {
   const env: Record<string, string> = { STORE: 'redis', SEND_COOLDOWN_SECONDS: '30' };
   withPrivateCluster(env);
   sharedStoreSuite('redis cluster', env);
+});
+
+describePostgres('two instances sharing PostgreSQL', () => {
+  sharedStoreSuite('postgres', {
+    STORE: 'postgres',
+    DATABASE_URL: testDatabaseUrl(),
+    SEND_COOLDOWN_SECONDS: '30',
+  });
+});
+
+describeSqlite('two instances sharing a SQLite file', () => {
+  sharedStoreSuite('sqlite', {
+    STORE: 'sqlite',
+    SQLITE_PATH: sqliteTestPath('two-instances'),
+    SEND_COOLDOWN_SECONDS: '30',
+  });
 });
 
 describeMemcached('two instances sharing Memcached', () => {

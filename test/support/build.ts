@@ -16,6 +16,15 @@ function tsFiles(dir: string): string[] {
   });
 }
 
+/** Files a module reads beside itself at run time, which the build copies (scripts/copy-assets.js). */
+function assetFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) return assetFiles(full);
+    return entry.name.endsWith('.lua') ? [full] : [];
+  });
+}
+
 /**
  * Why dist/ does not match the source, or undefined when it does: a compiled file missing or
  * older than its source or than the build configuration. tsc rewrites every output on each
@@ -33,6 +42,13 @@ export function distStaleness(): string | undefined {
       const outputTime = statSync(output).mtimeMs;
       if (outputTime < statSync(source).mtimeMs) return `dist/${relative} is older than its source`;
       if (outputTime < configTime) return `dist/${relative} is older than the build configuration`;
+    }
+  }
+  for (const asset of assetFiles(path.join(ROOT, 'src'))) {
+    const relative = path.relative(ROOT, asset);
+    const output = path.join(ROOT, 'dist', relative);
+    if (!existsSync(output) || statSync(output).mtimeMs < statSync(asset).mtimeMs) {
+      return `dist/${relative} is missing or older than its source`;
     }
   }
   return undefined;
@@ -58,4 +74,10 @@ export function ensureBuilt(): void {
       `npm run build failed (${result.error?.message ?? `exit ${result.status}`}):\n${result.stdout}${result.stderr}`,
     );
   }
+  // The second half of `npm run build`: the Lua scripts the Redis store reads beside itself.
+  const copied = spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'copy-assets.js')], {
+    cwd: ROOT,
+    encoding: 'utf8',
+  });
+  if (copied.status !== 0) throw new Error(`copying the build's assets failed:\n${copied.stderr}`);
 }

@@ -1,6 +1,8 @@
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { loadSqliteDriver } from '../../src/store/sql/sqlite';
 import { ensureBuilt } from './build';
 import {
   MEMCACHED_BIN,
@@ -13,6 +15,15 @@ import {
   SKIP_MEMCACHED_ENV,
   SKIP_REDIS_ENV,
 } from './servers';
+import {
+  adminQuery,
+  postgresAnswers,
+  postgresBinDir,
+  SHARED_POSTGRES_URL,
+  SKIP_POSTGRES_ENV,
+  SKIP_SQLITE_ENV,
+  TEST_SCHEMA_ENV,
+} from './sql';
 
 interface Backend {
   name: string;
@@ -56,6 +67,15 @@ export default async function globalSetup(): Promise<void> {
   ];
 
   const missing: string[] = [];
+  const postgres = await checkPostgres();
+  if (postgres) missing.push(postgres);
+  try {
+    loadSqliteDriver();
+    delete process.env[SKIP_SQLITE_ENV];
+  } catch (error) {
+    missing.push(`SQLite: ${(error as Error).message}`);
+    process.env[SKIP_SQLITE_ENV] = '1';
+  }
   for (const backend of backends) {
     const problems: string[] = [];
     if (!(await backend.answers())) problems.push(`no answer at ${backend.address}`);
@@ -76,4 +96,26 @@ export default async function globalSetup(): Promise<void> {
   console.warn(
     `\nNOTICE: store suites for these backends will be SKIPPED:\n  ${missing.join('\n  ')}\n`,
   );
+}
+
+/**
+ * The shared PostgreSQL server and Debian's server binaries (for the private outage instance).
+ * When both are there, makes this run's own schema, which global-teardown drops: the suites never
+ * touch another schema. Resolves a problem line, or undefined when PostgreSQL is ready.
+ */
+async function checkPostgres(): Promise<string | undefined> {
+  const problems: string[] = [];
+  if (!(await postgresAnswers(SHARED_POSTGRES_URL))) {
+    problems.push(`no answer at ${new URL(SHARED_POSTGRES_URL).host}`);
+  }
+  if (!postgresBinDir()) problems.push('no server binaries under /usr/lib/postgresql/*/bin');
+  if (problems.length > 0) {
+    process.env[SKIP_POSTGRES_ENV] = '1';
+    return `PostgreSQL: ${problems.join('; ')} (install postgresql and start it with trust authentication and a database "test")`;
+  }
+  const schema = `verifyd_test_${process.pid}_${randomBytes(4).toString('hex')}`;
+  await adminQuery(SHARED_POSTGRES_URL, `CREATE SCHEMA ${schema}`);
+  process.env[TEST_SCHEMA_ENV] = schema;
+  delete process.env[SKIP_POSTGRES_ENV];
+  return undefined;
 }

@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { PID_DIR_ENV } from './servers';
+import { adminQuery, SHARED_POSTGRES_URL, TEST_SCHEMA_ENV } from './sql';
 
 interface Recorded {
   pid: number;
@@ -23,6 +24,7 @@ function commandLine(pid: number): string | undefined {
  * same port, so a pid reused by an unrelated process is left alone.
  */
 export default async function globalTeardown(): Promise<void> {
+  await dropTestSchema();
   const dir = process.env[PID_DIR_ENV];
   if (!dir) return;
   let files: string[] = [];
@@ -44,4 +46,15 @@ export default async function globalTeardown(): Promise<void> {
     }
   }
   rmSync(dir, { recursive: true, force: true });
+}
+
+/** The schema global-setup made for this run, with every table the suites created in it. */
+async function dropTestSchema(): Promise<void> {
+  const schema = process.env[TEST_SCHEMA_ENV];
+  if (!schema || !/^verifyd_test_\d+_[0-9a-f]+$/.test(schema)) return;
+  try {
+    await adminQuery(SHARED_POSTGRES_URL, `DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+  } catch (error) {
+    console.warn(`NOTICE: could not drop the test schema ${schema}: ${(error as Error).message}`);
+  }
 }
