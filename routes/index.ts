@@ -1,5 +1,6 @@
 import { type RequestHandler, Router } from 'express';
 import { createBotProtection } from '../services/bot-protection';
+import { countRouteRefusals, observeVerification } from '../services/observed-verification';
 import { createPowChallengeService } from '../services/pow-challenge';
 import { type Clock, cryptoRandom, type RandomSource, systemClock } from '../services/runtime';
 import { createVerificationService } from '../services/verification';
@@ -10,13 +11,17 @@ import { createErrorHandler } from '../src/http/error-handler';
 import { ipRateLimit } from '../src/http/rate-limit';
 import { requestLog } from '../src/http/request-log';
 import { apiSecurityHeaders } from '../src/http/security-headers';
+import type { Lifecycle } from '../src/lifecycle';
 import type { Logger } from '../src/logger';
+import type { VerificationEvents } from '../src/metrics';
+import type { ApiRegistry } from '../src/openapi';
 import type { Outbox } from '../src/providers/mock';
 import type { EmailProvider, SmsProvider } from '../src/providers/types';
 import type { Store } from '../src/store/types';
+import { challengeDocs, devOutboxDocs, healthDocs, verificationDocs } from './api-docs';
 import { createChallengeRouter } from './challenges';
 import { createDevOutboxRouter } from './dev-outbox';
-import { createHealthHandler } from './health';
+import { createHealthHandler, createReadyHandler, liveHandler } from './health';
 import { addVerificationRoutes, FORM_PATHS } from './verification';
 
 export interface VerificationRouterDeps {
@@ -38,8 +43,14 @@ export interface VerificationRouterDeps {
    * is set. Defaults to PUBLIC_URL, then (development only) http://HOST:PORT.
    */
   publicUrl?: string;
-  /** Serve GET /health from this router too (default true). */
+  /** Serve GET /health, /health/live and /health/ready from this router too (default true). */
   health?: boolean;
+  /** While it drains (after SIGTERM), the health routes answer 503. */
+  lifecycle?: Pick<Lifecycle, 'draining'>;
+  /** Told of every send, check and approval, e.g. to count them (src/metrics.ts). */
+  events?: VerificationEvents;
+  /** Where the routes mounted here are described, for the OpenAPI document. */
+  api?: ApiRegistry;
 }
 
 /** The base URL links are built on: what the router is told, else where it listens. */
@@ -78,7 +89,7 @@ export function createVerificationRouter(deps: VerificationRouterDeps): Router {
   const random = deps.random ?? cryptoRandom;
   const now = () => clock.now();
 
-  const verification = createVerificationService({
+  const service = createVerificationService({
     config,
     store,
     sms: deps.sms,
@@ -88,6 +99,7 @@ export function createVerificationRouter(deps: VerificationRouterDeps): Router {
     random,
     defaultLinkBase: underBase(publicBase(config, deps.publicUrl), 'verify-email-token'),
   });
+  const verification = deps.events ? observeVerification(service, deps.events) : service;
   const pow =
     config.BOT_PROTECTION === 'pow'
       ? createPowChallengeService({ store, config, secret: config.OTP_SECRET, now, random })
@@ -100,7 +112,9 @@ export function createVerificationRouter(deps: VerificationRouterDeps): Router {
     ...(pow ? { pow } : {}),
   });
 
-  const errorHandler = createErrorHandler(logger);
+  const errorHandler = deps.events
+    ? countRouteRefusals(createErrorHandler(logger), deps.events)
+    : createErrorHandler(logger);
   const router = Router();
   router.use(apiSecurityHeaders, requestLog(logger), warnOnUntrustedProxy(config, logger));
   // Before the per-client limit: an orchestrator's probes must not use up a client's allowance.
@@ -108,7 +122,15 @@ export function createVerificationRouter(deps: VerificationRouterDeps): Router {
   // about the store's contents (counts of keys scan the whole store; they are `cli stats`).
   if (deps.health !== false) {
     const botProtection = { kind: config.BOT_PROTECTION, mode: config.BOT_PROTECTION_MODE };
-    router.get('/health', createHealthHandler({ store, describe: () => ({ botProtection }) }));
+    const probe = {
+      store,
+      timeoutMs: config.STORE_TIMEOUT_MS,
+      ...(deps.lifecycle ? { lifecycle: deps.lifecycle } : {}),
+    };
+    router.get('/health', createHealthHandler({ ...probe, describe: () => ({ botProtection }) }));
+    router.get('/health/live', liveHandler);
+    router.get('/health/ready', createReadyHandler(probe));
+    deps.api?.add(...healthDocs());
   }
   // The client key every per-client limit counts, worked out once; /health above needs none.
   router.use(
@@ -130,15 +152,21 @@ export function createVerificationRouter(deps: VerificationRouterDeps): Router {
   router.use(parseBodies(FORM_PATHS));
   // With bot protection off there is nothing to serve, and every request would still walk
   // through the challenge routes on its way to the verification routes.
-  if (pow) router.use(createChallengeRouter({ pow }));
+  if (pow) {
+    router.use(createChallengeRouter({ pow }));
+    deps.api?.add(...challengeDocs());
+  }
   addVerificationRoutes(router, {
     config,
     verification,
     ...(config.BOT_PROTECTION === 'off' ? {} : { botProtection }),
     errorHandler,
   });
-  if (deps.outbox && config.NODE_ENV !== 'production')
+  deps.api?.add(...verificationDocs({ botProtection: config.BOT_PROTECTION !== 'off' }));
+  if (deps.outbox && config.NODE_ENV !== 'production') {
     router.use(createDevOutboxRouter(deps.outbox, { public: config.DEV_ROUTES_PUBLIC }));
+    deps.api?.add(...devOutboxDocs());
+  }
   router.use(errorHandler);
   return router;
 }
