@@ -144,11 +144,12 @@ function announceStart(
   logger.info(
     {
       url,
+      ...setup,
       docs: `${browsable}/docs`,
       ...(devInbox ? { devInbox } : {}),
       ...(workers ? { workers } : {}),
     },
-    `verifyd ${workers ? `with ${workers} workers ` : ''}on ${url}: API docs at ${browsable}/docs` +
+    `verifyd listening on ${url}${workers ? ` with ${workers} workers` : ''}; API docs at ${browsable}/docs` +
       (devInbox ? `, dev inbox (codes and links the mock providers sent) at ${devInbox}` : ''),
   );
 }
