@@ -18,6 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
+import { benchWorkers } from './workers';
 
 const { values } = parseArgs({
   options: {
@@ -245,6 +246,12 @@ async function main(): Promise<void> {
     console.log(
       '(Valid numbers are the shape of live traffic; +1 555 numbers are accepted by the mock provider only, and parse slowest.)',
     );
+    await benchWorkers({
+      store: values.store ?? 'redis',
+      duration: Number(values.duration),
+      connections: Number(values.connections),
+      env: RELAXED,
+    });
   } finally {
     bare.child.kill();
     limited.child.kill();
