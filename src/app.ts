@@ -88,6 +88,7 @@ export function createApp(deps: AppDeps): Express {
   document = api.document({
     title: 'verifyd',
     version: VERSION,
+    tags: ['Phone', 'Email', 'Bot protection', 'Development', 'Operations'],
     description:
       'Phone and email verification: one-time codes by SMS and signed, single-use email links. Every error answers {"error":{"code","message",...}}; see the README for limits and settings.',
   });

@@ -41,7 +41,8 @@ export interface DocumentInfo {
   title: string;
   version: string;
   description: string;
-  securitySchemes?: Record<string, JsonSchema>;
+  /** Tags in the order a reader should meet them; any others follow in the order routes came. */
+  tags?: readonly string[];
 }
 
 const ERROR_DETAILS: Record<string, JsonSchema> = {
@@ -107,7 +108,7 @@ export class ApiRegistry {
     return this.#routes;
   }
 
-  document(info: Omit<DocumentInfo, 'securitySchemes'>): JsonSchema {
+  document(info: DocumentInfo): JsonSchema {
     const paths: Record<string, Record<string, unknown>> = {};
     for (const route of this.#routes) {
       const item = paths[route.path] ?? {};
@@ -115,10 +116,16 @@ export class ApiRegistry {
       if (item[route.method]) throw new Error(`${route.method} ${route.path} is declared twice`);
       item[route.method] = operation(route);
     }
+    const used = [...new Set(this.#routes.map((route) => route.tag))];
+    const tags = [
+      ...(info.tags ?? []).filter((tag) => used.includes(tag)),
+      ...used.filter((tag) => !info.tags?.includes(tag)),
+    ];
     return {
       openapi: '3.1.1',
       info: { title: info.title, version: info.version, description: info.description },
       jsonSchemaDialect: 'https://json-schema.org/draft/2020-12/schema',
+      tags: tags.map((name) => ({ name })),
       paths,
       components: {
         schemas: { Error: errorSchema(Object.keys(ERROR_STATUS) as ErrorCode[]) },
