@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { ErrorCode } from '../src/errors';
-import type { JsonSchema, RouteDoc } from '../src/openapi';
+import type { RouteDoc } from '../src/openapi';
 import {
   checkPhoneBody,
   confirmEmailBody,
@@ -46,17 +46,6 @@ const pending = z
 
 const proof = z.string().meta({ description: 'A short-lived HS256 JWT your app checks' });
 
-/** Fields the send routes read when bot protection is on (BOT_PROTECTION=pow). */
-const BOT_FIELDS: JsonSchema = {
-  properties: {
-    altcha: { type: 'string', description: 'A solved challenge (the ALTCHA payload), used once' },
-    challengeSession: {
-      type: 'string',
-      description: 'A session from POST /challenge/verify, for a few sends from the same client',
-    },
-  },
-};
-
 const SEND_ERRORS: readonly ErrorCode[] = [
   ...BODY,
   ...LIMITED,
@@ -79,7 +68,6 @@ export interface VerificationDocsOptions {
 
 export function verificationDocs({ botProtection }: VerificationDocsOptions): RouteDoc[] {
   const bot: readonly ErrorCode[] = botProtection ? ['challenge_required', 'challenge_failed'] : [];
-  const botFields = botProtection ? BOT_FIELDS : undefined;
   return [
     {
       method: 'post',
@@ -89,7 +77,6 @@ export function verificationDocs({ botProtection }: VerificationDocsOptions): Ro
       description:
         'Normalises the number to E.164 and sends a new code, which replaces any earlier one for this number and purpose.',
       body: sendPhoneBody,
-      ...(botFields ? { bodyExtra: botFields } : {}),
       responses: { 202: { description: 'Sent', body: pending } },
       errors: [...SMS_SEND_ERRORS, ...bot],
     },
@@ -121,7 +108,6 @@ export function verificationDocs({ botProtection }: VerificationDocsOptions): Ro
       tag: 'Email',
       summary: 'Send a link by email',
       body: sendEmailBody,
-      ...(botFields ? { bodyExtra: botFields } : {}),
       responses: { 202: { description: 'Sent', body: pending } },
       errors: [...SEND_ERRORS, 'invalid_email', ...bot],
     },
@@ -174,10 +160,7 @@ export function verificationDocs({ botProtection }: VerificationDocsOptions): Ro
       description: 'Exactly one of phone or email; the answer is the matching send route’s.',
       body: resendBody,
       // The body's refinement, which zod cannot put into JSON Schema: exactly one of the two.
-      bodyExtra: {
-        oneOf: [{ required: ['phone'] }, { required: ['email'] }],
-        ...(botFields ?? {}),
-      },
+      bodyExtra: { oneOf: [{ required: ['phone'] }, { required: ['email'] }] },
       responses: { 202: { description: 'Sent', body: pending } },
       errors: [...SMS_SEND_ERRORS, 'invalid_email', ...bot],
     },

@@ -1,9 +1,6 @@
 import { type RequestHandler, Router } from 'express';
-import { createBotProtection } from '../services/bot-protection';
-import { countRouteRefusals, observeVerification } from '../services/observed-verification';
-import { createPowChallengeService } from '../services/pow-challenge';
+import { countRouteRefusals } from '../services/observed-verification';
 import { type Clock, cryptoRandom, type RandomSource, systemClock } from '../services/runtime';
-import { createVerificationService } from '../services/verification';
 import type { Config } from '../src/config';
 import { parseBodies } from '../src/http/body';
 import { identifyClient } from '../src/http/client-key';
@@ -18,11 +15,12 @@ import type { ApiRegistry } from '../src/openapi';
 import type { Outbox } from '../src/providers/mock';
 import type { EmailProvider, SmsProvider } from '../src/providers/types';
 import type { Store } from '../src/store/types';
+import { wireServices } from '../src/wiring';
 import { challengeDocs, devOutboxDocs, healthDocs, verificationDocs } from './api-docs';
 import { createChallengeRouter } from './challenges';
 import { createDevOutboxRouter } from './dev-outbox';
 import { createHealthHandler, createReadyHandler, liveHandler } from './health';
-import { addVerificationRoutes, FORM_PATHS } from './verification';
+import { createVerificationRoutes, FORM_PATHS } from './verification';
 
 export interface VerificationRouterDeps {
   config: Config;
@@ -87,9 +85,7 @@ export function createVerificationRouter(deps: VerificationRouterDeps): Router {
   const { config, store, logger } = deps;
   const clock = deps.clock ?? systemClock;
   const random = deps.random ?? cryptoRandom;
-  const now = () => clock.now();
-
-  const service = createVerificationService({
+  const services = wireServices({
     config,
     store,
     sms: deps.sms,
@@ -98,20 +94,9 @@ export function createVerificationRouter(deps: VerificationRouterDeps): Router {
     clock,
     random,
     defaultLinkBase: underBase(publicBase(config, deps.publicUrl), 'verify-email-token'),
+    ...(deps.events ? { events: deps.events } : {}),
   });
-  const verification = deps.events ? observeVerification(service, deps.events) : service;
-  const pow =
-    config.BOT_PROTECTION === 'pow'
-      ? createPowChallengeService({ store, config, secret: config.OTP_SECRET, now, random })
-      : undefined;
-  const botProtection = createBotProtection({
-    mode: config.BOT_PROTECTION,
-    policy: config.BOT_PROTECTION_MODE,
-    freeSends: config.BOT_PROTECTION_FREE_SENDS,
-    store,
-    ...(pow ? { pow } : {}),
-  });
-
+  // Sends the per-client request limit refuses never reach the service: counted here.
   const errorHandler = deps.events
     ? countRouteRefusals(createErrorHandler(logger), deps.events)
     : createErrorHandler(logger);
@@ -152,16 +137,13 @@ export function createVerificationRouter(deps: VerificationRouterDeps): Router {
   router.use(parseBodies(FORM_PATHS));
   // With bot protection off there is nothing to serve, and every request would still walk
   // through the challenge routes on its way to the verification routes.
-  if (pow) {
-    router.use(createChallengeRouter({ pow }));
+  if (services.pow) {
+    router.use(createChallengeRouter({ pow: services.pow }));
     deps.api?.add(...challengeDocs());
   }
-  addVerificationRoutes(router, {
-    config,
-    verification,
-    ...(config.BOT_PROTECTION === 'off' ? {} : { botProtection }),
-    errorHandler,
-  });
+  router.use(
+    createVerificationRoutes({ verification: services.verification, purposes: config.PURPOSES }),
+  );
   deps.api?.add(...verificationDocs({ botProtection: config.BOT_PROTECTION !== 'off' }));
   if (deps.outbox && config.NODE_ENV !== 'production') {
     router.use(createDevOutboxRouter(deps.outbox, { public: config.DEV_ROUTES_PUBLIC }));
