@@ -83,6 +83,11 @@ describeRedis('WORKERS=2 (needs Redis)', () => {
       RATE_LIMIT_MAX: '1000',
     });
     const { port } = verifyd;
+    // The first worker may answer before the second listens; the primary says when both do.
+    for (let i = 0; i < 200 && !verifyd.output().includes('"workers":2'); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(verifyd.output()).toContain('with 2 workers');
     for (let i = 0; i < 8; i++) expect((await call(port, 'GET', '/health/live')).status).toBe(200);
     // pino writes asynchronously: give the lines a moment to arrive.
     await new Promise((resolve) => setTimeout(resolve, 300));
