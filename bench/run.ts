@@ -41,6 +41,7 @@ import {
   sumCounts,
   topLevelShare,
 } from './redis-stats';
+import { benchWorkers } from './workers';
 
 const { values } = parseArgs({
   options: {
@@ -609,6 +610,12 @@ async function main(): Promise<void> {
     }
 
     report(byKind, rounds, counts, memory, (Date.now() - started) / 1000);
+    await benchWorkers({
+      store: values.store ?? 'redis',
+      duration: Number(values.duration),
+      connections: Number(values.connections),
+      env: RELAXED,
+    });
   } finally {
     for (const server of servers) server.child.kill();
     await Promise.all(watched.map((node) => node.close().catch(() => undefined)));

@@ -1,4 +1,5 @@
 import { type RequestHandler, Router } from 'express';
+import { countRouteRefusals } from '../services/observed-verification';
 import { type Clock, cryptoRandom, type RandomSource, systemClock } from '../services/runtime';
 import type { Config } from '../src/config';
 import { parseBodies } from '../src/http/body';
@@ -7,14 +8,18 @@ import { createErrorHandler } from '../src/http/error-handler';
 import { ipRateLimit } from '../src/http/rate-limit';
 import { requestLog } from '../src/http/request-log';
 import { apiSecurityHeaders } from '../src/http/security-headers';
+import type { Lifecycle } from '../src/lifecycle';
 import type { Logger } from '../src/logger';
+import type { VerificationEvents } from '../src/metrics';
+import type { ApiRegistry } from '../src/openapi';
 import type { Outbox } from '../src/providers/mock';
 import type { EmailProvider, SmsProvider } from '../src/providers/types';
 import type { Store } from '../src/store/types';
 import { wireServices } from '../src/wiring';
+import { challengeDocs, devOutboxDocs, healthDocs, verificationDocs } from './api-docs';
 import { createChallengeRouter } from './challenges';
 import { createDevOutboxRouter } from './dev-outbox';
-import { createHealthHandler } from './health';
+import { createHealthHandler, createReadyHandler, liveHandler } from './health';
 import { createVerificationRoutes, FORM_PATHS } from './verification';
 
 export interface VerificationRouterDeps {
@@ -36,8 +41,14 @@ export interface VerificationRouterDeps {
    * is set. Defaults to PUBLIC_URL, then (development only) http://HOST:PORT.
    */
   publicUrl?: string;
-  /** Serve GET /health from this router too (default true). */
+  /** Serve GET /health, /health/live and /health/ready from this router too (default true). */
   health?: boolean;
+  /** While it drains (after SIGTERM), the health routes answer 503. */
+  lifecycle?: Pick<Lifecycle, 'draining'>;
+  /** Told of every send, check and approval, e.g. to count them (src/metrics.ts). */
+  events?: VerificationEvents;
+  /** Where the routes mounted here are described, for the OpenAPI document. */
+  api?: ApiRegistry;
 }
 
 /** The base URL links are built on: what the router is told, else where it listens. */
@@ -83,8 +94,12 @@ export function createVerificationRouter(deps: VerificationRouterDeps): Router {
     clock,
     random,
     defaultLinkBase: underBase(publicBase(config, deps.publicUrl), 'verify-email-token'),
+    ...(deps.events ? { events: deps.events } : {}),
   });
-  const errorHandler = createErrorHandler(logger);
+  // Sends the per-client request limit refuses never reach the service: counted here.
+  const errorHandler = deps.events
+    ? countRouteRefusals(createErrorHandler(logger), deps.events)
+    : createErrorHandler(logger);
   const router = Router();
   router.use(apiSecurityHeaders, requestLog(logger), warnOnUntrustedProxy(config, logger));
   // Before the per-client limit: an orchestrator's probes must not use up a client's allowance.
@@ -92,7 +107,15 @@ export function createVerificationRouter(deps: VerificationRouterDeps): Router {
   // about the store's contents (counts of keys scan the whole store; they are `cli stats`).
   if (deps.health !== false) {
     const botProtection = { kind: config.BOT_PROTECTION, mode: config.BOT_PROTECTION_MODE };
-    router.get('/health', createHealthHandler({ store, describe: () => ({ botProtection }) }));
+    const probe = {
+      store,
+      timeoutMs: config.STORE_TIMEOUT_MS,
+      ...(deps.lifecycle ? { lifecycle: deps.lifecycle } : {}),
+    };
+    router.get('/health', createHealthHandler({ ...probe, describe: () => ({ botProtection }) }));
+    router.get('/health/live', liveHandler);
+    router.get('/health/ready', createReadyHandler(probe));
+    deps.api?.add(...healthDocs());
   }
   // The client key every per-client limit counts, worked out once; /health above needs none.
   router.use(
@@ -114,12 +137,18 @@ export function createVerificationRouter(deps: VerificationRouterDeps): Router {
   router.use(parseBodies(FORM_PATHS));
   // With bot protection off there is nothing to serve, and every request would still walk
   // through the challenge routes on its way to the verification routes.
-  if (services.pow) router.use(createChallengeRouter({ pow: services.pow }));
+  if (services.pow) {
+    router.use(createChallengeRouter({ pow: services.pow }));
+    deps.api?.add(...challengeDocs());
+  }
   router.use(
     createVerificationRoutes({ verification: services.verification, purposes: config.PURPOSES }),
   );
-  if (deps.outbox && config.NODE_ENV !== 'production')
+  deps.api?.add(...verificationDocs({ botProtection: config.BOT_PROTECTION !== 'off' }));
+  if (deps.outbox && config.NODE_ENV !== 'production') {
     router.use(createDevOutboxRouter(deps.outbox, { public: config.DEV_ROUTES_PUBLIC }));
+    deps.api?.add(...devOutboxDocs());
+  }
   router.use(errorHandler);
   return router;
 }

@@ -1,4 +1,4 @@
-import { RateLimitError, VerifydError } from '../src/errors';
+import { RateLimitError, refusedBy, VerifydError } from '../src/errors';
 import { type Channel, keys } from '../src/store/keys';
 import type { Admission, AdmissionCounter, AdmissionOutcome } from '../src/store/types';
 import type { Clock } from './runtime';
@@ -39,11 +39,16 @@ const HOUR = 3600;
 
 /** What each limit answers when it refuses, given the seconds until its window ends. */
 const refusals = {
-  resend: (wait: number) => tooSoon('Too many resends for this recipient; try again later.', wait),
-  send: (wait: number) => tooSoon('Too many messages to this recipient; try again later.', wait),
+  resend: (wait: number) =>
+    refusedBy('resend', tooSoon('Too many resends for this recipient; try again later.', wait)),
+  send: (wait: number) =>
+    refusedBy('recipient', tooSoon('Too many messages to this recipient; try again later.', wait)),
   ipTargets: (wait: number) =>
-    tooSoon('Too many different recipients from this network; try again later.', wait),
-  smsBudget: budgetSpent,
+    refusedBy(
+      'client_recipients',
+      tooSoon('Too many different recipients from this network; try again later.', wait),
+    ),
+  smsBudget: (wait: number) => refusedBy('sms_budget', budgetSpent(wait)),
 };
 
 /**
@@ -114,9 +119,12 @@ export function createSendLimits(settings: SendLimitSettings, clock: Clock) {
           }
           const endsAt = Number(outcome.value);
           const wait = Number.isFinite(endsAt) ? (endsAt - clock.now()) / 1000 : 1;
-          return tooSoon(
-            `Wait before requesting another ${request.channel === 'sms' ? 'code' : 'link'}.`,
-            wait,
+          return refusedBy(
+            'cooldown',
+            tooSoon(
+              `Wait before requesting another ${request.channel === 'sms' ? 'code' : 'link'}.`,
+              wait,
+            ),
           );
         },
       };

@@ -1,6 +1,7 @@
 import { seal, unseal } from '../src/crypto';
 import { DeliveryFailedError, RateLimitError, VerifydError } from '../src/errors';
 import type { Logger } from '../src/logger';
+import type { VerificationEvents } from '../src/metrics';
 import type { EmailProvider, SmsProvider } from '../src/providers/types';
 import { type Channel, keys } from '../src/store/keys';
 import type { AdmissionOutcome, CompleteStore, SecretWrite } from '../src/store/types';
@@ -9,6 +10,7 @@ import { type Codes, recipientId } from './codes';
 import type { CheckPath, FailureLimits } from './failure-limits';
 import type { Links } from './links';
 import { linkWithToken, renderSms, renderVerificationEmail } from './messages';
+import { countryOf, observeChecks, observeRefusal, observeSend } from './observed-verification';
 import type { ProofService } from './proof';
 import type { Clock } from './runtime';
 import type { SendLimits } from './send-limits';
@@ -58,6 +60,8 @@ export interface VerificationDeps {
   /** Absent when bot protection is off. */
   botProtection?: Pick<BotProtection, 'check'>;
   webhook?: Pick<WebhookNotifier, 'notify'>;
+  /** Told of every send, check and approval (metrics). */
+  events?: VerificationEvents;
 }
 
 export interface SendRequest {
@@ -137,6 +141,10 @@ export function createVerificationService(settings: VerificationSettings, deps: 
     }
   }
 
+  // Every send that passed its input checks is reported: sent, refused by which limit, or failed.
+  const send: typeof sendUnobserved = (target, ...rest) =>
+    observeSend(deps.events, target, () => sendUnobserved(target, ...rest));
+
   /**
    * The send flow: bot protection, then every limit and the new code or link as one store step
    * (so a refused send leaves the recipient's verification alone), then the provider. Wrong
@@ -145,7 +153,7 @@ export function createVerificationService(settings: VerificationSettings, deps: 
    * the outcome is unknown (a timeout, a lost connection, a 5xx) the message may still arrive, so
    * the code stays valid and the limits stay charged (see src/providers/types.ts).
    */
-  async function send(
+  async function sendUnobserved(
     target: Target,
     request: SendRequest,
     secret: Omit<SecretWrite, 'key' | 'keep' | 'binding'> & { binding?: string },
@@ -243,6 +251,7 @@ export function createVerificationService(settings: VerificationSettings, deps: 
   }
 
   function approve(target: Target, purpose: string, userId: string | undefined): string {
+    deps.events?.approve({ channel: target.channel, country: countryOf(target) });
     const proof = proofs.issue({
       channel: target.channel,
       sub: target.to,
@@ -262,13 +271,13 @@ export function createVerificationService(settings: VerificationSettings, deps: 
     return proof;
   }
 
-  return {
+  return observeChecks(deps.events, {
     proofs,
 
     async sendPhoneCode(input: SendRequest & { phone: string }): Promise<PendingVerification> {
       assertPurpose(input.purpose);
       const target = parsePhone(input.phone, phonePolicy);
-      assertCountry(target);
+      observeRefusal(deps.events, target, () => assertCountry(target));
       const code = codes.mint();
       const expiresAt = new Date(clock.now() + settings.codeTtlSeconds * 1000);
       const key = keys.verification('sms', input.purpose, idOf(target));
@@ -441,7 +450,7 @@ export function createVerificationService(settings: VerificationSettings, deps: 
           );
       }
     },
-  };
+  });
 }
 
 export type VerificationService = ReturnType<typeof createVerificationService>;

@@ -45,6 +45,31 @@ export const CONFIG_DOCS: Record<Variable, { group: string; text: string }> = {
     group: 'Store',
     text: 'memory (one process only), redis, memcached, postgres (a table in PostgreSQL) or sqlite (a file, for one host)',
   },
+  SHUTDOWN_DELAY_MS: {
+    group: 'Server',
+    text: 'After SIGTERM, keep serving this long while /health and /health/ready answer 503, so a load balancer stops sending before the listener closes (not after SIGINT)',
+  },
+  SHUTDOWN_TIMEOUT_MS: {
+    group: 'Server',
+    text: 'After the listener closes, the longest wait for requests in flight; then the remaining connections are cut and the process exits',
+  },
+  WORKERS: {
+    group: 'Server',
+    text: 'Worker processes sharing PORT (node:cluster), each with its own store client; auto is one per CPU core; more than 1 needs STORE=redis or memcached',
+  },
+  CORS_ORIGINS: {
+    group: 'Server',
+    text: 'Comma-separated exact browser origins (https://app.example.com) allowed to call the API cross-origin, without credentials; empty allows none',
+  },
+  METRICS_TOKEN: {
+    group: 'Server',
+    text: 'Bearer token GET /metrics requires; outside NODE_ENV=development /metrics on PORT is served only with it (at least 32 bytes in production)',
+  },
+  METRICS_PORT: {
+    group: 'Server',
+    text: 'Serve GET /metrics on this port of HOST instead, apart from the API (with WORKERS, the sum over all workers); METRICS_TOKEN is then optional',
+  },
+  STORE: { group: 'Store', text: 'memory (one process only), redis or memcached' },
   REDIS_URL: {
     group: 'Store',
     text: 'Redis connection URL when STORE=redis: redis://, rediss:// (TLS) or unix://',

@@ -4,7 +4,9 @@ import { z } from 'zod';
 import { ConfigError } from './errors';
 
 /** Purposes go into store keys and token claims, so they are kept short and plain. */
-export const PURPOSE_PATTERN = /^[a-z0-9][a-z0-9_.-]{0,31}$/i;
+// Spelt out in both cases rather than with the i flag: JSON Schema patterns have no flags, and the
+// OpenAPI document carries this pattern as it is.
+export const PURPOSE_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,31}$/;
 
 /** Secrets shorter than this are refused in production (HMAC-SHA256 keys want 256 bits). */
 export const MIN_SECRET_BYTES = 32;
@@ -57,6 +59,16 @@ const twilioSid = (prefix: string, what: string) =>
 const TWILIO_SENDER = /^(?:\+[1-9]\d{1,14}|(?=[A-Za-z0-9 ]*[A-Za-z])[A-Za-z0-9 ]{1,11})$/;
 
 const emailAddress = z.email();
+
+/**
+ * A browser origin as the Origin header carries it: scheme, host and an optional port, nothing
+ * after. CORS compares origins as exact strings, so a path or a trailing slash would never match.
+ */
+function isOrigin(value: string): boolean {
+  if (!URL.canParse(value)) return false;
+  const url = new URL(value);
+  return (url.protocol === 'http:' || url.protocol === 'https:') && url.origin === value;
+}
 
 /** "address" or "Display Name <address>", the two forms SendGrid's client splits a sender into. */
 function isEmailFrom(value: string): boolean {
@@ -168,6 +180,29 @@ export const configSchema = z.object({
   HTTP_HEADERS_TIMEOUT_MS: int(100, 300_000, 10_000),
   HTTP_REQUEST_TIMEOUT_MS: int(100, 3_600_000, 30_000),
   HTTP_KEEP_ALIVE_TIMEOUT_MS: int(100, 600_000, 5000),
+  // A load balancer needs a moment to see /health/ready fail before the listener goes away.
+  SHUTDOWN_DELAY_MS: int(0, 600_000, 0),
+  SHUTDOWN_TIMEOUT_MS: int(0, 600_000, 10_000),
+  WORKERS: z
+    .string()
+    .default('1')
+    .refine((v) => v === 'auto' || (/^\d+$/.test(v) && Number(v) >= 1 && Number(v) <= 256), {
+      message: 'auto or a number of processes from 1 to 256',
+    }),
+  CORS_ORIGINS: list.pipe(
+    z.array(
+      z
+        .string()
+        .refine(
+          isOrigin,
+          'comma-separated exact origins such as https://app.example.com (scheme, host and port, no path)',
+        ),
+    ),
+  ),
+  METRICS_TOKEN: optionalText,
+  METRICS_PORT: int(1, 65535, 0)
+    .optional()
+    .transform((v) => (v === 0 ? undefined : v)),
 
   STORE: z
     .enum(
@@ -384,6 +419,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   checkHttpTimeouts(findings);
   checkClusterPrefix(findings);
   checkSqlStore(findings);
+  checkOperations(findings);
   if (problems.length > 0) throw new ConfigError(problems);
 
   // Every variable parsed on its own above, so the whole object parses too; this gives it its type.
@@ -493,6 +529,28 @@ function checkSqlStore(findings: Findings): void {
   if (values.STORE === 'sqlite' && !resolvable('better-sqlite3')) {
     problems.push(
       'Invalid STORE (got "sqlite"): it needs better-sqlite3, which is not installed; install it beside verifyd with npm install better-sqlite3@12 (version 13 needs Node 22).',
+/** Workers, metrics and shutdown settings that depend on each other or on the store. */
+function checkOperations(findings: Findings): void {
+  const { values, problems } = findings;
+  // The memory store lives inside one process: every worker would hold codes and limits of its
+  // own, so a code sent through one worker would fail on the next and every limit would multiply.
+  if (values.STORE === 'memory' && values.WORKERS !== undefined && values.WORKERS !== '1') {
+    problems.push(
+      `Invalid WORKERS (got "${values.WORKERS}"): the memory store lives in one process; set STORE=redis or memcached to run several workers.`,
+    );
+  }
+  if (values.METRICS_PORT !== undefined && values.METRICS_PORT === values.PORT) {
+    problems.push(
+      `Invalid METRICS_PORT (got "${values.METRICS_PORT}"): expected a port other than PORT.`,
+    );
+  }
+  if (
+    values.NODE_ENV === 'production' &&
+    values.METRICS_TOKEN !== undefined &&
+    Buffer.byteLength(values.METRICS_TOKEN) < MIN_SECRET_BYTES
+  ) {
+    problems.push(
+      `Invalid METRICS_TOKEN: expected at least ${MIN_SECRET_BYTES} bytes in production.`,
     );
   }
 }

@@ -12,6 +12,7 @@ export const ERROR_STATUS = {
   invalid_token: 400,
   token_expired: 400,
   token_used: 400,
+  unauthorized: 401,
   challenge_required: 403,
   challenge_failed: 403,
   country_not_allowed: 403,
@@ -35,10 +36,20 @@ export type ErrorCode = keyof typeof ERROR_STATUS;
 /** Extra machine-readable fields that travel inside `error` next to code and message. */
 export type ErrorDetails = Record<string, string | number | boolean>;
 
+/** The send limits, by the names metrics count their refusals under (see refusedBy). */
+export type SendLimitName =
+  | 'cooldown'
+  | 'recipient'
+  | 'resend'
+  | 'client_recipients'
+  | 'sms_budget';
+
 /** Base class: anything thrown as a VerifydError is reported to the client as-is. */
 export class VerifydError extends Error {
   readonly code: ErrorCode;
   readonly details: ErrorDetails;
+  /** Which send limit refused, for metrics; never part of the answer. */
+  limit?: SendLimitName;
 
   constructor(
     code: ErrorCode,
@@ -63,6 +74,12 @@ export class VerifydError extends Error {
   get status(): number {
     return ERROR_STATUS[this.code];
   }
+}
+
+/** Marks `error` as the refusal of send limit `limit`, so metrics can tell the limits apart. */
+export function refusedBy<E extends VerifydError>(limit: SendLimitName, error: E): E {
+  error.limit = limit;
+  return error;
 }
 
 /** The client must wait `retryAfterSeconds` before the same request can succeed. */

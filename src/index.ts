@@ -4,6 +4,8 @@ export { createApp } from './app';
 export { buildConfig, type Config, loadConfig } from './config';
 export { ConfigError, type ErrorCode, VerifydError } from './errors';
 export { createLogger } from './logger';
+export { createMetrics, type Metrics, type VerificationEvents } from './metrics';
+export { ApiRegistry, type RouteDoc } from './openapi';
 export { createProviders } from './providers';
 export {
   type CompleteStore,

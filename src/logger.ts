@@ -42,6 +42,13 @@ export interface LoggerOptions {
   level?: string;
   /** Where lines go; tests pass a stream to capture output. Defaults to stdout. */
   destination?: pino.DestinationStream;
+  /**
+   * Coloured, one-line-per-event text for a person at a terminal instead of JSON, when pino-pretty
+   * is installed (a development dependency: an install without them logs JSON).
+   */
+  pretty?: boolean;
+  /** Fields on every line, e.g. the worker's id and pid. */
+  base?: Record<string, unknown>;
 }
 
 export function createLogger(options: LoggerOptions = {}): Logger {
@@ -49,8 +56,38 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     {
       level: options.level ?? 'info',
       redact: { paths: REDACT_PATHS, censor },
-      base: { service: 'verifyd' },
+      base: { service: 'verifyd', ...options.base },
     },
-    options.destination ?? pino.destination({ sync: false }),
+    options.destination ??
+      (options.pretty ? prettyStream() : undefined) ??
+      pino.destination({ sync: false }),
   );
+}
+
+/**
+ * pino-pretty writing to stdout in this process (not a worker thread, so a line is on the screen
+ * before the process exits), or undefined when it is not installed.
+ */
+function prettyStream(): pino.DestinationStream | undefined {
+  let pretty: (options: Record<string, unknown>) => pino.DestinationStream;
+  try {
+    pretty = require('pino-pretty') as typeof pretty;
+  } catch {
+    return undefined;
+  }
+  return pretty({
+    colorize: true,
+    translateTime: 'HH:MM:ss.l',
+    // The service name is on every line and says nothing at a terminal.
+    ignore: 'service',
+    sync: true,
+  });
+}
+
+/** Whether logs should be pretty: a person at a terminal, in development. */
+export function wantsPrettyLogs(
+  nodeEnv: string,
+  stdout: { isTTY?: boolean } = process.stdout,
+): boolean {
+  return nodeEnv === 'development' && stdout.isTTY === true;
 }

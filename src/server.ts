@@ -1,24 +1,52 @@
+import cluster from 'node:cluster';
 import { existsSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import { createApp } from './app';
+import { isVerifydWorker, runPrimary, workerCount, workerMetrics } from './cluster';
 import { type Config, loadConfig } from './config';
 import { ConfigError } from './errors';
 import { isLoopbackHost } from './http/loopback';
-import { createLogger, type Logger } from './logger';
+import { createLifecycle, type Lifecycle } from './lifecycle';
+import { createLogger, type Logger, wantsPrettyLogs } from './logger';
+import { bearerMatches, createMetrics, METRICS_CONTENT_TYPE, type Metrics } from './metrics';
 import { createProviders } from './providers';
 import { createStore } from './store';
 
 export interface RunningServer {
   server: Server;
   url: string;
-  close(): Promise<void>;
+  /**
+   * Drains and stops: readiness answers 503 at once; after `delayMs` (SHUTDOWN_DELAY_MS for a
+   * SIGTERM) the listener closes and idle connections go; requests in flight get up to
+   * SHUTDOWN_TIMEOUT_MS to finish before their connections are cut; then the store closes.
+   */
+  close(options?: { delayMs?: number }): Promise<void>;
+}
+
+export interface ServerOptions {
+  lifecycle?: Lifecycle;
+  metrics?: Metrics;
+  /** What GET /metrics answers; a cluster worker asks the primary for every worker's sum. */
+  collectMetrics?: () => Promise<string>;
+  /** Listen on METRICS_PORT too (default true; a cluster's primary does it for its workers). */
+  metricsListener?: boolean;
+  /** Log the development warnings and the start-up line (default true; workers leave it to the primary). */
+  announce?: boolean;
 }
 
 /** Starts the standalone service from a validated config; resolves once it listens. */
-export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
-  warnAboutDevelopmentSettings(config, logger);
+export async function startServer(
+  config: Config,
+  logger: Logger,
+  options: ServerOptions = {},
+): Promise<RunningServer> {
+  const announce = options.announce !== false;
+  if (announce) warnAboutDevelopmentSettings(config, logger);
   const store = await createStore(config, { logger });
   const providers = createProviders(config, { logger });
+  const lifecycle = options.lifecycle ?? createLifecycle();
+  const metrics = options.metrics ?? createMetrics();
+  const collect = options.collectMetrics ?? (() => metrics.text());
   const app = createApp({
     config,
     store,
@@ -26,6 +54,9 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     sms: providers.sms,
     email: providers.email,
     ...(providers.outbox ? { outbox: providers.outbox } : {}),
+    lifecycle,
+    metrics,
+    collectMetrics: collect,
   });
   const server = createServer(
     {
@@ -38,30 +69,134 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     app,
   );
   server.keepAliveTimeout = config.HTTP_KEEP_ALIVE_TIMEOUT_MS;
+  await listen(server, config.PORT, config.HOST);
+  const metricsServer =
+    config.METRICS_PORT !== undefined && options.metricsListener !== false
+      ? await startMetricsListener(config, collect)
+      : undefined;
+  const url = urlOf(server, config);
+  const setup = { store: store.backend, sms: providers.sms.name, email: providers.email.name };
+  if (announce)
+    announceStart(config, logger, url, { outbox: providers.outbox !== undefined, setup });
+  else logger.info({ url, ...setup }, 'worker listening');
+  return {
+    server,
+    url,
+    async close({ delayMs = 0 } = {}) {
+      lifecycle.drain();
+      if (delayMs > 0) await sleep(delayMs);
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // Keep-alive connections with no request in flight would hold the close until they time out.
+      // Requests that began before the drain were answered keep-alive, so their connections are
+      // closed as soon as they fall idle too; requests since carry Connection: close.
+      server.closeIdleConnections();
+      const sweep = setInterval(() => server.closeIdleConnections(), 100);
+      const late = await Promise.race([
+        closed.then(() => false),
+        sleep(config.SHUTDOWN_TIMEOUT_MS).then(() => true),
+      ]);
+      clearInterval(sweep);
+      if (late) {
+        logger.warn(
+          { timeoutMs: config.SHUTDOWN_TIMEOUT_MS },
+          'requests still in flight after SHUTDOWN_TIMEOUT_MS; closing their connections',
+        );
+        server.closeAllConnections();
+        await closed;
+      }
+      await metricsServer?.close();
+      await store.close();
+    },
+  };
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+async function listen(server: Server, port: number, host: string): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(config.PORT, config.HOST, () => {
+    server.listen(port, host, () => {
       server.off('error', reject);
       resolve();
     });
   });
-  const address = server.address();
+}
+
+function urlOf(server: Server | undefined, config: Config): string {
+  const address = server?.address();
   const port = typeof address === 'object' && address ? address.port : config.PORT;
-  const url = `http://${config.HOST.includes(':') ? `[${config.HOST}]` : config.HOST}:${port}`;
+  return `http://${config.HOST.includes(':') ? `[${config.HOST}]` : config.HOST}:${port}`;
+}
+
+/**
+ * Where a person finds the docs and, with mock providers, the dev inbox: on this machine's name
+ * when the server listens on every address, since http://0.0.0.0 is not a page anybody can open.
+ */
+function announceStart(
+  config: Config,
+  logger: Logger,
+  url: string,
+  { outbox, workers, setup }: { outbox: boolean; workers?: number; setup?: Record<string, string> },
+): void {
+  const wildcard = config.HOST === '0.0.0.0' || config.HOST === '::';
+  const browsable = wildcard ? url.replace(/\/\/[^/]+:/, '//localhost:') : url;
+  const devInbox = outbox && config.NODE_ENV !== 'production' ? `${browsable}/dev` : undefined;
   logger.info(
-    { url, store: store.backend, sms: providers.sms.name, email: providers.email.name },
-    `verifyd listening on ${url}`,
-  );
-  return {
-    server,
-    url,
-    async close() {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeIdleConnections();
-      });
-      await store.close();
+    {
+      url,
+      ...setup,
+      docs: `${browsable}/docs`,
+      ...(devInbox ? { devInbox } : {}),
+      ...(workers ? { workers } : {}),
     },
+    `verifyd listening on ${url}${workers ? ` with ${workers} workers` : ''}; API docs at ${browsable}/docs` +
+      (devInbox ? `, dev inbox (codes and links the mock providers sent) at ${devInbox}` : ''),
+  );
+}
+
+/**
+ * METRICS_PORT: /metrics alone on a port of its own, e.g. one only the monitoring network reaches.
+ * Plain node:http: nothing else is served there, not even the API's error handling.
+ */
+async function startMetricsListener(
+  config: Config,
+  collect: () => Promise<string>,
+): Promise<{ close(): Promise<void> }> {
+  const answer = (res: ServerResponse, status: number, code: string, message: string) => {
+    res
+      .writeHead(status, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' })
+      .end(JSON.stringify({ error: { code, message } }));
+  };
+  const server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET' || path !== '/metrics') {
+      answer(res, 404, 'not_found', `No route for ${req.method} ${path}.`);
+      return;
+    }
+    if (
+      config.METRICS_TOKEN !== undefined &&
+      !bearerMatches(req.headers.authorization, config.METRICS_TOKEN)
+    ) {
+      res.setHeader('WWW-Authenticate', 'Bearer realm="metrics"');
+      answer(res, 401, 'unauthorized', 'GET /metrics needs the METRICS_TOKEN bearer token.');
+      return;
+    }
+    collect().then(
+      (text) => {
+        res
+          .writeHead(200, { 'Content-Type': METRICS_CONTENT_TYPE, 'Cache-Control': 'no-store' })
+          .end(text);
+      },
+      () => answer(res, 500, 'internal_error', 'Something went wrong on our side.'),
+    );
+  });
+  await listen(server, config.METRICS_PORT as number, config.HOST);
+  return {
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
 }
 
@@ -117,18 +252,52 @@ async function run(): Promise<void> {
     }
     throw error;
   }
-  const logger = createLogger({ level: config.LOG_LEVEL });
-  const running = await startServer(config, logger);
+  const worker = isVerifydWorker();
+  const logger = createLogger({
+    level: config.LOG_LEVEL,
+    pretty: wantsPrettyLogs(config.NODE_ENV),
+    // Which worker wrote a line, when several share the output.
+    ...(worker ? { base: { worker: cluster.worker?.id, pid: process.pid } } : {}),
+  });
+  const workers = workerCount(config);
+  if (!worker && workers > 1) {
+    await runClusterPrimary(config, logger, workers);
+    return;
+  }
+  const metrics = createMetrics();
+  const running = await startServer(config, logger, {
+    metrics,
+    ...(worker
+      ? { collectMetrics: workerMetrics(metrics.registry), metricsListener: false, announce: false }
+      : {}),
+  });
+  onStopSignal(config, logger, (signal) => running.close({ delayMs: delayFor(signal, config) }));
+}
+
+/** SIGTERM is a process manager asking: wait for the balancer. SIGINT is a person at a terminal. */
+function delayFor(signal: NodeJS.Signals, config: Config): number {
+  return signal === 'SIGTERM' ? config.SHUTDOWN_DELAY_MS : 0;
+}
+
+/**
+ * Stops cleanly on SIGTERM or SIGINT, once: `stop` drains, then the process exits 0. A stop that
+ * overruns its own bound by five seconds (a stuck store close) exits 1 rather than hang.
+ */
+function onStopSignal(
+  config: Config,
+  logger: Logger,
+  stop: (signal: NodeJS.Signals) => Promise<void>,
+): void {
   let stopping = false;
-  const shutdown = (signal: string) => {
+  const shutdown = (signal: NodeJS.Signals) => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down');
-    // In-flight requests get a grace period; a stuck connection must not block the exit forever.
-    const force = setTimeout(() => process.exit(1), 10_000);
-    force.unref();
-    running.close().then(
+    const bound = delayFor(signal, config) + config.SHUTDOWN_TIMEOUT_MS + 5000;
+    setTimeout(() => process.exit(1), bound).unref();
+    stop(signal).then(
       () => {
+        logger.info('stopped');
         logger.flush();
         process.exit(0);
       },
@@ -140,6 +309,36 @@ async function run(): Promise<void> {
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+/**
+ * WORKERS > 1: this process forks the workers, serves METRICS_PORT with their sum, and on a stop
+ * signal passes it on and waits for every worker to drain. Secrets made up for development are
+ * made once, here, and handed to every worker: each making its own would make workers refuse each
+ * other's codes.
+ */
+async function runClusterPrimary(config: Config, logger: Logger, workers: number): Promise<void> {
+  warnAboutDevelopmentSettings(config, logger);
+  const shared = Object.fromEntries(
+    config.devSecrets.map((name) => [
+      name,
+      config[name as 'OTP_SECRET' | 'JWT_SECRET' | 'WEBHOOK_SECRET'],
+    ]),
+  );
+  const primary = runPrimary(workers, logger, shared);
+  const metricsServer =
+    config.METRICS_PORT !== undefined
+      ? await startMetricsListener(config, primary.metrics)
+      : undefined;
+  onStopSignal(config, logger, async (signal) => {
+    await primary.stop(signal, delayFor(signal, config) + config.SHUTDOWN_TIMEOUT_MS + 2000);
+    await metricsServer?.close();
+  });
+  await primary.ready;
+  announceStart(config, logger, urlOf(undefined, config), {
+    outbox: config.SMS_PROVIDER === 'mock' || config.EMAIL_PROVIDER === 'mock',
+    workers,
+  });
 }
 
 /**

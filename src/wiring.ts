@@ -10,6 +10,7 @@ import { createVerificationService } from '../services/verification';
 import { createWebhookNotifier } from '../services/webhook';
 import type { Config } from './config';
 import type { Logger } from './logger';
+import type { VerificationEvents } from './metrics';
 import type { EmailProvider, SmsProvider } from './providers/types';
 import { completeStore } from './store/bridge';
 import type { Store } from './store/types';
@@ -24,6 +25,8 @@ export interface WiringDeps {
   random: RandomSource;
   /** Where email links point when EMAIL_LINK_BASE_URL is unset: this service's confirm page. */
   defaultLinkBase: string;
+  /** Told of every send, check and approval (metrics). */
+  events?: VerificationEvents;
 }
 
 /**
@@ -122,6 +125,7 @@ export function wireServices(deps: WiringDeps) {
       }),
       ...(config.BOT_PROTECTION === 'off' ? {} : { botProtection }),
       ...(webhook ? { webhook } : {}),
+      ...(deps.events ? { events: deps.events } : {}),
     },
   );
   return { store, verification, proofs, pow };

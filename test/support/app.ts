@@ -14,6 +14,7 @@ import {
 import type { EmailProvider, SmsMessage, SmsProvider } from '../../src/providers/types';
 import { MemoryStore } from '../../src/store/memory';
 import type { Store } from '../../src/store/types';
+import { checkedAgainstDocument } from './contract';
 
 export class FakeClock implements Clock {
   constructor(public current = Date.UTC(2026, 10, 21, 12, 0, 0)) {}
@@ -86,7 +87,8 @@ export function buildTestApp(options: TestAppOptions = {}): TestApp {
     random: options.random ?? cryptoRandom,
     publicUrl: 'publicUrl' in options ? options.publicUrl : 'http://verifyd.test',
   });
-  return { app, config, store, outbox, sms, email };
+  // Every answer is checked against the OpenAPI document the app serves (./contract.ts).
+  return { app: checkedAgainstDocument(app), config, store, outbox, sms, email };
 }
 
 function captureStream(lines: string[]): Writable {

@@ -15,6 +15,10 @@ export interface VerifydProcess {
   output(): string;
   /** SIGTERM, as a process manager stops it; SIGKILL if it has not exited within 5 s. */
   stop(): Promise<void>;
+  /** Sends `name` to the server process alone (not its group) and returns at once. */
+  signal(name: NodeJS.Signals): void;
+  /** Resolves with the exit code or signal once the process has exited. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
 const running = new Set<ChildProcess>();
@@ -93,7 +97,9 @@ export async function startVerifyd(
   child.stderr?.on('data', (chunk: Buffer) => {
     log += chunk.toString();
   });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, sig) => resolve({ code, signal: sig })),
+  );
   const url = `http://127.0.0.1:${port}`;
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) {
@@ -113,5 +119,14 @@ export async function startVerifyd(
     await stop();
     throw error;
   }
-  return { url, port, output: () => log, stop };
+  return {
+    url,
+    port,
+    output: () => log,
+    stop,
+    signal: (name) => {
+      child.kill(name);
+    },
+    exited,
+  };
 }

@@ -1,0 +1,180 @@
+/**
+ * Health probes and graceful shutdown of the built server process, as an orchestrator sees them:
+ * /health/live never asks the store, /health/ready does; after SIGTERM readiness fails first while
+ * requests are still served, then the listener closes, a request already in flight still gets its
+ * answer, and the process exits 0. A request that never finishes is cut after
+ * SHUTDOWN_TIMEOUT_MS rather than holding the exit forever.
+ */
+import http from 'node:http';
+import net from 'node:net';
+import { sleep } from '../support/servers';
+import { startVerifyd, type VerifydProcess } from '../support/verifyd-process';
+
+const SECRETS = {
+  OTP_SECRET: 'e2e-otp-secret-0123456789abcdef0123456789',
+  JWT_SECRET: 'e2e-jwt-secret-0123456789abcdef0123456789',
+};
+
+interface Answer {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+/** One GET on a connection of its own, so that no kept-alive socket hides a closed listener. */
+function get(port: number, path: string): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+      let body = '';
+      res.on('data', (chunk: Buffer) => {
+        body += chunk.toString();
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+    });
+    req.on('error', reject);
+  });
+}
+
+/**
+ * A POST whose headers and first half of the body are sent now: the server is in the middle of
+ * it until `finish()` sends the rest. Resolves `answer` with the raw response text.
+ */
+function startSlowPost(port: number, path: string, body: string) {
+  const socket = net.connect(port, '127.0.0.1');
+  let raw = '';
+  socket.on('data', (chunk) => {
+    raw += chunk.toString();
+  });
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  socket.on('error', () => undefined);
+  const half = Math.floor(body.length / 2);
+  socket.write(
+    `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body.slice(0, half)}`,
+  );
+  return {
+    finish: () => socket.write(body.slice(half)),
+    closed,
+    answer: () => raw,
+  };
+}
+
+/** Asks until `check` holds, with a generous bound: a busy machine only makes it take longer. */
+async function eventually<T>(probe: () => Promise<T>, check: (value: T) => boolean): Promise<T> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const value = await probe();
+    if (check(value)) return value;
+    if (Date.now() > deadline) throw new Error(`never true; last: ${JSON.stringify(value)}`);
+    await sleep(50);
+  }
+}
+
+const refused = (port: number) =>
+  get(port, '/health/live').then(
+    () => false,
+    (error: NodeJS.ErrnoException) => error.code === 'ECONNREFUSED',
+  );
+
+describe('health probes and graceful shutdown of the server process', () => {
+  let verifyd: VerifydProcess | undefined;
+
+  afterEach(async () => {
+    await verifyd?.stop();
+    verifyd = undefined;
+  });
+
+  it('answers live and ready, then drains on SIGTERM: ready 503 first, in-flight request answered, exit 0', async () => {
+    verifyd = await startVerifyd({
+      NODE_ENV: 'test',
+      ...SECRETS,
+      LOG_LEVEL: 'info',
+      SHUTDOWN_DELAY_MS: '1500',
+      SHUTDOWN_TIMEOUT_MS: '30000',
+    });
+    const { port } = verifyd;
+    expect(await get(port, '/health/live')).toMatchObject({ status: 200, body: '{"status":"ok"}' });
+    const ready = await get(port, '/health/ready');
+    expect(ready.status).toBe(200);
+    expect(JSON.parse(ready.body)).toEqual({
+      status: 'ok',
+      store: { backend: 'memory', ok: true },
+    });
+
+    const inFlight = startSlowPost(
+      port,
+      '/verify-phone',
+      JSON.stringify({ phone: '+15551239876' }),
+    );
+    // The server has the headers: wait until it has taken the connection before the signal.
+    await sleep(100);
+    verifyd.signal('SIGTERM');
+
+    // Readiness fails while the listener still takes connections: the balancer's cue.
+    const draining = await eventually(
+      () => get(port, '/health/ready'),
+      (answer) => answer.status === 503,
+    );
+    expect(JSON.parse(draining.body)).toEqual({ status: 'draining', store: { backend: 'memory' } });
+    expect(draining.headers.connection).toBe('close');
+    // Liveness does not fail: the process is fine, and a restart now would only drop requests.
+    expect((await get(port, '/health/live')).status).toBe(200);
+
+    // Then the listener closes; the request that was in flight all along still gets its answer.
+    await eventually(() => refused(port), Boolean);
+    expect(inFlight.answer()).toBe('');
+    inFlight.finish();
+    await inFlight.closed;
+    // Answered in full, and its connection closed by the server once idle.
+    expect(inFlight.answer()).toMatch(/^HTTP\/1\.1 202 /);
+    expect(inFlight.answer()).toContain('"status":"pending"');
+
+    expect(await verifyd.exited).toEqual({ code: 0, signal: null });
+    expect(verifyd.output()).toContain('"msg":"stopped"');
+    expect(verifyd.output()).not.toContain('still in flight');
+  }, 60_000);
+
+  it('cuts a request that never finishes after SHUTDOWN_TIMEOUT_MS, and exits', async () => {
+    verifyd = await startVerifyd({
+      NODE_ENV: 'test',
+      ...SECRETS,
+      SHUTDOWN_TIMEOUT_MS: '500',
+    });
+    const stuck = startSlowPost(
+      verifyd.port,
+      '/verify-phone',
+      JSON.stringify({ phone: '+15551239875' }),
+    );
+    await sleep(100);
+    verifyd.signal('SIGTERM');
+    await stuck.closed;
+    expect(stuck.answer()).toBe('');
+    expect(await verifyd.exited).toEqual({ code: 0, signal: null });
+    expect(verifyd.output()).toContain('requests still in flight after SHUTDOWN_TIMEOUT_MS');
+  }, 60_000);
+
+  it('answers /health/ready 503 while the store is down, and /health/live 200 without asking it', async () => {
+    // A Redis nobody listens on: the store cannot answer, the process is alive.
+    const deadPort = await new Promise<number>((resolve) => {
+      const server = net.createServer();
+      server.listen(0, '127.0.0.1', () => {
+        const { port } = server.address() as net.AddressInfo;
+        server.close(() => resolve(port));
+      });
+    });
+    verifyd = await startVerifyd({
+      NODE_ENV: 'test',
+      ...SECRETS,
+      STORE: 'redis',
+      REDIS_URL: `redis://127.0.0.1:${deadPort}`,
+      STORE_TIMEOUT_MS: '200',
+    });
+    expect((await get(verifyd.port, '/health/live')).status).toBe(200);
+    const ready = await get(verifyd.port, '/health/ready');
+    expect(ready.status).toBe(503);
+    expect(JSON.parse(ready.body)).toEqual({
+      status: 'unavailable',
+      store: { backend: 'redis', ok: false },
+    });
+  }, 60_000);
+});
