@@ -56,6 +56,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     server,
     url,
     async close() {
+      // The dev inbox's event streams never end on their own; the server would wait for them.
+      providers.outbox?.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();
