@@ -62,17 +62,21 @@ export function createOtpService(options: OtpOptions) {
      * A fresh code and the write that makes it checkable, replacing any earlier code for the
      * target. Nothing is stored here: the caller stores `secret` in the same step as its send
      * limits (Store.admit), so a refused send never replaces the code the recipient already holds.
-     * The plain code is returned only for delivery.
+     * The plain code is returned only for delivery. `fixed` replaces the random code, for a test
+     * identity's configured code (services/test-identities.ts).
      */
     mint(
       purpose: string,
       target: OtpTarget,
       userId?: string,
+      fixed?: string,
     ): { code: string; verificationId: string; expiresAt: Date; secret: SecretWrite } {
-      const code = random
-        .int(10 ** length)
-        .toString()
-        .padStart(length, '0');
+      const code =
+        fixed ??
+        random
+          .int(10 ** length)
+          .toString()
+          .padStart(length, '0');
       // At least 128 random bits (RandomSource.id): the caller's handle on this verification.
       const verificationId = random.id();
       const key = keyFor(purpose, target);

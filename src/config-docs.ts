@@ -185,6 +185,14 @@ export const CONFIG_DOCS: Record<Variable, { group: string; text: string }> = {
     group: 'Providers',
     text: 'Serve GET/DELETE /dev/outbox to every client, not only to loopback clients (never in production); for an app container reaching a verifyd container in CI',
   },
+  TEST_IDENTITIES: {
+    group: 'Testing',
+    text: 'Phone numbers that verify with a fixed code and get no SMS, for CI and app-store review: +15005550006=123456,+15005550007=654321:2027-03-01 (number=code, optionally :expiry); exempt from send limits, not from attempt limits; see Test identities',
+  },
+  TEST_IDENTITIES_EXPIRE: {
+    group: 'Testing',
+    text: 'Expiry of the TEST_IDENTITIES entries that name none: a date (2027-03-01, the entry stops at 00:00 UTC that day) or an ISO 8601 time; production refuses any expiry more than 90 days away',
+  },
   BOT_PROTECTION: {
     group: 'Bot protection',
     text: 'off or pow (ALTCHA proof-of-work) in front of the send routes',
