@@ -237,7 +237,7 @@ export async function stopPrivateServers(servers: Array<PrivateServer | undefine
   await Promise.all(servers.map((server) => server?.stop()));
 }
 
-function describeIf(envName: string, what: string) {
+export function describeIf(envName: string, what: string) {
   return (name: string, fn: () => void): void => {
     if (process.env[envName] !== '1') {
       describe(name, fn);
