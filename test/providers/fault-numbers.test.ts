@@ -6,9 +6,12 @@
  * send and for the retry right after it (a refusal gives the cooldown back, an unknown outcome
  * keeps it).
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Express } from 'express';
 import request from 'supertest';
 import { buildConfig } from '../../src/config';
+import { ERROR_STATUS } from '../../src/errors';
 import { createLogger } from '../../src/logger';
 import { createProviders } from '../../src/providers';
 import {
@@ -152,6 +155,40 @@ const EXPECTED: Record<string, { status: number; code?: string; outcome?: string
   [`refused@${FAULT_EMAIL_DOMAIN}`]: { status: 502, code: 'delivery_failed', outcome: 'refused' },
   [`suppressed@${FAULT_EMAIL_DOMAIN}`]: { status: 202 },
 };
+
+/** The README row of a fault, rendered from the fault and what it answers. */
+function readmeRow(fault: MockFault): string {
+  const { answer } = fault;
+  const provider = fault.provider === 'twilio' ? 'Twilio' : 'SendGrid';
+  const detail =
+    answer.kind === 'status'
+      ? `${provider} ${answer.providerCode ?? `HTTP ${answer.httpStatus}`}`
+      : answer.kind === 'network'
+        ? answer.netError
+        : undefined;
+  const failure = failureOf(fault, 10_000);
+  let answered = '`202`, never in the outbox';
+  if (failure) {
+    const code = failure.code ?? 'delivery_failed';
+    answered = `\`${ERROR_STATUS[code]} ${code}\``;
+    if (code === 'delivery_failed') answered += `, outcome \`${failure.outcome}\``;
+    if (failure.retryAfterSeconds !== undefined) {
+      answered += `, \`Retry-After: ${failure.retryAfterSeconds}\``;
+    }
+  }
+  return `| \`${fault.recipient}\` | ${fault.simulates}${detail ? ` (${detail})` : ''} | ${answered} |`;
+}
+
+describe('the README table of fault numbers', () => {
+  it('is the list, row for row', () => {
+    const readme = readFileSync(join(__dirname, '../../README.md'), 'utf8');
+    const table = readme
+      .split('<!-- mock-faults:start -->')[1]
+      ?.split('<!-- mock-faults:end -->')[0];
+    const rows = (table ?? '').trim().split('\n').slice(2);
+    expect(rows).toEqual(MOCK_FAULTS.map(readmeRow));
+  });
+});
 
 describe('fault numbers and addresses over HTTP', () => {
   it('are the documented ones, each once', () => {

@@ -11,6 +11,7 @@ import { createLogger } from '../../src/logger';
 import { createMockEmailProvider, createMockSmsProvider, Outbox } from '../../src/providers/mock';
 import { MemoryStore } from '../../src/store/memory';
 import { buildTestApp, countingSms, FakeClock } from '../support/app';
+import { sectionBlocks } from '../support/readme';
 
 const TEST_NUMBER = '+15005550006';
 const CODE = '123456';
@@ -246,6 +247,18 @@ describe('TEST_IDENTITIES in the configuration', () => {
     SENDGRID_API_KEY: 'SG.key',
     EMAIL_FROM: 'verify@example.com',
   };
+
+  it("loads the README's example", () => {
+    const block = sectionBlocks('## Test identities').find((b) => b.lang === 'sh');
+    const env = Object.fromEntries(
+      (block?.code ?? '')
+        .trim()
+        .split('\n')
+        .map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]),
+    );
+    expect(Object.keys(env)).toEqual(['TEST_IDENTITIES', 'TEST_IDENTITIES_EXPIRE']);
+    expect(problems(env)).toEqual([]);
+  });
 
   it('accepts entries with a default or an own expiry, as a date or a time', () => {
     const config = loadConfig({
