@@ -1,6 +1,5 @@
 import type { Config } from '../src/config';
 import type { Logger } from '../src/logger';
-import type { SecretWrite, Store } from '../src/store/types';
 import { parseTestIdentities, type TestIdentity } from '../src/test-identities';
 import type { Clock } from './runtime';
 
@@ -9,34 +8,16 @@ export type TestIdentitiesConfig = Pick<
   'NODE_ENV' | 'TEST_IDENTITIES' | 'TEST_IDENTITIES_EXPIRE' | 'OTP_LENGTH' | 'SMS_PROVIDER'
 >;
 
-export interface TestIdentitiesDeps {
-  config: TestIdentitiesConfig;
-  store: Store;
-  logger: Logger;
-  clock: Clock;
-}
-
-/** What a send to a test identity answers: the same fields as any send. */
-export interface TestIdentitySend {
-  success: true;
-  status: 'pending';
-  channel: 'sms';
-  to: string;
-  expiresAt: string;
-  resendAvailableAt: string;
-}
-
 /**
  * Test identities (TEST_IDENTITIES): numbers whose code is fixed in the configuration, for CI
- * suites and app-store review accounts. A send to one stores its fixed code exactly as a send
- * stores a random one and sends nothing; the check is the ordinary check, so the attempt limits
- * (per code, per recipient, per day) apply unchanged. The send limits do not: no message goes
- * out, so there is nothing for them to protect, and a suite sending to one number from one runner
- * would trip them. An entry works until its expiry, to the second: the code's life is cut there.
- * Every use is logged (never the code), at warn in production.
+ * suites and app-store review accounts. The send flow asks `lookup` for each number; for a test
+ * identity it stores the fixed code as it stores a random one, without a message and without the
+ * send limits (no message goes out, so they have nothing to protect, and a suite sending to one
+ * number from one runner would trip them). The check is the ordinary check, so every attempt limit
+ * applies unchanged. An entry works until its expiry, to the second: `ttlSeconds` cuts the code's
+ * life there. Every use is logged, never the code, at warn in production.
  */
-export function createTestIdentities(deps: TestIdentitiesDeps) {
-  const { config, store, logger, clock } = deps;
+export function createTestIdentities(config: TestIdentitiesConfig, logger: Logger, clock: Clock) {
   // loadConfig checked the entries already; here they are only read.
   const { entries } = parseTestIdentities(config.TEST_IDENTITIES, {
     defaultExpiry: config.TEST_IDENTITIES_EXPIRE,
@@ -69,23 +50,14 @@ export function createTestIdentities(deps: TestIdentitiesDeps) {
       return entry && entry.expiresAt > clock.now() ? entry : undefined;
     },
 
-    /**
-     * Stores the fixed code minted for `entry` where a check finds it, replacing the number's
-     * pending code for the purpose as any send does, with no send limit and no message.
-     */
-    async accept(
-      entry: TestIdentity,
-      minted: { expiresAt: Date; secret: SecretWrite },
-      use: { target: string; purpose: string },
-    ): Promise<TestIdentitySend> {
-      const now = clock.now();
-      const untilEntryEnds = Math.max(1, Math.floor((entry.expiresAt - now) / 1000));
-      const ttlSeconds = Math.min(minted.secret.ttlSeconds, untilEntryEnds);
-      const { key, hash, binding, data } = minted.secret;
-      await store.putSecret(key, hash, ttlSeconds, {
-        ...(binding === undefined ? {} : { binding }),
-        ...(data === undefined ? {} : { data }),
-      });
+    /** A code's life, cut where the entry ends (whole seconds, at least 1). */
+    ttlSeconds(entry: TestIdentity, codeTtlSeconds: number): number {
+      const left = Math.max(1, Math.floor((entry.expiresAt - clock.now()) / 1000));
+      return Math.min(codeTtlSeconds, left);
+    },
+
+    /** The log line of one use: the recipient's HMAC, never the number or the code. */
+    reportUse(entry: TestIdentity, use: { target: string; purpose: string }): void {
       log(
         {
           channel: 'sms',
@@ -96,14 +68,6 @@ export function createTestIdentities(deps: TestIdentitiesDeps) {
         },
         'test identity used: fixed code set, no SMS sent',
       );
-      return {
-        success: true,
-        status: 'pending',
-        channel: 'sms',
-        to: entry.to,
-        expiresAt: new Date(now + ttlSeconds * 1000).toISOString(),
-        resendAvailableAt: new Date(now).toISOString(),
-      };
     },
   };
 }
