@@ -1,4 +1,4 @@
-import { parsePhoneNumberFromString } from 'libphonenumber-js/max';
+import type { parsePhoneNumberFromString as Parse } from 'libphonenumber-js/max';
 
 /**
  * TEST_IDENTITIES, as configured: phone numbers that verify with a fixed code until an expiry
@@ -111,7 +111,7 @@ function parseEntry(
   if (recipient.includes('@')) {
     return 'a phone number: email verification sends signed single-use links, which no fixed code can stand for, so an address cannot be a test identity (read its link from GET /dev/outbox/latest in CI)';
   }
-  const phone = parsePhoneNumberFromString(recipient.trim());
+  const phone = parsePhone()(recipient.trim());
   const acceptable = phone && (rules.allowUnassigned ? phone.isPossible() : phone.isValid());
   if (!phone || !acceptable) {
     return rules.allowUnassigned
@@ -129,4 +129,15 @@ function parseEntry(
     return `an expiry at most ${rules.maxDays} days away in production (by ${limit}): a fixed code is a standing way in`;
   }
   return { to: phone.number, code, expiresAt };
+}
+
+/**
+ * libphonenumber's full metadata takes 100-200 ms to load; every start reads the configuration
+ * (the CLI too), and only one with TEST_IDENTITIES needs it here, so it is loaded on first use.
+ */
+let parser: typeof Parse | undefined;
+function parsePhone(): typeof Parse {
+  parser ??= (require('libphonenumber-js/max') as { parsePhoneNumberFromString: typeof Parse })
+    .parsePhoneNumberFromString;
+  return parser;
 }
