@@ -5,6 +5,7 @@ import type { VerificationEvents } from '../src/metrics';
 import type { EmailProvider, SmsProvider } from '../src/providers/types';
 import { type Channel, keys } from '../src/store/keys';
 import type { AdmissionOutcome, CompleteStore, SecretWrite } from '../src/store/types';
+import type { TestIdentity } from '../src/test-identities';
 import type { BotProtection, Proof } from './bot-protection';
 import { type Codes, recipientId } from './codes';
 import type { CheckPath, FailureLimits } from './failure-limits';
@@ -22,6 +23,7 @@ import {
   parsePhone,
   type Target,
 } from './targets';
+import type { TestIdentities } from './test-identities';
 import type { WebhookNotifier } from './webhook';
 
 /** What the verification flows are told, and nothing more (the wiring maps Config onto it). */
@@ -62,6 +64,8 @@ export interface VerificationDeps {
   webhook?: Pick<WebhookNotifier, 'notify'>;
   /** Told of every send, check and approval (metrics). */
   events?: VerificationEvents;
+  /** TEST_IDENTITIES: numbers with a fixed code, no message and no send limit. */
+  testIdentities?: TestIdentities;
 }
 
 export interface SendRequest {
@@ -158,6 +162,7 @@ export function createVerificationService(settings: VerificationSettings, deps: 
     request: SendRequest,
     secret: Omit<SecretWrite, 'key' | 'keep' | 'binding'> & { binding?: string },
     deliver: () => Promise<unknown>,
+    testIdentity?: TestIdentity,
   ): Promise<{ binding: string | undefined; key: string }> {
     if (deps.botProtection) await deps.botProtection.check(request.proof ?? {}, request.client);
     const id = idOf(target);
@@ -167,12 +172,18 @@ export function createVerificationService(settings: VerificationSettings, deps: 
       client: request.client,
       isResend: request.isResend,
     });
+    // A test identity gets no message: its code is stored with no send limit and nothing is sent.
+    const admission = testIdentity ? { counters: [] } : plan.admission;
     const key = keys.verification(target.channel, request.purpose, id);
     const outcome = await store.admit({
-      ...plan.admission,
+      ...admission,
       secret: { ...secret, key, keep, binding: secret.binding ?? codes.newBinding() },
     });
     if (outcome.status !== 'admitted') throw plan.refusal(outcome);
+    if (testIdentity) {
+      deps.testIdentities?.reportUse(testIdentity, { target: id, purpose: request.purpose });
+      return { binding: outcome.binding, key };
+    }
     try {
       await deliver();
     } catch (error) {
@@ -278,15 +289,22 @@ export function createVerificationService(settings: VerificationSettings, deps: 
       assertPurpose(input.purpose);
       const target = parsePhone(input.phone, phonePolicy);
       observeRefusal(deps.events, target, () => assertCountry(target));
-      const code = codes.mint();
-      const expiresAt = new Date(clock.now() + settings.codeTtlSeconds * 1000);
+      // A test identity's code is fixed, and dies where the identity ends.
+      const identities = deps.testIdentities;
+      const fixed = identities?.lookup(target.to);
+      const code = fixed?.code ?? codes.mint();
+      const ttlSeconds =
+        fixed && identities
+          ? identities.ttlSeconds(fixed, settings.codeTtlSeconds)
+          : settings.codeTtlSeconds;
+      const expiresAt = new Date(clock.now() + ttlSeconds * 1000);
       const key = keys.verification('sms', input.purpose, idOf(target));
       const sent = await send(
         target,
         input,
         {
           hash: codes.hash(input.purpose, target.to, code),
-          ttlSeconds: settings.codeTtlSeconds,
+          ttlSeconds,
           maxAttempts: settings.maxAttempts,
           // The send's userId goes with its code, so that the proof names the user the code was
           // sent for, not whichever user a check names. Sealed: a store dump must not show it.
@@ -298,6 +316,7 @@ export function createVerificationService(settings: VerificationSettings, deps: 
             body: renderSms(settings.smsTemplate, code),
             validForSeconds: (expiresAt.getTime() - clock.now()) / 1000,
           }),
+        fixed,
       );
       return {
         ...pending(target, expiresAt),

@@ -41,10 +41,6 @@ export const CONFIG_DOCS: Record<Variable, { group: string; text: string }> = {
     group: 'Server',
     text: "An idle keep-alive connection is closed after this (Node adds a second); behind a load balancer, make it longer than the balancer's idle timeout",
   },
-  STORE: {
-    group: 'Store',
-    text: 'memory (one process only), redis, memcached, postgres (a table in PostgreSQL) or sqlite (a file, for one host)',
-  },
   SHUTDOWN_DELAY_MS: {
     group: 'Server',
     text: 'After SIGTERM, keep serving this long while /health and /health/ready answer 503, so a load balancer stops sending before the listener closes (not after SIGINT)',
@@ -69,7 +65,10 @@ export const CONFIG_DOCS: Record<Variable, { group: string; text: string }> = {
     group: 'Server',
     text: 'Serve GET /metrics on this port of HOST instead, apart from the API (with WORKERS, the sum over all workers); METRICS_TOKEN is then optional',
   },
-  STORE: { group: 'Store', text: 'memory (one process only), redis or memcached' },
+  STORE: {
+    group: 'Store',
+    text: 'memory (one process only), redis, memcached, postgres (a table in PostgreSQL) or sqlite (a file, for one host)',
+  },
   REDIS_URL: {
     group: 'Store',
     text: 'Redis connection URL when STORE=redis: redis://, rediss:// (TLS) or unix://',
@@ -227,6 +226,14 @@ export const CONFIG_DOCS: Record<Variable, { group: string; text: string }> = {
   DEV_ROUTES_PUBLIC: {
     group: 'Providers',
     text: 'Serve GET/DELETE /dev/outbox to every client, not only to loopback clients (never in production); for an app container reaching a verifyd container in CI',
+  },
+  TEST_IDENTITIES: {
+    group: 'Testing',
+    text: 'Phone numbers that verify with a fixed code and get no SMS, for CI and app-store review: +15005550006=123456,+15005550007=654321:2027-03-01 (number=code, optionally :expiry); exempt from send limits, not from attempt limits; see Test identities',
+  },
+  TEST_IDENTITIES_EXPIRE: {
+    group: 'Testing',
+    text: 'Expiry of the TEST_IDENTITIES entries that name none: a date (2027-03-01, the entry stops at 00:00 UTC that day) or an ISO 8601 time; production refuses any expiry more than 90 days away',
   },
   BOT_PROTECTION: {
     group: 'Bot protection',

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { ConfigError } from './errors';
+import { PRODUCTION_MAX_DAYS, parseTestIdentities } from './test-identities';
 
 /** Purposes go into store keys and token claims, so they are kept short and plain. */
 // Spelt out in both cases rather than with the i flag: JSON Schema patterns have no flags, and the
@@ -328,6 +329,9 @@ export const configSchema = z.object({
   SENDGRID_API_BASE_URL: z.url('an absolute http(s) URL').default('https://api.sendgrid.com'),
   MOCK_OUTBOX_SIZE: int(1, 100_000, 1000),
   DEV_ROUTES_PUBLIC: bool(false),
+  // Parsed and checked with the variables they depend on, in checkTestIdentities.
+  TEST_IDENTITIES: optionalText,
+  TEST_IDENTITIES_EXPIRE: optionalText,
 
   // The image captcha was removed (a script using svg-captcha itself read every image back), so
   // a deployment that still asks for it is told what to use instead of being told "invalid".
@@ -420,6 +424,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   checkClusterPrefix(findings);
   checkSqlStore(findings);
   checkOperations(findings);
+  checkTestIdentities(findings);
   if (problems.length > 0) throw new ConfigError(problems);
 
   // Every variable parsed on its own above, so the whole object parses too; this gives it its type.
@@ -529,6 +534,19 @@ function checkSqlStore(findings: Findings): void {
   if (values.STORE === 'sqlite' && !resolvable('better-sqlite3')) {
     problems.push(
       'Invalid STORE (got "sqlite"): it needs better-sqlite3, which is not installed; install it beside verifyd with npm install better-sqlite3@12 (version 13 needs Node 22).',
+    );
+  }
+}
+
+function resolvable(module: string): boolean {
+  try {
+    require.resolve(module);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Workers, metrics and shutdown settings that depend on each other or on the store. */
 function checkOperations(findings: Findings): void {
   const { values, problems } = findings;
@@ -552,15 +570,6 @@ function checkOperations(findings: Findings): void {
     problems.push(
       `Invalid METRICS_TOKEN: expected at least ${MIN_SECRET_BYTES} bytes in production.`,
     );
-  }
-}
-
-function resolvable(module: string): boolean {
-  try {
-    require.resolve(module);
-    return true;
-  } catch {
-    return false;
   }
 }
 
@@ -605,6 +614,23 @@ function checkHttpTimeouts({ values, problems }: Findings): void {
       `Invalid HTTP_HEADERS_TIMEOUT_MS (got "${headers}"): expected at most HTTP_REQUEST_TIMEOUT_MS (${request}).`,
     );
   }
+}
+
+/**
+ * TEST_IDENTITIES: well-formed entries, each with an expiry, codes a check accepts, and in
+ * production no entry that lives more than 90 days: a fixed code is a standing way in.
+ */
+function checkTestIdentities(findings: Findings): void {
+  const { values, problems } = findings;
+  const production = values.NODE_ENV === 'production';
+  const { problems: found } = parseTestIdentities(values.TEST_IDENTITIES, {
+    defaultExpiry: values.TEST_IDENTITIES_EXPIRE,
+    otpLength: values.OTP_LENGTH ?? 6,
+    allowUnassigned: values.SMS_PROVIDER === 'mock',
+    ...(production ? { maxDays: PRODUCTION_MAX_DAYS } : {}),
+    now: Date.now(),
+  });
+  problems.push(...found);
 }
 
 /** Names of variables whose values are secrets: a problem line names them but never shows them. */

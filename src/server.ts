@@ -85,6 +85,8 @@ export async function startServer(
     async close({ delayMs = 0 } = {}) {
       lifecycle.drain();
       if (delayMs > 0) await sleep(delayMs);
+      // The dev inbox's event streams never end on their own; the server would wait for them.
+      providers.outbox?.close();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       // Keep-alive connections with no request in flight would hold the close until they time out.
       // Requests that began before the drain were answered keep-alive, so their connections are

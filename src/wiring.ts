@@ -6,6 +6,7 @@ import { createPowChallengeService } from '../services/pow-challenge';
 import { createProofService } from '../services/proof';
 import type { Clock, RandomSource } from '../services/runtime';
 import { createSendLimits } from '../services/send-limits';
+import { createTestIdentities } from '../services/test-identities';
 import { createVerificationService } from '../services/verification';
 import { createWebhookNotifier } from '../services/webhook';
 import type { Config } from './config';
@@ -126,6 +127,9 @@ export function wireServices(deps: WiringDeps) {
       ...(config.BOT_PROTECTION === 'off' ? {} : { botProtection }),
       ...(webhook ? { webhook } : {}),
       ...(deps.events ? { events: deps.events } : {}),
+      ...(config.TEST_IDENTITIES
+        ? { testIdentities: createTestIdentities(config, logger, clock) }
+        : {}),
     },
   );
   return { store, verification, proofs, pow };

@@ -119,6 +119,10 @@ describe('the packed tarball', () => {
       'dist/routes/index.js',
       'dist/services/verification.js',
       'dist/scripts/cli.js',
+      // The dev inbox page is served from these files as they are: no build step for users.
+      'assets/dev-inbox/index.html',
+      'assets/dev-inbox/inbox.js',
+      'assets/dev-inbox/inbox.css',
     ]) {
       expect(tarballFiles).toContain(needed);
     }
@@ -240,6 +244,25 @@ process.exit(0);
     const health = await getJson(`${server.url}/health`);
     expect(health.status).toBe(200);
     expect(health.body).toMatchObject({ status: 'ok', store: { backend: 'memory', ok: true } });
+    // The dev inbox, from the installed package's own files.
+    for (const [file, type] of [
+      ['/dev', 'text/html'],
+      ['/dev/inbox.js', 'text/javascript'],
+      ['/dev/inbox.css', 'text/css'],
+    ] as const) {
+      const res = await fetch(`${server.url}${file}`, { signal: AbortSignal.timeout(5000) });
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toContain(type);
+      expect(
+        await res.text(),
+        // Byte for byte what the repository holds.
+      ).toBe(
+        readFileSync(
+          path.join(ROOT, 'assets', 'dev-inbox', file === '/dev' ? 'index.html' : file.slice(5)),
+          'utf8',
+        ),
+      );
+    }
   }, 60_000);
 
   it('runs its maintenance CLI with npx verifyd-cli', async () => {

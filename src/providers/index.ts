@@ -6,8 +6,15 @@ import { createSendGridEmailProvider } from './sendgrid';
 import { createTwilioSmsProvider } from './twilio';
 import type { EmailProvider, SmsProvider } from './types';
 
-export type { FaultInjection, MockEmailProvider, MockSmsProvider } from './mock';
+export type {
+  FaultInjection,
+  MockEmailProvider,
+  MockSmsProvider,
+  OutboxEvent,
+  OutboxListener,
+} from './mock';
 export { createMockEmailProvider, createMockSmsProvider, Outbox } from './mock';
+export { FAULT_EMAIL_DOMAIN, MOCK_FAULTS, type MockFault } from './mock-faults';
 export { createSendGridEmailProvider } from './sendgrid';
 export { createTwilioSmsProvider } from './twilio';
 export type {
@@ -34,6 +41,7 @@ export type ProviderConfig = Pick<
   | 'TWILIO_API_BASE_URL'
   | 'SENDGRID_API_BASE_URL'
   | 'MOCK_OUTBOX_SIZE'
+  | 'SMS_TEMPLATE'
 >;
 
 export interface ProviderDependencies {
@@ -53,7 +61,11 @@ export function createProviders(config: ProviderConfig, deps: ProviderDependenci
   const { logger } = deps;
   const usesMock = config.SMS_PROVIDER === 'mock' || config.EMAIL_PROVIDER === 'mock';
   const outbox = usesMock ? (deps.outbox ?? new Outbox(config.MOCK_OUTBOX_SIZE)) : undefined;
-  const mockOptions = { logMessages: config.NODE_ENV === 'development' };
+  const mockOptions = {
+    logMessages: config.NODE_ENV === 'development',
+    smsTemplate: config.SMS_TEMPLATE,
+    timeoutMs: config.PROVIDER_TIMEOUT_MS,
+  };
 
   const sms: SmsProvider =
     outbox && config.SMS_PROVIDER === 'mock'

@@ -71,7 +71,14 @@ export interface OutboxMessage {
   channel: 'sms' | 'email';
   to: string;
   subject?: string;
+  /** The SMS text, or the email's text part. */
   body: string;
+  /** Email only: the HTML part. */
+  html?: string;
+  /** SMS only: the code, read from the text where SMS_TEMPLATE puts it. */
+  code?: string;
+  /** Email only: the verification link, read from the text part. */
+  link?: string;
   /** ISO 8601 timestamp. */
   sentAt: string;
 }

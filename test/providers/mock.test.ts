@@ -64,6 +64,79 @@ describe('Outbox', () => {
     expect(outbox.size).toBe(0);
   });
 
+  it('clears one recipient only', () => {
+    const outbox = new Outbox(10);
+    outbox.add(entry('+15550000001', 'a'));
+    outbox.add(entry('+15550000002', 'b'));
+    outbox.add(entry('+15550000001', 'c'));
+
+    expect(outbox.clear({ to: '+15550000001' })).toBe(2);
+    expect(outbox.list().map((m) => m.body)).toEqual(['b']);
+  });
+
+  it('finds the newest message to a recipient, after a given one', () => {
+    const outbox = new Outbox(3);
+    outbox.add(entry('+15550000001', 'a'));
+    outbox.add(entry('+15550000002', 'b'));
+    outbox.add(entry('+15550000001', 'c'));
+
+    expect(outbox.latest({ to: '+15550000001' })?.body).toBe('c');
+    expect(outbox.latest()?.body).toBe('c');
+    expect(outbox.latest({ to: '+15550000002', after: '+15550000001-a' })?.body).toBe('b');
+    expect(outbox.latest({ to: '+15550000001', after: '+15550000001-c' })).toBeUndefined();
+    // An id the outbox no longer holds was older than all it holds.
+    outbox.add(entry('+15550000002', 'd'));
+    expect(outbox.latest({ to: '+15550000002', after: '+15550000001-a' })?.body).toBe('d');
+  });
+
+  it('tells listeners of each change, until they unsubscribe or the outbox closes', () => {
+    const outbox = new Outbox(10);
+    const heard: string[] = [];
+    const unsubscribe = outbox.subscribe((event) =>
+      heard.push(event.type === 'added' ? `added ${event.message.body}` : event.type),
+    );
+    outbox.add(entry('+15550000001', 'a'));
+    outbox.clear({ to: '+15550000001' });
+    expect(outbox.listenerCount).toBe(1);
+    unsubscribe();
+    outbox.add(entry('+15550000001', 'b'));
+    expect(heard).toEqual(['added a', 'cleared']);
+
+    outbox.subscribe((event) => heard.push(event.type));
+    outbox.close();
+    expect(heard.at(-1)).toBe('closed');
+    expect(outbox.listenerCount).toBe(0);
+    expect(outbox.closed).toBe(true);
+  });
+
+  it('waits for a matching message, and gives up at the deadline, on abort or on close', async () => {
+    jest.useFakeTimers();
+    try {
+      const outbox = new Outbox(10);
+      const found = outbox.waitForLatest({ to: '+15550000001' }, 5000);
+      outbox.add(entry('+15550000002', 'other'));
+      outbox.add(entry('+15550000001', 'mine'));
+      expect((await found)?.body).toBe('mine');
+
+      const late = outbox.waitForLatest({ to: '+15550000003' }, 5000);
+      jest.advanceTimersByTime(5000);
+      expect(await late).toBeUndefined();
+
+      const left = new AbortController();
+      const aborted = outbox.waitForLatest({ to: '+15550000003' }, 5000, left.signal);
+      left.abort();
+      expect(await aborted).toBeUndefined();
+
+      const closing = outbox.waitForLatest({ to: '+15550000003' }, 5000);
+      outbox.close();
+      expect(await closing).toBeUndefined();
+      expect(outbox.listenerCount).toBe(0);
+      expect(jest.getTimerCount()).toBe(0);
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
   it('refuses a capacity below one', () => {
     expect(() => new Outbox(0)).toThrow(RangeError);
     expect(() => new Outbox(1.5)).toThrow(RangeError);
@@ -85,6 +158,7 @@ describe('mock providers', () => {
         channel: 'sms',
         to: '+15558675310',
         body: `Your code is ${CODE}`,
+        code: CODE,
         sentAt: expect.stringMatching(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/),
       },
     ]);
@@ -110,8 +184,37 @@ describe('mock providers', () => {
         channel: 'email',
         subject: 'Confirm your email address',
         body: `Confirm: ${LINK}`,
+        html: `<a href="${LINK}">Confirm</a>`,
+        link: LINK,
       }),
     ]);
+  });
+
+  it('reads the code where the template puts it, past other digits', async () => {
+    const outbox = new Outbox(10);
+    const template = 'Acme 2026 [id 123456]: {code}. Code {code} expires in 10 min.';
+    const sms = createMockSmsProvider(outbox, undefined, { smsTemplate: template });
+    await sms.send({ to: '+15558675310', body: template.replaceAll('{code}', CODE) });
+    expect(outbox.list()[0]?.code).toBe(CODE);
+    // Without the template, the first group of 4 to 10 digits: here the wrong one.
+    const plain = createMockSmsProvider(outbox);
+    await plain.send({ to: '+15558675310', body: template.replaceAll('{code}', CODE) });
+    expect(outbox.list()[1]?.code).toBe('2026');
+  });
+
+  it('takes the link that carries a token, and records no code or link when there is none', async () => {
+    const outbox = new Outbox(10);
+    const email = createMockEmailProvider(outbox);
+    await email.send({
+      to: 'ada@example.org',
+      subject: 's',
+      text: `Help: https://example.org/help\nConfirm: ${LINK}\n`,
+      html: '',
+    });
+    await createMockSmsProvider(outbox).send({ to: '+15558675310', body: 'no digits here' });
+    const [mail, sms] = outbox.list();
+    expect(mail?.link).toBe(LINK);
+    expect(sms && 'code' in sms).toBe(false);
   });
 
   it('fails the next N sends with DeliveryFailedError, then recovers', async () => {

@@ -135,9 +135,12 @@ describe('GET /dev/outbox', () => {
         channel: 'sms',
         to: PHONE,
         body: expect.stringMatching(/\d{6}/),
+        code: expect.stringMatching(/^\d{6}$/),
+        link: null,
         sentAt: expect.any(String),
       },
     ]);
+    expect(sms.body.messages[0].body).toContain(sms.body.messages[0].code);
     const email = await request(app).get('/dev/outbox?to=x@example.com');
     expect(email.body.messages[0]).toMatchObject({ channel: 'email', subject: expect.any(String) });
     expect((await request(app).delete('/dev/outbox')).status).toBe(204);
@@ -161,9 +164,17 @@ describe('GET /dev/outbox', () => {
     });
     const noOutbox = createApp({ ...deps, config });
     for (const app of [production, noOutbox]) {
-      const response = await request(app).get('/dev/outbox');
-      expect(response.status).toBe(404);
-      expect(response.body.error.code).toBe('not_found');
+      for (const path of [
+        '/dev/outbox',
+        '/dev',
+        '/dev/inbox.js',
+        '/dev/outbox/latest',
+        '/dev/outbox/events',
+      ]) {
+        const response = await request(app).get(path);
+        expect(response.status).toBe(404);
+        expect(response.body.error.code).toBe('not_found');
+      }
     }
   });
 });

@@ -72,9 +72,18 @@ describe('/dev/outbox outside this machine', () => {
               : i % 3 === 1
                 ? r.set('forwarded', `for="[2001:db8::${i}]:4711"`)
                 : r.set('x-forwarded-for', `127.0.0.1, ${REMOTE}`);
-          return i % 2 === 0
-            ? remote(request(app).get(`/dev/outbox?to=${encodeURIComponent(PHONE)}`))
-            : remote(request(app).delete('/dev/outbox'));
+          const to = encodeURIComponent(PHONE);
+          // Every dev route: the outbox, its long poll and event stream, and the inbox page.
+          const routes = [
+            () => request(app).get(`/dev/outbox?to=${to}`),
+            () => request(app).delete('/dev/outbox'),
+            () => request(app).delete(`/dev/outbox?to=${to}`),
+            () => request(app).get(`/dev/outbox/latest?to=${to}&wait=5`),
+            () => request(app).get('/dev/outbox/events'),
+            () => request(app).get('/dev'),
+            () => request(app).get('/dev/inbox.js'),
+          ];
+          return remote((routes[i % routes.length] as () => request.Test)());
         }),
       );
       for (const answer of answers) {

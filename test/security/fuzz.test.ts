@@ -11,7 +11,14 @@ const ROUTES = [
   '/resend-verification',
 ];
 const RUNS_PER_ROUTE = 5000;
-const GET_ROUTES = ['/verify-email-token', '/dev/outbox', '/challenge', '/health'];
+const GET_ROUTES = [
+  '/verify-email-token',
+  '/dev/outbox',
+  '/dev/outbox/latest',
+  '/dev',
+  '/challenge',
+  '/health',
+];
 
 const fieldValue = fc.oneof(
   fc.string({ maxLength: 40 }),

@@ -74,8 +74,10 @@ export function buildTestApp(options: TestAppOptions = {}): TestApp {
     level: config.LOG_LEVEL,
     destination: options.logLines ? captureStream(options.logLines) : undefined,
   });
-  const sms = createMockSmsProvider(outbox, logger);
-  const email = createMockEmailProvider(outbox, logger);
+  // As createProviders makes them, so the outbox reads codes where SMS_TEMPLATE puts them.
+  const mockOptions = { smsTemplate: config.SMS_TEMPLATE, timeoutMs: config.PROVIDER_TIMEOUT_MS };
+  const sms = createMockSmsProvider(outbox, logger, mockOptions);
+  const email = createMockEmailProvider(outbox, logger, mockOptions);
   const app = createApp({
     config,
     store,

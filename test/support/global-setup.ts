@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadSqliteDriver } from '../../src/store/sql/sqlite';
+import { CHROMIUM_BIN, chromiumInstalled, SKIP_CHROMIUM_ENV } from './browser';
 import { ensureBuilt } from './build';
 import {
   MEMCACHED_BIN,
@@ -89,12 +90,19 @@ export default async function globalSetup(): Promise<void> {
     process.env[backend.skipEnv] = '1';
   }
 
+  // The browser suites need Debian's chromium; .ci/run installs it.
+  if (chromiumInstalled()) delete process.env[SKIP_CHROMIUM_ENV];
+  else {
+    missing.push(`Chromium: ${CHROMIUM_BIN} not found (install it with: apt-get install chromium)`);
+    process.env[SKIP_CHROMIUM_ENV] = '1';
+  }
+
   if (missing.length === 0) return;
   if (process.env.CI === 'true') {
-    throw new Error(`Store backends missing in CI:\n  ${missing.join('\n  ')}`);
+    throw new Error(`Store backends or the browser missing in CI:\n  ${missing.join('\n  ')}`);
   }
   console.warn(
-    `\nNOTICE: store suites for these backends will be SKIPPED:\n  ${missing.join('\n  ')}\n`,
+    `\nNOTICE: the suites that need these will be SKIPPED:\n  ${missing.join('\n  ')}\n`,
   );
 }
 
