@@ -1,6 +1,8 @@
 import { type RequestHandler, Router } from 'express';
 import { createBotProtection } from '../services/bot-protection';
 import { createPowChallengeService } from '../services/pow-challenge';
+import { createPumpingDefence, type PumpingSignal } from '../services/pumping';
+import { pumpingSettings } from '../services/pumping/settings';
 import { type Clock, cryptoRandom, type RandomSource, systemClock } from '../services/runtime';
 import { createVerificationService } from '../services/verification';
 import type { Config } from '../src/config';
@@ -40,6 +42,8 @@ export interface VerificationRouterDeps {
   publicUrl?: string;
   /** Serve GET /health from this router too (default true). */
   health?: boolean;
+  /** Called for every SMS pumping signal (country, signal, action), e.g. to count it in metrics. */
+  onPumpingSignal?: (event: PumpingSignal) => void;
 }
 
 /** The base URL links are built on: what the router is told, else where it listens. */
@@ -100,6 +104,15 @@ export function createVerificationRouter(deps: VerificationRouterDeps): Router {
     ...(pow ? { pow } : {}),
   });
 
+  const pumping = createPumpingDefence({
+    store,
+    settings: pumpingSettings(config),
+    clock,
+    logger,
+    proofAvailable: config.BOT_PROTECTION !== 'off',
+    ...(deps.onPumpingSignal ? { onSignal: deps.onPumpingSignal } : {}),
+  });
+
   const errorHandler = createErrorHandler(logger);
   const router = Router();
   router.use(apiSecurityHeaders, requestLog(logger), warnOnUntrustedProxy(config, logger));
@@ -135,6 +148,7 @@ export function createVerificationRouter(deps: VerificationRouterDeps): Router {
     config,
     verification,
     ...(config.BOT_PROTECTION === 'off' ? {} : { botProtection }),
+    pumping,
     errorHandler,
   });
   if (deps.outbox && config.NODE_ENV !== 'production')

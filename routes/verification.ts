@@ -1,6 +1,7 @@
 import type { ErrorRequestHandler, Request, RequestHandler, Response, Router } from 'express';
 import type { z } from 'zod';
 import type { BotProtection } from '../services/bot-protection';
+import type { PumpingDefence } from '../services/pumping';
 import {
   assertCountryAllowed,
   type PhonePolicy,
@@ -28,6 +29,8 @@ export interface VerificationRoutesDeps {
   verification: VerificationService;
   /** Absent when bot protection is off, so sends skip the call altogether. */
   botProtection?: Pick<BotProtection, 'check'>;
+  /** The SMS pumping defences around every SMS send and after every approved code. */
+  pumping: Pick<PumpingDefence, 'guard' | 'recordApproved'>;
   /** The router's error handler, which these routes call directly (see `handled`). */
   errorHandler: ErrorRequestHandler;
 }
@@ -43,7 +46,7 @@ export const FORM_PATHS = ['/verify-email-token'] as const;
  */
 export function addVerificationRoutes(
   router: Router,
-  { config, verification, botProtection, errorHandler }: VerificationRoutesDeps,
+  { config, verification, botProtection, pumping, errorHandler }: VerificationRoutesDeps,
 ): void {
   // A refused code or send is an everyday answer, not an exception: handing it to next() would walk
   // it past every later route to reach the same error handler, so it goes there directly.
@@ -89,8 +92,12 @@ export function addVerificationRoutes(
     const target = parsePhone(body.phone, phonePolicy);
     assertCountryAllowed(target, config.SMS_ALLOWED_COUNTRIES);
     const client = clientOf(req);
-    if (botProtection) await botProtection.check(req.body, client);
-    res.status(202).json(await verification.sendPhoneCode(target, context(client, body, isResend)));
+    // The pumping defences may refuse, or demand a proof the adaptive policy would not ask for.
+    const pending = await pumping.guard(target, async (needsProof) => {
+      if (botProtection) await botProtection.check(req.body, client, needsProof);
+      return verification.sendPhoneCode(target, context(client, body, isResend));
+    });
+    res.status(202).json(pending);
   };
 
   const sendEmail = async (
@@ -134,6 +141,7 @@ export function addVerificationRoutes(
         body.userId,
         body.verificationId,
       );
+      await pumping.recordApproved(target);
       res.json({ verified: true, phone: result.to, proof: result.proof });
     }),
   );

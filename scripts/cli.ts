@@ -5,6 +5,7 @@
 import { existsSync } from 'node:fs';
 import { parseArgs, styleText } from 'node:util';
 import { z } from 'zod';
+import { FRAUD_USAGE, fraudCommand } from '../services/pumping/cli';
 import { maskKey, summarizeStore } from '../services/store-stats';
 import { type Config, loadConfig } from '../src/config';
 import { ConfigError, StoreUnavailableError } from '../src/errors';
@@ -21,6 +22,7 @@ Commands:
   clear --yes          Delete every key under KEY_PREFIX, and no other key
   outbox [--to <address>] [--url <base URL>]
                        Messages held by a running server's mock providers (GET /dev/outbox)
+${FRAUD_USAGE}
   help                 Show this message
 
 Configuration comes from the environment and ./.env, exactly as for the server.
@@ -42,6 +44,7 @@ const COMMAND_OPTIONS: Record<string, readonly string[]> = {
   clean: [],
   clear: ['yes'],
   outbox: ['to', 'url'],
+  fraud: ['lift'],
   help: [],
 };
 
@@ -349,6 +352,7 @@ const CLI_OPTIONS = {
   yes: { type: 'boolean', short: 'y' },
   to: { type: 'string' },
   url: { type: 'string' },
+  lift: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -409,6 +413,8 @@ async function main(argv: string[]): Promise<number> {
       if (command === 'stats') return await stats(config, store);
       if (command === 'list') return await list(config, store);
       if (command === 'clean') return await clean(config, store);
+      if (command === 'fraud')
+        return await fraudCommand({ config, store, lift: values.lift, out, err });
       return await clear(config, store);
     } finally {
       await store.close().catch(() => undefined);

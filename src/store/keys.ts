@@ -9,6 +9,7 @@ export const KEY_KINDS = {
   'session:': 'challenge session',
   'rl:': 'rate-limit counter',
   'limit:': 'send/attempt limit',
+  'fraud:': 'pumping defence',
 } as const;
 
 export type KeyKind = (typeof KEY_KINDS)[keyof typeof KEY_KINDS] | 'other';
