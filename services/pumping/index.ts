@@ -95,9 +95,11 @@ const HOUR_MS = HOUR_SECONDS * 1000;
 const DAY_MS = DAY_SECONDS * 1000;
 /**
  * An ended state is kept this much longer, so the first send after its end can log the release
- * (nothing runs on a timer here). A destination nobody sends to again lets it expire silently.
+ * (nothing runs on a timer here). A destination nobody sends to within a day of the end lets it
+ * expire without a line. States exist only where sends were refused or escalated, so the extra
+ * day costs little memory.
  */
-const END_GRACE_SECONDS = HOUR_SECONDS;
+const END_GRACE_SECONDS = DAY_SECONDS;
 const NO_RATE: Rate = { sent: 0, approved: 0 };
 const PASS: Assessment = { needsProof: false, release: async () => {} };
 
