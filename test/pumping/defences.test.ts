@@ -76,9 +76,7 @@ describe('per-country hourly volume', () => {
       env: { ...POW, SMS_COUNTRY_HOURLY_LIMIT: '5,US:2', SMS_COUNTRY_REFUSE_FACTOR: '2' },
     });
     // Distinct prefixes, so the prefix defence stays out of it.
-    const burst = await Promise.all(
-      Array.from({ length: 20 }, (_, i) => app.send(gbMobile(i, 1))),
-    );
+    const burst = await Promise.all(Array.from({ length: 20 }, (_, i) => app.send(gbMobile(i, 1))));
     // A send refused for want of a proof gives its count back, so how many of the rest meet the
     // proof and how many the refusal depends on how the burst interleaves; none is sent.
     const counts = tally(codesOf(burst));
@@ -138,7 +136,9 @@ describe('prefix velocity', () => {
     expect(refusal?.headers['retry-after']).toBe('43200');
     expect(app.sms.calls).toHaveLength(10);
 
-    const blocked = logLines.map((line) => JSON.parse(line)).filter((l) => l.msg === 'sms pumping: prefix blocked');
+    const blocked = logLines
+      .map((line) => JSON.parse(line))
+      .filter((l) => l.msg === 'sms pumping: prefix blocked');
     expect(blocked).toEqual([
       expect.objectContaining({
         country: 'GB',
