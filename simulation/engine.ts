@@ -90,6 +90,11 @@ export interface SimulationOptions {
   peoplePerDay: number;
   /** Multiplies every attacker's rate (1). */
   attackScale: number;
+  /**
+   * Every attacker pays for every proof it is asked for (false: only the slow attacker does; the
+   * botnet gives a number up when asked, as cheap bots do).
+   */
+  botsSolve?: boolean;
   seed: number;
   store: 'memory' | 'redis';
   redisUrl?: string;
@@ -260,8 +265,10 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
   let shiftedTo = start;
   const advanceStoreClock = async (to: number) => {
     if (!redis || to - shiftedTo < 30_000) return;
-    await redis.eval(SHIFT_SCRIPT, { arguments: [`${keyPrefix}*`, String(to - shiftedTo)] });
-    shiftedTo = to;
+    // Whole milliseconds: PEXPIRE takes an integer.
+    const shift = Math.floor(to - shiftedTo);
+    await redis.eval(SHIFT_SCRIPT, { arguments: [`${keyPrefix}*`, String(shift)] });
+    shiftedTo += shift;
   };
 
   // What the provider is handed: the code each number last got, and whose number it is.
@@ -489,7 +496,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
       `${range.head}${String(n % 10 ** range.width).padStart(range.width, '0')}`;
     return {
       perHour: 250,
-      solver: false,
+      solver: options.botsSolve === true,
       next() {
         // A careful walker skips what the API would refuse as invalid.
         let phone = numberAt(offset++);
@@ -508,7 +515,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
     ...WALKED_COUNTRIES.map(walker),
     {
       perHour: 100,
-      solver: false,
+      solver: options.botsSolve === true,
       next: () => ({ phone: rng.pick(premium), client: rng.pick(botnet) }),
     },
     {

@@ -82,6 +82,10 @@ async function main(): Promise<number> {
       'attack-scale': { type: 'string', default: '1' },
       seed: { type: 'string', default: '17' },
       'redis-url': { type: 'string' },
+      // Every attacker solves every proof it is asked for, not only the slow one.
+      'bots-solve': { type: 'boolean', default: false },
+      // Any setting on top of the simulation's, e.g. --set SMS_CONVERSION_HOLD_SECONDS=43200.
+      set: { type: 'string', multiple: true, default: [] },
     },
     strict: true,
   });
@@ -96,9 +100,18 @@ async function main(): Promise<number> {
       return 2;
     }
   }
+  const env: Record<string, string> = {};
+  for (const item of values.set) {
+    const eq = item.indexOf('=');
+    if (eq < 1) {
+      process.stderr.write(`--set takes NAME=value, not "${item}"\n`);
+      return 2;
+    }
+    env[item.slice(0, eq)] = item.slice(eq + 1);
+  }
   const out = (text: string) => process.stdout.write(`${text}\n`);
   out(
-    `SMS pumping simulation: ${values.hours} h from ${values['start-hour']}:00, ${values.people} people a day, attack scale ${values['attack-scale']}, seed ${values.seed}, ${values.store} store`,
+    `SMS pumping simulation: ${values.hours} h from ${values['start-hour']}:00, ${values.people} people a day, attack scale ${values['attack-scale']}, seed ${values.seed}, ${values.store} store${values['bots-solve'] ? ', every attacker solves proofs' : ''}${values.set.length > 0 ? `, ${values.set.join(' ')}` : ''}`,
   );
   const result = await simulate({
     hours: Number(values.hours),
@@ -107,6 +120,8 @@ async function main(): Promise<number> {
     attackScale: Number(values['attack-scale']),
     seed: Number(values.seed),
     store: values.store,
+    botsSolve: values['bots-solve'],
+    env,
     ...(values['redis-url'] ? { redisUrl: values['redis-url'] } : {}),
     onHour: (row) =>
       process.stderr.write(

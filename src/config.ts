@@ -336,7 +336,7 @@ export const configSchema = z.object({
     .default(0.3),
   SMS_CONVERSION_MIN_SAMPLE: int(5, 1_000_000, 20),
   SMS_CONVERSION_WINDOW_SECONDS: int(300, 86_400, 3600),
-  SMS_CONVERSION_HOLD_SECONDS: int(60, 7 * 86_400, 21_600),
+  SMS_CONVERSION_HOLD_SECONDS: int(60, 7 * 86_400, 43_200),
   SMS_DAILY_SOFT_BUDGET: int(0, 1_000_000_000, 5000),
   SMS_SAFE_LIST: list.pipe(
     z.array(

@@ -72,7 +72,7 @@ describeRedis('cli fraud', () => {
     expect(listed.code).toBe(0);
     expect(listed.stdout).toContain(`redis store, key prefix "${prefix}"`);
     expect(listed.stdout).toMatch(
-      /^GB\s+\d+ \(proof past 250, refused past 500\)\s+proof for 360 min \(0 of 10 entered, upper bound 0\.278 < 0\.3\)/m,
+      /^GB\s+\d+ \(proof past 250, refused past 500\)\s+proof for 720 min \(0 of 10 entered, upper bound 0\.278 < 0\.3\)/m,
     );
     expect(listed.stdout).toMatch(
       /^\+447400004xxx\s+GB\s+blocked until \S+ \(11 numbers in an hour, limit 10\)/m,

@@ -218,7 +218,7 @@ describe('conversion rate', () => {
     expect(suspended.status).toBe(403);
     expect(suspended.body.error).toMatchObject({
       code: 'destination_suspended',
-      retryAfter: 21_600,
+      retryAfter: 43_200,
     });
     expect(app.signals).toContainEqual({
       country: 'GB',
@@ -227,7 +227,7 @@ describe('conversion rate', () => {
     });
 
     // The hold runs out once the evidence has left the window.
-    app.clock.advance(6 * HOUR + 2 * HOUR);
+    app.clock.advance(12 * HOUR + 2 * HOUR);
     await app.send(gbMobile(60, 1)).expect(202);
     const ended = logLines.filter((l) => l.includes('sms pumping: escalation ended'));
     expect(ended).toHaveLength(2);
