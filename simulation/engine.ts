@@ -154,6 +154,13 @@ export interface SimulationResult {
   peopleStops: Record<string, number>;
   /** Signals the defences raised, by signal and action, e.g. "prefix_velocity blocked". */
   signals: Record<string, number>;
+  /** Countries escalated for their conversion rate (at either level), with how often. */
+  escalatedCountries: Record<string, number>;
+  /** People asked for a proof, and people refused, by country; `shared` counts NAT addresses. */
+  challengedBy: Record<string, number>;
+  refusedBy: Record<string, number>;
+  /** The most SMS people were sent to one country within one hour. */
+  peoplePeakCountryHour: number;
   requests: number;
   elapsedMs: number;
 }
@@ -300,6 +307,10 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
     },
   };
   const signals: Record<string, number> = {};
+  const escalatedCountries: Record<string, number> = {};
+  const challengedBy: Record<string, number> = {};
+  const refusedBy: Record<string, number> = {};
+  const peopleCountryHour = new Map<string, number>();
   const logger = createLogger({ level: 'silent' });
   const app = createApp({
     config,
@@ -313,6 +324,9 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
     onPumpingSignal: (event: PumpingSignal) => {
       const name = `${event.signal} ${event.action}`;
       signals[name] = (signals[name] ?? 0) + 1;
+      if (name === 'conversion escalated') {
+        escalatedCountries[event.country] = (escalatedCountries[event.country] ?? 0) + 1;
+      }
     },
   });
   const server = app.listen(0, '127.0.0.1');
@@ -409,6 +423,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
     const country = PEOPLE_COUNTRIES[rng.weighted(weights)]![0];
     const phone = personalNumber(rng, country);
     const client = personAddress();
+    const shared = sharedAddresses.includes(client);
     const tally = row(startAt);
     tally.people++;
     let challenged = false;
@@ -436,12 +451,15 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
         if (!challenged) {
           challenged = true;
           tally.peopleChallenged++;
+          count(challengedBy, shared ? `${country} (shared address)` : country);
         }
         // A person solves the widget's proof in a few seconds of their phone's time.
         answer = await sendWithProof(client, { phone });
       }
       if (answer.status === 202) {
         codes++;
+        const key = `${country} ${Math.floor((now - start) / HOUR)}`;
+        peopleCountryHour.set(key, (peopleCountryHour.get(key) ?? 0) + 1);
         const verificationId = String(answer.body.verificationId);
         if (behaviour === 'enter' || (behaviour === 'resend' && codes > 1)) {
           at(now + rng.between(10, 60) * 1000, enter(verificationId));
@@ -461,7 +479,10 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
         return;
       }
       count(peopleStops, answer.code);
-      if (codes === 0) tally.peopleRefused++;
+      if (codes === 0) {
+        tally.peopleRefused++;
+        count(refusedBy, country);
+      }
     };
     return () => request('/verify-phone', 3);
   };
@@ -586,6 +607,10 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
     attackerStops,
     peopleStops,
     signals,
+    escalatedCountries,
+    challengedBy,
+    refusedBy,
+    peoplePeakCountryHour: Math.max(0, ...peopleCountryHour.values()),
     requests,
     elapsedMs: performance.now() - started,
   };

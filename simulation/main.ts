@@ -67,6 +67,10 @@ export function report(result: SimulationResult, out: (text: string) => void): v
   out(`Attacker sends stopped by: ${list(result.attackerStops)}`);
   out(`People met: ${list(result.peopleStops)}`);
   out(`Signals: ${list(result.signals)}`);
+  out(`Countries escalated for their conversion rate: ${list(result.escalatedCountries)}`);
+  out(`People asked for a proof, by country: ${list(result.challengedBy)}`);
+  out(`People refused, by country: ${list(result.refusedBy)}`);
+  out(`Most SMS to people of one country in one hour: ${result.peoplePeakCountryHour}`);
   out(
     `${result.requests} requests in ${(result.elapsedMs / 1000).toFixed(1)} s (${Math.round(result.requests / (result.elapsedMs / 1000))}/s)`,
   );

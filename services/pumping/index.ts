@@ -30,7 +30,8 @@ export type SignalName =
 
 /**
  * What happened: a send refused or asked for a proof, or a destination blocked, escalated or
- * released (its block or escalation ended, or was lifted).
+ * released (its block or escalation ended; a lift by the CLI runs in another process and is
+ * printed there).
  */
 export type SignalAction = 'refused' | 'proof_required' | 'blocked' | 'escalated' | 'released';
 
