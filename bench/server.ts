@@ -4,6 +4,7 @@
  * work the contract asks of a send and a check), for comparison. Prints its URL on stdout and runs
  * until killed.
  */
+
 import { randomInt } from 'node:crypto';
 import express from 'express';
 import { parsePhone } from '../services/targets';
@@ -15,6 +16,7 @@ import { ipRateLimit } from '../src/http/rate-limit';
 import { createLogger } from '../src/logger';
 import { createMockEmailProvider, createMockSmsProvider, Outbox } from '../src/providers/mock';
 import { createStore } from '../src/store';
+import { completeStore } from '../src/store/bridge';
 import type { Store } from '../src/store/types';
 
 /** The same handler for the bare app and the floor app: parse the JSON, answer 202. */
@@ -31,7 +33,8 @@ function echo(app: express.Express): void {
  * HMAC, counted. No recipient limits, lock, security headers or log: it is not a usable service,
  * only the ceiling that verifyd's routes can be held against.
  */
-function reference(app: express.Express, store: Store, config: Config): void {
+function reference(app: express.Express, given: Store, config: Config): void {
+  const store = completeStore(given);
   const policy = { allowUnassigned: true };
   const codeKey = (phone: string) => `reference:code:${phone}`;
   const codeHash = (phone: string, code: string) => hmac(config.OTP_SECRET, phone, code);
@@ -46,7 +49,14 @@ function reference(app: express.Express, store: Store, config: Config): void {
         ttlSeconds: config.SEND_COOLDOWN_SECONDS,
       },
       counters: [],
-      secret: { key: codeKey(to), hash: codeHash(to, code), ttlSeconds: config.OTP_TTL_SECONDS },
+      secret: {
+        key: codeKey(to),
+        hash: codeHash(to, code),
+        ttlSeconds: config.OTP_TTL_SECONDS,
+        keep: 1,
+        maxAttempts: config.OTP_MAX_ATTEMPTS,
+        binding: 'reference',
+      },
     });
     if (outcome.status !== 'admitted') {
       res.status(429).json({ error: { code: 'rate_limited', message: 'Wait.' } });
@@ -58,11 +68,11 @@ function reference(app: express.Express, store: Store, config: Config): void {
   app.post('/verify-phone-code', async (req, res) => {
     const body = req.body as { phone: string; code: string };
     const { to } = parsePhone(body.phone, policy);
-    const outcome = await store.attemptSecret(
-      codeKey(to),
-      codeHash(to, body.code),
-      config.OTP_MAX_ATTEMPTS,
-    );
+    const outcome = await store.attempt({
+      key: codeKey(to),
+      hash: codeHash(to, body.code),
+      maxAttempts: config.OTP_MAX_ATTEMPTS,
+    });
     if (outcome.status === 'match') res.json({ verified: true, phone: to });
     else res.status(400).json({ error: { code: outcome.status, message: 'No match.' } });
   });

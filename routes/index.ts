@@ -1,10 +1,6 @@
 import { type RequestHandler, Router } from 'express';
-import { createBotProtection } from '../services/bot-protection';
-import { createPowChallengeService } from '../services/pow-challenge';
-import { createPumpingDefence, type PumpingSignal } from '../services/pumping';
-import { pumpingSettings } from '../services/pumping/settings';
+import type { PumpingSignal } from '../services/pumping';
 import { type Clock, cryptoRandom, type RandomSource, systemClock } from '../services/runtime';
-import { createVerificationService } from '../services/verification';
 import type { Config } from '../src/config';
 import { parseBodies } from '../src/http/body';
 import { identifyClient } from '../src/http/client-key';
@@ -16,10 +12,11 @@ import type { Logger } from '../src/logger';
 import type { Outbox } from '../src/providers/mock';
 import type { EmailProvider, SmsProvider } from '../src/providers/types';
 import type { Store } from '../src/store/types';
+import { wireServices } from '../src/wiring';
 import { createChallengeRouter } from './challenges';
 import { createDevOutboxRouter } from './dev-outbox';
 import { createHealthHandler } from './health';
-import { addVerificationRoutes, FORM_PATHS } from './verification';
+import { createVerificationRoutes, FORM_PATHS } from './verification';
 
 export interface VerificationRouterDeps {
   config: Config;
@@ -80,9 +77,7 @@ export function createVerificationRouter(deps: VerificationRouterDeps): Router {
   const { config, store, logger } = deps;
   const clock = deps.clock ?? systemClock;
   const random = deps.random ?? cryptoRandom;
-  const now = () => clock.now();
-
-  const verification = createVerificationService({
+  const services = wireServices({
     config,
     store,
     sms: deps.sms,
@@ -91,28 +86,8 @@ export function createVerificationRouter(deps: VerificationRouterDeps): Router {
     clock,
     random,
     defaultLinkBase: underBase(publicBase(config, deps.publicUrl), 'verify-email-token'),
+    ...(deps.onPumpingSignal ? { onPumpingSignal: deps.onPumpingSignal } : {}),
   });
-  const pow =
-    config.BOT_PROTECTION === 'pow'
-      ? createPowChallengeService({ store, config, secret: config.OTP_SECRET, now, random })
-      : undefined;
-  const botProtection = createBotProtection({
-    mode: config.BOT_PROTECTION,
-    policy: config.BOT_PROTECTION_MODE,
-    freeSends: config.BOT_PROTECTION_FREE_SENDS,
-    store,
-    ...(pow ? { pow } : {}),
-  });
-
-  const pumping = createPumpingDefence({
-    store,
-    settings: pumpingSettings(config),
-    clock,
-    logger,
-    proofAvailable: config.BOT_PROTECTION !== 'off',
-    ...(deps.onPumpingSignal ? { onSignal: deps.onPumpingSignal } : {}),
-  });
-
   const errorHandler = createErrorHandler(logger);
   const router = Router();
   router.use(apiSecurityHeaders, requestLog(logger), warnOnUntrustedProxy(config, logger));
@@ -143,14 +118,10 @@ export function createVerificationRouter(deps: VerificationRouterDeps): Router {
   router.use(parseBodies(FORM_PATHS));
   // With bot protection off there is nothing to serve, and every request would still walk
   // through the challenge routes on its way to the verification routes.
-  if (pow) router.use(createChallengeRouter({ pow }));
-  addVerificationRoutes(router, {
-    config,
-    verification,
-    ...(config.BOT_PROTECTION === 'off' ? {} : { botProtection }),
-    pumping,
-    errorHandler,
-  });
+  if (services.pow) router.use(createChallengeRouter({ pow: services.pow }));
+  router.use(
+    createVerificationRoutes({ verification: services.verification, purposes: config.PURPOSES }),
+  );
   if (deps.outbox && config.NODE_ENV !== 'production')
     router.use(createDevOutboxRouter(deps.outbox, { public: config.DEV_ROUTES_PUBLIC }));
   router.use(errorHandler);

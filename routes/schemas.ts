@@ -14,7 +14,16 @@ const userId = z
 const phone = z.string('phone must be a string').max(64, 'phone is too long');
 const email = z.string('email must be a string').max(320, 'email is too long');
 
-export const sendPhoneBody = z.object({ phone, userId, purpose });
+/** Bot protection's proof, when the client brings one (see services/bot-protection.ts). */
+const proof = {
+  altcha: z.string('altcha must be a string').max(4096, 'altcha is too long').optional(),
+  challengeSession: z
+    .string('challengeSession must be a string')
+    .max(256, 'challengeSession is too long')
+    .optional(),
+};
+
+export const sendPhoneBody = z.object({ phone, userId, purpose, ...proof });
 export const checkPhoneBody = z.object({
   phone,
   code: z.string('code must be a string').max(32, 'code is too long'),
@@ -26,7 +35,7 @@ export const checkPhoneBody = z.object({
   userId,
   purpose,
 });
-export const sendEmailBody = z.object({ email, userId, purpose });
+export const sendEmailBody = z.object({ email, userId, purpose, ...proof });
 export const confirmEmailBody = z.object({
   token: z
     .string('token must be a string')
@@ -36,24 +45,10 @@ export const confirmEmailBody = z.object({
   purpose,
 });
 export const resendBody = z
-  .object({ phone: phone.optional(), email: email.optional(), userId, purpose })
+  .object({ phone: phone.optional(), email: email.optional(), userId, purpose, ...proof })
   .refine((body) => (body.phone === undefined) !== (body.email === undefined), {
     message: 'send exactly one of phone or email',
   });
-
-/**
- * Refuses a purpose that PURPOSES does not list. Each purpose holds a code of its own, so a
- * caller free to name any purpose could keep as many codes live for one number as it likes.
- */
-export function assertPurposeAllowed(purpose: string, allowed: readonly string[]): void {
-  if (!allowed.includes(purpose)) {
-    throw new VerifydError(
-      'invalid_request',
-      `Invalid request: purpose must be one of ${allowed.join(', ')}.`,
-      { field: 'purpose' },
-    );
-  }
-}
 
 /** Parses a body or throws invalid_request naming the first problem. */
 export function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.infer<T> {

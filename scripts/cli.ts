@@ -228,7 +228,7 @@ async function list(config: Config, store: Store): Promise<number> {
 }
 
 async function clean(config: Config, store: Store): Promise<number> {
-  const removed = await store.cleanup();
+  const removed = (await store.cleanup?.()) ?? 0;
   if (config.STORE === 'memory') {
     out(`Removed ${removed} expired ${removed === 1 ? 'entry' : 'entries'}.`);
     memoryNote(config);

@@ -1,6 +1,7 @@
 import type { Config } from '../src/config';
 import { VerifydError } from '../src/errors';
-import type { Store } from '../src/store/types';
+import { keys } from '../src/store/keys';
+import type { StorePrimitives } from '../src/store/types';
 import type { PowChallengeService, SessionUse } from './pow-challenge';
 
 export type BotProtectionKind = Config['BOT_PROTECTION'];
@@ -11,7 +12,7 @@ export interface BotProtectionOptions {
   policy: BotProtectionPolicy;
   /** Sends per client per hour that need no proof under the adaptive policy. */
   freeSends: number;
-  store: Store;
+  store: StorePrimitives;
   /** Required when mode is 'pow'. */
   pow?: PowChallengeService;
 }
@@ -31,15 +32,16 @@ export interface BotProtection {
    * `required` (the SMS pumping defences escalated the send) demands a proof even where the
    * adaptive policy would let the send through free.
    */
-  check(body: unknown, client: string, required?: boolean): Promise<void>;
+  check(proof: Proof, client: string, required?: boolean): Promise<void>;
+}
+
+/** The proof a send carries, as the request schema parsed it. */
+export interface Proof {
+  altcha?: string | undefined;
+  challengeSession?: string | undefined;
 }
 
 const FREE_WINDOW_SECONDS = 3600;
-
-function field(body: unknown, name: string): unknown {
-  if (typeof body !== 'object' || body === null) return undefined;
-  return (body as Record<string, unknown>)[name];
-}
 
 const SESSION_REFUSALS: Record<Exclude<SessionUse, 'ok'>, [reason: string, message: string]> = {
   unknown: ['session', 'The challenge session is unknown or expired; solve a new challenge.'],
@@ -59,11 +61,11 @@ export function createBotProtection(options: BotProtectionOptions): BotProtectio
   // Fail at start-up rather than on the first send that needs proof.
   if (!pow) throw new Error('Bot protection "pow" needs a proof-of-work service');
 
-  const checkPow = async (body: unknown, client: string): Promise<void> => {
-    const session = field(body, 'challengeSession');
-    const payload = field(body, 'altcha');
-    const hasSession = session !== undefined && session !== null && session !== '';
-    const hasPayload = payload !== undefined && payload !== null && payload !== '';
+  const checkPow = async (proof: Proof, client: string): Promise<void> => {
+    const session = proof.challengeSession;
+    const payload = proof.altcha;
+    const hasSession = session !== undefined && session !== '';
+    const hasPayload = payload !== undefined && payload !== '';
     if (!hasSession && !hasPayload) {
       throw new VerifydError(
         'challenge_required',
@@ -72,17 +74,10 @@ export function createBotProtection(options: BotProtectionOptions): BotProtectio
       );
     }
 
-    const use: SessionUse =
-      hasSession && typeof session === 'string' ? await pow.useSession(session, client) : 'unknown';
+    const use: SessionUse = hasSession ? await pow.useSession(session, client) : 'unknown';
     if (use === 'ok') return;
     // A stale or spent session with a fresh payload beside it is fine: the payload decides.
     if (hasPayload) {
-      if (typeof payload !== 'string') {
-        throw new VerifydError('challenge_failed', 'The "altcha" field must be a string.', {
-          kind: 'pow',
-          reason: 'malformed',
-        });
-      }
       await pow.consume(payload);
       return;
     }
@@ -92,13 +87,13 @@ export function createBotProtection(options: BotProtectionOptions): BotProtectio
 
   return {
     kind: mode,
-    async check(body, client, required = false) {
+    async check(proof, client, required = false) {
       if (policy === 'adaptive') {
         // Every send counts, proven or not, so proof does not buy extra free sends later.
-        const { count } = await store.increment(`limit:bot:{${client}}`, FREE_WINDOW_SECONDS);
+        const { count } = await store.increment(keys.botSends(client), FREE_WINDOW_SECONDS);
         if (count <= freeSends && !required) return;
       }
-      await checkPow(body, client);
+      await checkPow(proof, client);
     },
   };
 }

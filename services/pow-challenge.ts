@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { Config } from '../src/config';
 import { hmac, safeEqual } from '../src/crypto';
 import { VerifydError } from '../src/errors';
+import { keys } from '../src/store/keys';
 import type { Store } from '../src/store/types';
 import { cryptoRandom, type RandomSource } from './runtime';
 
@@ -175,7 +176,7 @@ export function createPowChallengeService(options: PowChallengeOptions): PowChal
     // Marked only after verification, so unsolved payloads cannot write to the store. The marker
     // outlives the challenge, because a signed challenge is valid for at most the TTL.
     const id = createHash('sha256').update(challenge.signature).digest('base64url');
-    const first = await store.setIfAbsent(`challenge:${id}`, '1', config.CHALLENGE_TTL_SECONDS);
+    const first = await store.setIfAbsent(keys.challenge(id), '1', config.CHALLENGE_TTL_SECONDS);
     if (!first) throw fail('replayed', 'This challenge was already used; fetch a new one.');
   }
 
@@ -183,7 +184,10 @@ export function createPowChallengeService(options: PowChallengeOptions): PowChal
     async issue(clientKey) {
       // Counted when fetched, not when solved: a client cannot keep its count down by asking for
       // many challenges and solving only the cheap ones.
-      const { count } = await store.increment(`limit:pow:{${clientKey}}`, VOLUME_WINDOW_SECONDS);
+      const { count } = await store.increment(
+        keys.challengeVolume(clientKey),
+        VOLUME_WINDOW_SECONDS,
+      );
       const maxNumber = maxNumberFor(count, config);
       const expiresAt = Math.floor(now() / 1000) + config.CHALLENGE_TTL_SECONDS;
       // A known counter with a signed derived key makes verification one HMAC instead of a
@@ -207,7 +211,7 @@ export function createPowChallengeService(options: PowChallengeOptions): PowChal
       await consume(payload);
       const token = randomBytes(32).toString('base64url');
       const ttl = config.CHALLENGE_SESSION_TTL_SECONDS;
-      await store.set(`session:${sessionId(token)}`, clientTag(clientKey), ttl);
+      await store.set(keys.session(sessionId(token)), clientTag(clientKey), ttl);
       return {
         session: token,
         expiresAt: new Date(now() + ttl * 1000).toISOString(),
@@ -218,7 +222,7 @@ export function createPowChallengeService(options: PowChallengeOptions): PowChal
     async useSession(token, clientKey) {
       if (!SESSION_PATTERN.test(token)) return 'unknown';
       const id = sessionId(token);
-      const owner = await store.get(`session:${id}`);
+      const owner = await store.get(keys.session(id));
       if (owner === undefined) return 'unknown';
       // Checked before counting, so a stolen token presented elsewhere spends none of the
       // owner's sends.
@@ -226,7 +230,7 @@ export function createPowChallengeService(options: PowChallengeOptions): PowChal
       // One atomic count per send: a burst of sends on one session passes exactly
       // CHALLENGE_SESSION_MAX_SENDS times. The count lives at least as long as the session.
       const { count } = await store.increment(
-        `limit:session:{${id}}`,
+        keys.sessionSends(id),
         config.CHALLENGE_SESSION_TTL_SECONDS,
       );
       return count <= config.CHALLENGE_SESSION_MAX_SENDS ? 'ok' : 'used-up';

@@ -103,16 +103,3 @@ export function mailboxOf(address: string): string {
   }
   return `${local}@${domain}`;
 }
-
-export function assertCountryAllowed(target: PhoneTarget, allowed: readonly string[]): void {
-  if (allowed.length === 0) return;
-  if (!target.country || !allowed.includes(target.country)) {
-    throw new VerifydError(
-      'country_not_allowed',
-      'SMS verification is not offered for this country.',
-      {
-        country: target.country ?? 'unknown',
-      },
-    );
-  }
-}

@@ -1,42 +1,84 @@
-import type { Config } from '../src/config';
+import { seal, unseal } from '../src/crypto';
 import { DeliveryFailedError, RateLimitError, VerifydError } from '../src/errors';
 import type { Logger } from '../src/logger';
 import type { EmailProvider, SmsProvider } from '../src/providers/types';
-import type { SecretWrite, Store } from '../src/store/types';
-import { createEmailTokenService } from './email-token';
+import { type Channel, keys } from '../src/store/keys';
+import type { AdmissionOutcome, CompleteStore, SecretWrite } from '../src/store/types';
+import type { BotProtection, Proof } from './bot-protection';
+import { type Codes, recipientId } from './codes';
+import type { CheckPath, FailureLimits } from './failure-limits';
+import type { Links } from './links';
 import { linkWithToken, renderSms, renderVerificationEmail } from './messages';
-import { createOtpService, targetId } from './otp';
-import { createProofService } from './proof';
-import type { Clock, RandomSource } from './runtime';
-import { createSendLimits } from './send-limits';
-import { createTargetLock } from './target-lock';
-import { type EmailTarget, emailTarget, type PhoneTarget, type Target } from './targets';
-import { createWebhookNotifier } from './webhook';
+import type { ProofService } from './proof';
+import type { PumpingDefence } from './pumping';
+import type { Clock } from './runtime';
+import type { SendLimits } from './send-limits';
+import {
+  type EmailTarget,
+  emailTarget,
+  type PhoneTarget,
+  parseEmail,
+  parsePhone,
+  type Target,
+} from './targets';
+import type { WebhookNotifier } from './webhook';
+
+/** What the verification flows are told, and nothing more (the wiring maps Config onto it). */
+export interface VerificationSettings {
+  /** OTP_SECRET: keys recipient ids and seals the userId stored beside a code. */
+  secret: string;
+  /** PURPOSES: the purposes a request may name. */
+  purposes: readonly string[];
+  codeTtlSeconds: number;
+  maxAttempts: number;
+  /** RESEND_MAX: a verification keeps its newest RESEND_MAX + 1 codes or links usable. */
+  resendMax: number;
+  cooldownSeconds: number;
+  checkByRecipient: boolean;
+  /** SMS_ALLOWED_COUNTRIES; empty allows all. */
+  allowedCountries: readonly string[];
+  /** Accept well-formed but unassigned numbers (mock provider only). */
+  allowUnassignedNumbers: boolean;
+  smsTemplate: string;
+  emailSubject: string;
+  /** Where email links point (EMAIL_LINK_BASE_URL, else this service's confirm page). */
+  linkBase: string;
+}
 
 export interface VerificationDeps {
-  config: Config;
-  store: Store;
+  store: CompleteStore;
   sms: SmsProvider;
   email: EmailProvider;
   logger: Logger;
   clock: Clock;
-  random: RandomSource;
-  /** Where email links point when EMAIL_LINK_BASE_URL is unset: this service's confirm page. */
-  defaultLinkBase: string;
+  codes: Codes;
+  links: Links;
+  proofs: ProofService;
+  limits: SendLimits;
+  failures: FailureLimits;
+  /** Absent when bot protection is off. */
+  botProtection?: Pick<BotProtection, 'check'>;
+  /** The SMS pumping defences: a guard around each SMS send, told of each right code. */
+  pumping?: Pick<PumpingDefence, 'guard' | 'recordApproved'>;
+  webhook?: Pick<WebhookNotifier, 'notify'>;
 }
 
-export interface SendContext {
+export interface SendRequest {
+  purpose: string;
+  userId?: string | undefined;
   /** The sender's client key: its IPv4 address or IPv6 network (see src/http/client-key.ts). */
   client: string;
-  purpose: string;
-  userId?: string;
+  /** Bot protection's proof, when the request carries one. */
+  proof?: Proof;
   isResend: boolean;
+  /** The pumping defences escalated the send: bot protection asks for a proof in any case. */
+  proofRequired?: boolean;
 }
 
 export interface PendingVerification {
   success: true;
   status: 'pending';
-  channel: 'sms' | 'email';
+  channel: Channel;
   to: string;
   expiresAt: string;
   resendAvailableAt: string;
@@ -51,124 +93,125 @@ export interface Approved {
   proof: string;
 }
 
-/**
- * The verification flows, independent of HTTP: send a code or link within every limit, check it
- * atomically, count failures per recipient, and hand out a proof on success.
- */
-export function createVerificationService(deps: VerificationDeps) {
-  const { config, store, logger, clock, random } = deps;
-  const otp = createOtpService({
-    store,
-    secret: config.OTP_SECRET,
-    length: config.OTP_LENGTH,
-    ttlSeconds: config.OTP_TTL_SECONDS,
-    maxAttempts: config.OTP_MAX_ATTEMPTS,
-    random,
-    clock,
-  });
-  const emailTokens = createEmailTokenService({
-    store,
-    jwtSecret: config.JWT_SECRET,
-    hashSecret: config.OTP_SECRET,
-    issuer: config.JWT_ISSUER,
-    ttlSeconds: config.EMAIL_TOKEN_TTL_SECONDS,
-    clock,
-    random,
-  });
-  const proofs = createProofService({
-    secret: config.JWT_SECRET,
-    issuer: config.JWT_ISSUER,
-    audience: config.PROOF_AUDIENCE,
-    ttlSeconds: config.PROOF_TTL_SECONDS,
-    clock,
-    random,
-  });
-  const limits = createSendLimits(
-    store,
-    {
-      cooldownSeconds: config.SEND_COOLDOWN_SECONDS,
-      resendMax: config.RESEND_MAX,
-      resendWindowSeconds: config.RESEND_WINDOW_SECONDS,
-      sendMaxPerTarget: config.SEND_MAX_PER_TARGET,
-      sendTargetWindowSeconds: config.SEND_TARGET_WINDOW_SECONDS,
-      ipMaxTargetsPerHour: config.IP_MAX_TARGETS_PER_HOUR,
-      smsHourlyBudget: config.SMS_HOURLY_BUDGET,
-    },
-    clock,
-  );
-  const locks = createTargetLock({
-    store,
-    maxFailures: config.TARGET_MAX_FAILURES,
-    windowSeconds: config.TARGET_FAILURE_WINDOW_SECONDS,
-    maxDailyFailures: config.TARGET_MAX_DAILY_FAILURES,
-  });
-  const webhook = config.VERIFIED_WEBHOOK_URL
-    ? createWebhookNotifier({
-        url: config.VERIFIED_WEBHOOK_URL,
-        secret: config.WEBHOOK_SECRET,
-        timeoutMs: config.WEBHOOK_TIMEOUT_MS,
-        retries: config.WEBHOOK_RETRIES,
-        logger,
-        clock,
-        random,
-      })
-    : undefined;
-  const linkBase = config.EMAIL_LINK_BASE_URL ?? deps.defaultLinkBase;
+/** Without the pumping defences (embedders wiring the service themselves) a send goes as it is. */
+const NO_PUMPING: Pick<PumpingDefence, 'guard'> = { guard: (_target, send) => send(false) };
 
-  // An address counts as its mailbox (see mailboxOf): one recipient for every limit, its lock, and
-  // the single use of its links.
+/**
+ * Links cannot be guessed once their signature checks, so their misses are only old links and a
+ * cap would let somebody clicking old links kill the newest. The cap stays finite because the
+ * store contract takes a number, and high enough that no person reaches it.
+ */
+const LINK_ATTEMPT_CAP = 1_000_000;
+
+/**
+ * The verification flows, independent of HTTP. Each flow is owned here: this module decides it,
+ * makes its store calls (one admission per send, one attempt per check) and turns their outcome
+ * into the answer. The code, link and limit modules it uses are pure.
+ */
+export function createVerificationService(settings: VerificationSettings, deps: VerificationDeps) {
+  const { store, logger, clock, codes, links, proofs, limits, failures } = deps;
+  const phonePolicy = { allowUnassigned: settings.allowUnassignedNumbers };
+  const keep = settings.resendMax + 1;
+
+  // An address counts as its mailbox (see mailboxOf): one recipient for every limit, and one
+  // verification for the links to any of its variants.
   const idOf = (target: Target) =>
-    targetId(
-      config.OTP_SECRET,
+    recipientId(
+      settings.secret,
       `${target.channel}:${target.channel === 'email' ? target.mailbox : target.to}`,
     );
 
+  function assertPurpose(purpose: string): void {
+    // Each purpose holds a verification of its own, so a caller free to name any purpose could
+    // keep as many codes live for one number as it likes.
+    if (!settings.purposes.includes(purpose)) {
+      throw new VerifydError(
+        'invalid_request',
+        `Invalid request: purpose must be one of ${settings.purposes.join(', ')}.`,
+        { field: 'purpose' },
+      );
+    }
+  }
+
+  function assertCountry(target: PhoneTarget): void {
+    const allowed = settings.allowedCountries;
+    if (allowed.length === 0) return;
+    if (!target.country || !allowed.includes(target.country)) {
+      throw new VerifydError(
+        'country_not_allowed',
+        'SMS verification is not offered for this country.',
+        { country: target.country ?? 'unknown' },
+      );
+    }
+  }
+
   /**
-   * Sends within the limits. Every limit and the new code or link are one store step, so a refused
-   * send leaves the recipient's current code alone. Wrong guesses never refuse a send: they are
-   * anybody's to make, and a lock on sending would let a stranger keep the owner from getting a
-   * new code; the guesses themselves stay refused while the recipient's failures are full. When
-   * the provider refused the message, the new code dies and the limits are given back; when the outcome is unknown
-   * (a timeout, a lost connection, a 5xx) the message may still arrive, so the code stays valid
-   * and the limits stay charged (see the contract in src/providers/types.ts).
+   * The send flow: bot protection, then every limit and the new code or link as one store step
+   * (so a refused send leaves the recipient's verification alone), then the provider. Wrong
+   * guesses never refuse a send: they are anybody's to make. When the provider refused the
+   * message, the limits are given back and a verification this send started is removed; when
+   * the outcome is unknown (a timeout, a lost connection, a 5xx) the message may still arrive, so
+   * the code stays valid and the limits stay charged (see src/providers/types.ts).
    */
-  async function deliver<Minted extends { expiresAt: Date; secret: SecretWrite }>(
+  async function send(
     target: Target,
-    id: string,
-    context: SendContext,
-    minted: Minted,
-    send: (minted: Minted) => Promise<unknown>,
-  ) {
-    const ticket = await limits.acquire({
+    request: SendRequest,
+    secret: Omit<SecretWrite, 'key' | 'keep' | 'binding'> & { binding?: string },
+    deliver: () => Promise<unknown>,
+  ): Promise<{ binding: string | undefined; key: string }> {
+    if (deps.botProtection) {
+      await deps.botProtection.check(request.proof ?? {}, request.client, request.proofRequired);
+    }
+    const id = idOf(target);
+    const plan = limits.plan({
       channel: target.channel,
-      targetId: id,
-      client: context.client,
-      isResend: context.isResend,
-      secret: minted.secret,
+      recipient: id,
+      client: request.client,
+      isResend: request.isResend,
     });
+    const key = keys.verification(target.channel, request.purpose, id);
+    const outcome = await store.admit({
+      ...plan.admission,
+      secret: { ...secret, key, keep, binding: secret.binding ?? codes.newBinding() },
+    });
+    if (outcome.status !== 'admitted') throw plan.refusal(outcome);
     try {
-      await send(minted);
+      await deliver();
     } catch (error) {
-      // Anything but a provider's definite refusal may have reached the recipient.
       if (error instanceof DeliveryFailedError) reportFailure(error, id);
       if (error instanceof DeliveryFailedError && error.outcome === 'refused') {
-        await Promise.all([store.delete(minted.secret.key), limits.refund(ticket)]);
+        await refund(plan.admission, outcome, key);
       }
       throw error;
     }
-    const now = clock.now();
     logger.info(
-      { channel: target.channel, target: id, purpose: context.purpose, resend: context.isResend },
+      { channel: target.channel, target: id, purpose: request.purpose, resend: request.isResend },
       'verification sent',
     );
-    return {
-      success: true as const,
-      status: 'pending' as const,
-      channel: target.channel,
-      to: target.to,
-      expiresAt: minted.expiresAt.toISOString(),
-      resendAvailableAt: new Date(now + config.SEND_COOLDOWN_SECONDS * 1000).toISOString(),
-    };
+    return { binding: outcome.binding, key };
+  }
+
+  /**
+   * Gives back what a refused delivery consumed: the person got no message, so it must cost them
+   * neither a resend nor a cooldown. A recipient's marker goes with its count, so the recipient is
+   * counted again next time. The code dies with a verification it started; one that joined a live
+   * verification stays in it (it cannot be told apart there), one more never-sent code among its
+   * newest RESEND_MAX + 1.
+   */
+  async function refund(
+    admission: ReturnType<SendLimits['plan']>['admission'],
+    outcome: Extract<AdmissionOutcome, { status: 'admitted' }>,
+    key: string,
+  ): Promise<void> {
+    await Promise.all([
+      admission.gate ? store.delete(admission.gate.key) : undefined,
+      ...admission.counters.flatMap((counter, i) =>
+        outcome.counted[i]
+          ? [store.decrement(counter.key), counter.distinct && store.delete(counter.distinct.key)]
+          : [],
+      ),
+      outcome.joined ? undefined : store.delete(key),
+    ]);
   }
 
   /**
@@ -198,6 +241,17 @@ export function createVerificationService(deps: VerificationDeps) {
     }
   }
 
+  function pending(target: Target, expiresAt: Date): PendingVerification {
+    return {
+      success: true,
+      status: 'pending',
+      channel: target.channel,
+      to: target.to,
+      expiresAt: expiresAt.toISOString(),
+      resendAvailableAt: new Date(clock.now() + settings.cooldownSeconds * 1000).toISOString(),
+    };
+  }
+
   function approve(target: Target, purpose: string, userId: string | undefined): string {
     const proof = proofs.issue({
       channel: target.channel,
@@ -209,7 +263,7 @@ export function createVerificationService(deps: VerificationDeps) {
       { channel: target.channel, target: idOf(target), purpose },
       'verification approved',
     );
-    void webhook?.notify({
+    void deps.webhook?.notify({
       channel: target.channel,
       to: target.to,
       purpose,
@@ -220,107 +274,167 @@ export function createVerificationService(deps: VerificationDeps) {
 
   return {
     proofs,
-    emailTokens,
 
-    async sendPhoneCode(target: PhoneTarget, context: SendContext): Promise<PendingVerification> {
-      const id = idOf(target);
-      const minted = otp.mint(context.purpose, { to: target.to, id }, context.userId);
-      const pending = await deliver(target, id, context, minted, ({ code, expiresAt }) =>
-        deps.sms.send({
-          to: target.to,
-          body: renderSms(config.SMS_TEMPLATE, code),
-          validForSeconds: (expiresAt.getTime() - clock.now()) / 1000,
-        }),
+    async sendPhoneCode(input: SendRequest & { phone: string }): Promise<PendingVerification> {
+      assertPurpose(input.purpose);
+      const target = parsePhone(input.phone, phonePolicy);
+      assertCountry(target);
+      const code = codes.mint();
+      const expiresAt = new Date(clock.now() + settings.codeTtlSeconds * 1000);
+      const key = keys.verification('sms', input.purpose, idOf(target));
+      // The pumping defences may refuse the send, or escalate it to a required proof.
+      const sent = await (deps.pumping ?? NO_PUMPING).guard(target, (proofRequired) =>
+        send(
+          target,
+          { ...input, proofRequired },
+          {
+            hash: codes.hash(input.purpose, target.to, code),
+            ttlSeconds: settings.codeTtlSeconds,
+            maxAttempts: settings.maxAttempts,
+            // The send's userId goes with its code, so that the proof names the user the code was
+            // sent for, not whichever user a check names. Sealed: a store dump must not show it.
+            ...(input.userId === undefined
+              ? {}
+              : { data: seal(settings.secret, key, input.userId) }),
+          },
+          () =>
+            deps.sms.send({
+              to: target.to,
+              body: renderSms(settings.smsTemplate, code),
+              validForSeconds: (expiresAt.getTime() - clock.now()) / 1000,
+            }),
+        ),
       );
-      return { ...pending, codeLength: config.OTP_LENGTH, verificationId: minted.verificationId };
+      return {
+        ...pending(target, expiresAt),
+        codeLength: codes.length,
+        verificationId: codes.verificationId(sent.key, sent.binding ?? ''),
+      };
     },
 
-    async checkPhoneCode(
-      target: PhoneTarget,
-      code: string,
-      purpose: string,
-      userId?: string,
-      verificationId?: string,
-    ): Promise<Approved> {
+    async checkPhoneCode(input: {
+      phone: string;
+      code: string;
+      purpose: string;
+      userId?: string | undefined;
+      verificationId?: string | undefined;
+    }): Promise<Approved> {
+      assertPurpose(input.purpose);
+      const target = parsePhone(input.phone, phonePolicy);
+      const code = codes.normalise(input.code);
+      // A malformed code is a client mistake, not a guess: refused before it reaches the store,
+      // so it uses up none of the verification's attempts.
+      if (code === undefined) {
+        throw new VerifydError(
+          'invalid_request',
+          `Invalid request: code must be ${codes.length} digits.`,
+          { field: 'code' },
+        );
+      }
       // Without recipient-only checks nothing below is reached without an id, so a stranger who
       // knows only the number learns nothing: not whether a code is pending, nor its attempts.
-      if (verificationId === undefined && !config.CHECK_BY_RECIPIENT) {
+      if (input.verificationId === undefined && !settings.checkByRecipient) {
         throw new VerifydError('invalid_request', 'Invalid request: verificationId is required.', {
           field: 'verificationId',
         });
       }
       const id = idOf(target);
-      const path = verificationId === undefined ? 'recipient' : 'verification';
+      const key = keys.verification('sms', input.purpose, id);
+      const path: CheckPath = input.verificationId === undefined ? 'recipient' : 'verification';
+      const binding =
+        input.verificationId === undefined ? undefined : codes.bindingOf(key, input.verificationId);
+      const noCode = () =>
+        new VerifydError(
+          'code_expired',
+          path === 'verification'
+            ? 'There is no pending code for this verification; request a new one.'
+            : 'There is no pending code for this number; request a new one.',
+        );
+      // A forged id is answered as a wrong one: the same as no verification.
+      if (path === 'verification' && binding === undefined) throw noCode();
       // The recipient's failure counts are checked and counted by the attempt itself, so no burst
-      // of guesses, over any number of codes and purposes, passes them. A check with its id is
-      // judged on its own code and the daily count alone (see createTargetLock).
-      const result = await otp.check(purpose, { to: target.to, id }, code, {
-        failures: locks.failures(id, path),
-        ...(verificationId === undefined ? {} : { verificationId }),
+      // of guesses, over any number of codes and purposes, passes them.
+      const result = await store.attempt({
+        key,
+        hash: codes.hash(input.purpose, target.to, code),
+        maxAttempts: settings.maxAttempts,
+        failures: failures.failures(id, path),
+        ...(binding === undefined ? {} : { binding }),
       });
       switch (result.status) {
         case 'exhausted':
-          // Refused before the comparison: the pending code is neither tried nor used up.
-          throw locks.refusal(result.resetMs);
-        case 'match':
-          await locks.clear(id);
-          // The code is used up either way: it was delivered for one user's verification and
-          // must not be redeemed for another.
-          if (userId !== undefined && userId !== result.userId) throw userMismatch();
-          return { verified: true, to: target.to, proof: approve(target, purpose, result.userId) };
+          // Refused before the comparison: the verification is neither tried nor used up.
+          throw failures.refusal(result.resetMs);
+        case 'match': {
+          await store.delete(failures.clearedOnSuccess(id));
+          const userId =
+            result.data === undefined ? undefined : unseal(settings.secret, key, result.data);
+          // The verification is used up either way: it was for one user and must not be
+          // redeemed for another.
+          if (input.userId !== undefined && input.userId !== userId) throw userMismatch();
+          await deps.pumping?.recordApproved(target);
+          return { verified: true, to: target.to, proof: approve(target, input.purpose, userId) };
+        }
         case 'mismatch':
           throw new VerifydError('invalid_code', 'The code is incorrect.', {
-            attemptsRemaining: result.attemptsRemaining,
+            attemptsRemaining: result.remaining,
           });
         case 'locked':
-          // This lane of the code is dead: nothing was compared, so nothing was counted.
+          // This lane is dead: nothing was compared, so nothing was counted.
           throw new RateLimitError(
             'too_many_attempts',
             'Too many wrong attempts; request a new code.',
-            config.SEND_COOLDOWN_SECONDS,
+            settings.cooldownSeconds,
           );
         case 'missing':
-          // With an id, the same answer whether the id is wrong or its code gone or used.
-          throw new VerifydError(
-            'code_expired',
-            path === 'verification'
-              ? 'There is no pending code for this verification; request a new one.'
-              : 'There is no pending code for this number; request a new one.',
-          );
+          throw noCode();
       }
     },
 
-    async sendEmailLink(target: EmailTarget, context: SendContext): Promise<PendingVerification> {
-      const id = idOf(target);
-      // The link names the address given, so its proof does; its single use is the mailbox's, so
-      // a newer link to any variant of the mailbox replaces this one.
-      const minted = emailTokens.mint(
-        {
-          email: target.to,
-          purpose: context.purpose,
-          ...(context.userId === undefined ? {} : { userId: context.userId }),
-        },
-        id,
-      );
-      return deliver(target, id, context, minted, ({ token }) =>
-        deps.email.send(
-          renderVerificationEmail(
-            target.to,
-            config.EMAIL_SUBJECT,
-            linkWithToken(linkBase, token, context.purpose),
-            config.EMAIL_TOKEN_TTL_SECONDS,
+    async sendEmailLink(input: SendRequest & { email: string }): Promise<PendingVerification> {
+      assertPurpose(input.purpose);
+      const target = parseEmail(input.email);
+      // The link names the address given, so its proof does; its single use is the mailbox's.
+      const link = links.mint({
+        email: target.to,
+        purpose: input.purpose,
+        ...(input.userId === undefined ? {} : { userId: input.userId }),
+      });
+      await send(
+        target,
+        input,
+        { hash: links.hash(link.jti), ttlSeconds: links.ttlSeconds, maxAttempts: LINK_ATTEMPT_CAP },
+        () =>
+          deps.email.send(
+            renderVerificationEmail(
+              target.to,
+              settings.emailSubject,
+              linkWithToken(settings.linkBase, link.token, input.purpose),
+              links.ttlSeconds,
+            ),
           ),
-        ),
       );
+      return pending(target, link.expiresAt);
     },
 
-    async confirmEmailToken(token: string, purpose: string, userId?: string): Promise<Approved> {
-      const claims = emailTokens.inspect(token, purpose);
+    async confirmEmailToken(input: {
+      token: string;
+      purpose: string;
+      userId?: string | undefined;
+    }): Promise<Approved> {
+      assertPurpose(input.purpose);
+      const claims = links.inspect(input.token, input.purpose);
       // The link carries the send's userId in its signed claims, so a mismatch is refused before
       // the link is used: the right user can still open it.
-      if (userId !== undefined && userId !== claims.userId) throw userMismatch();
+      if (input.userId !== undefined && input.userId !== claims.userId) throw userMismatch();
       const target = emailTarget(claims.email);
-      const result = await emailTokens.consume(claims, idOf(target));
+      // A phone number's wrong codes never lock a link: the signed token cannot be guessed, so it
+      // is judged on itself alone.
+      const result = await store.attempt({
+        key: keys.verification('email', claims.purpose, idOf(target)),
+        hash: links.hash(claims.jti),
+        maxAttempts: LINK_ATTEMPT_CAP,
+      });
       switch (result.status) {
         case 'match':
           return {
@@ -329,16 +443,16 @@ export function createVerificationService(deps: VerificationDeps) {
             proof: approve(target, claims.purpose, claims.userId),
           };
         case 'locked':
+        case 'exhausted':
           throw new RateLimitError(
             'too_many_attempts',
             'This link was tried too often; request a new one.',
-            config.SEND_COOLDOWN_SECONDS,
+            settings.cooldownSeconds,
           );
-        case 'superseded':
-        case 'missing':
+        default:
           throw new VerifydError(
             'token_used',
-            'This link was already used or replaced by a newer one.',
+            'This link was already used or replaced by newer ones.',
           );
       }
     },

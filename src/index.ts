@@ -5,6 +5,12 @@ export { buildConfig, type Config, loadConfig } from './config';
 export { ConfigError, type ErrorCode, VerifydError } from './errors';
 export { createLogger } from './logger';
 export { createProviders } from './providers';
-export { createStore, type Store } from './store';
-/** For a custom Store without transactions: admit() built from its single-key operations. */
-export { admitStepwise } from './store/admit-stepwise';
+export {
+  type CompleteStore,
+  createStore,
+  type Store,
+  type StoreCapabilities,
+  type StorePrimitives,
+} from './store';
+/** A custom store implements StorePrimitives; this fills in what it does not do natively. */
+export { completeStore } from './store/bridge';

@@ -1,9 +1,9 @@
 import { getCountries } from 'libphonenumber-js/max';
 import { NON_GEOGRAPHIC } from '../../src/config';
-import type { Store } from '../../src/store/types';
 import type { Clock } from '../runtime';
 import { volumeLevel } from './decide';
 import { type HeldState, parseState } from './index';
+import type { PumpingStore } from './keys';
 import {
   countryScope,
   DAY_SECONDS,
@@ -69,7 +69,7 @@ const activeAt = (state: HeldState | undefined, now: number) =>
  * still in force.
  */
 export async function readFraudState(
-  store: Store,
+  store: PumpingStore,
   settings: PumpingSettings,
   clock: Clock,
 ): Promise<FraudOverview> {
@@ -196,7 +196,7 @@ export interface Lifted {
  * instead. Nothing in force: nothing is written and `removed` is empty.
  */
 export async function liftDestination(
-  store: Store,
+  store: PumpingStore,
   settings: PumpingSettings,
   clock: Clock,
   scope: Scope,

@@ -1,13 +1,13 @@
 import type { Config } from '../../src/config';
-import type { Store } from '../../src/store/types';
 import { type Clock, systemClock } from '../runtime';
 import { type FraudOverview, liftDestination, parseDestination, readFraudState } from './admin';
 import type { HeldState } from './index';
+import type { PumpingStore } from './keys';
 import { pumpingSettings } from './settings';
 
 export interface FraudCommandOptions {
   config: Config;
-  store: Store;
+  store: PumpingStore;
   /** A country code or a prefix to lift; without it the command lists. */
   lift?: string | undefined;
   out(line?: string): void;

@@ -1,10 +1,10 @@
 import { hmac } from '../../src/crypto';
 import { DeliveryFailedError, VerifydError } from '../../src/errors';
 import type { Logger } from '../../src/logger';
-import type { Store } from '../../src/store/types';
 import type { Clock } from '../runtime';
 import type { PhoneTarget } from '../targets';
 import { conversionLevel, type Level, type Rate, slidingCount, volumeLevel } from './decide';
+import type { PumpingStore } from './keys';
 import {
   counterTtl,
   countryScope,
@@ -44,7 +44,7 @@ export interface PumpingSignal {
 }
 
 export interface PumpingOptions {
-  store: Store;
+  store: PumpingStore;
   settings: PumpingSettings;
   clock: Clock;
   logger: Logger;

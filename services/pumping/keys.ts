@@ -10,6 +10,14 @@
  * moves every window with it, on any backend.
  */
 
+import type { StorePrimitives } from '../../src/store/types';
+
+/** The store primitives the defences use, and nothing more. */
+export type PumpingStore = Pick<
+  StorePrimitives,
+  'get' | 'set' | 'setIfAbsent' | 'delete' | 'increment' | 'decrement'
+>;
+
 export type ScopeKind = 'country' | 'prefix';
 
 /** A destination the defences judge: a country or a prefix. */

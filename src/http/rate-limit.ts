@@ -1,6 +1,7 @@
 import type { RequestHandler } from 'express';
 import { type RateLimitInfo, type Store as RateLimitStore, rateLimit } from 'express-rate-limit';
 import { RateLimitError } from '../errors';
+import { keys } from '../store/keys';
 import type { Store } from '../store/types';
 import { clientOf } from './client-key';
 
@@ -19,9 +20,8 @@ export class SharedRateLimitStore implements RateLimitStore {
     this.windowSeconds = Math.max(1, Math.ceil(options.windowMs / 1000));
   }
 
-  /** In braces, so that a client's counters share a server with its other keys (see Store). */
   private key(key: string): string {
-    return `${this.prefix}{${key}}`;
+    return keys.requests(key);
   }
 
   async increment(key: string) {

@@ -3,16 +3,16 @@ import memjs from 'memjs';
 import { safeEqual } from '../crypto';
 import { StoreUnavailableError } from '../errors';
 import type { Logger } from '../logger';
-import { admitStepwise } from './admit-stepwise';
+import { admitStepwise } from './bridge';
 import { assertAdmissionTtls, assertFailureWindows, assertTtl } from './ttl';
 import type {
   Admission,
   AdmissionOutcome,
-  AttemptOptions,
+  Attempt,
   AttemptOutcome,
   CounterState,
   FailureLimit,
-  SecretExtras,
+  SecretWrite,
   ServerState,
   Store,
 } from './types';
@@ -85,10 +85,12 @@ const DERIVED = '\u001f';
 
 type Client = memjs.Client<string, Buffer | null>;
 
-interface SecretRecord extends SecretExtras {
-  /** Fresh per putSecret: the attempt counters are keyed by it. */
+interface SecretRecord {
+  /** Fresh per verification: the attempt counters are keyed by it. */
   id: string;
-  hash: string;
+  binding: string;
+  /** The verification's codes, oldest first. */
+  codes: Array<{ hash: string; data?: string }>;
   /** When the secret expires, epoch ms; lets derived keys get the same remaining lifetime. */
   expiresAt: number;
   /**
@@ -110,21 +112,22 @@ function parseSecret(value: string): SecretRecord | undefined {
   try {
     const parsed: unknown = JSON.parse(value);
     if (typeof parsed !== 'object' || parsed === null) return undefined;
-    const { id, hash, expiresAt, dead, deadBound, binding, data } = parsed as Record<
-      string,
-      unknown
-    >;
-    if (typeof id !== 'string' || typeof hash !== 'string' || typeof expiresAt !== 'number') {
+    const { id, codes, expiresAt, dead, deadBound, binding } = parsed as Record<string, unknown>;
+    if (
+      typeof id !== 'string' ||
+      typeof binding !== 'string' ||
+      !Array.isArray(codes) ||
+      typeof expiresAt !== 'number'
+    ) {
       return undefined;
     }
     return {
       id,
-      hash,
+      binding,
+      codes: codes as SecretRecord['codes'],
       expiresAt,
       ...(dead === true ? { dead } : {}),
       ...(deadBound === true ? { deadBound } : {}),
-      ...(typeof binding === 'string' ? { binding } : {}),
-      ...(typeof data === 'string' ? { data } : {}),
     };
   } catch {
     return undefined;
@@ -498,37 +501,67 @@ export class MemcachedStore implements Store {
     }
   }
 
-  /** Memcached has no transactions: see admitStepwise for what that costs. */
+  /**
+   * Memcached has no transactions, so the limits run stepwise (see admitStepwise for what that
+   * costs); the secret is written with this store's own compare-and-swap, so that joining a
+   * verification never loses its lanes' dead marks.
+   */
   async admit(admission: Admission): Promise<AdmissionOutcome> {
     assertAdmissionTtls(admission);
-    return admitStepwise(this, admission);
+    return admitStepwise(this, admission, (secret) => this.writeSecret(secret));
   }
 
-  async putSecret(
-    key: string,
-    hash: string,
-    ttlSeconds: number,
-    extras: SecretExtras = {},
-  ): Promise<void> {
-    const expires = this.exptime(ttlSeconds);
+  /**
+   * Starts a verification or adds the code to the live one (see SecretWrite). A join replaces the
+   * record only at the version it read, so a concurrent attempt that consumed it or marked a lane
+   * dead is never undone; a lost race is read again.
+   */
+  private async writeSecret(secret: SecretWrite): Promise<{ binding: string; joined: boolean }> {
+    const code =
+      secret.data === undefined ? { hash: secret.hash } : { hash: secret.hash, data: secret.data };
+    const expires = this.exptime(secret.ttlSeconds);
+    const expiresAt = Date.now() + secret.ttlSeconds * 1000;
+    for (let attempt = 0; attempt < CAS_RETRIES; attempt++) {
+      const found = await this.getVersioned(secret.key);
+      const live = found && parseSecret(found.value.toString());
+      // A lane marked dead has used up its attempts: the new code starts a new verification.
+      if (!found || !live || live.expiresAt <= Date.now() || live.dead || live.deadBound) break;
+      const joined: SecretRecord = {
+        ...live,
+        codes: [...live.codes, code].slice(-Math.max(1, secret.keep)),
+        expiresAt: Math.max(live.expiresAt, expiresAt),
+      };
+      const result = await this.setVersion(secret.key, JSON.stringify(joined), expires, found.cas);
+      if (result === 'done') {
+        // The lane counters must live as long as the record they count for.
+        await this.run(secret.key, (c) =>
+          Promise.all(
+            Object.values(LANES).map((lane) =>
+              c.touch(this.derived(secret.key, `${lane.counter}:${live.id}`), expires),
+            ),
+          ),
+        );
+        return { binding: live.binding, joined: true };
+      }
+    }
     const record: SecretRecord = {
       id: randomBytes(12).toString('base64url'),
-      hash,
-      expiresAt: Date.now() + ttlSeconds * 1000,
-      ...(extras.binding === undefined ? {} : { binding: extras.binding }),
-      ...(extras.data === undefined ? {} : { data: extras.data }),
+      binding: secret.binding,
+      codes: [code],
+      expiresAt,
     };
     const counters = Object.values(LANES).map((lane) =>
-      this.derived(key, `${lane.counter}:${record.id}`),
+      this.derived(secret.key, `${lane.counter}:${record.id}`),
     );
     // All on the one connection to the key's server, counters first: memcached applies them in
     // that order, so the record is never readable before its counters exist.
-    await this.run(key, (c) =>
+    await this.run(secret.key, (c) =>
       Promise.all([
         ...counters.map((counter) => c.set(counter, '0', { expires })),
-        c.set(this.key(key), JSON.stringify(record), { expires }),
+        c.set(this.key(secret.key), JSON.stringify(record), { expires }),
       ]),
     );
+    return { binding: record.binding, joined: false };
   }
 
   /** The record at a logical key with its CAS version, or undefined when absent. */
@@ -605,42 +638,36 @@ export class MemcachedStore implements Store {
     lane: Lane,
   ): Promise<'dead' | 'gone'> {
     const ttl = Math.max(1, Math.ceil((record.expiresAt - Date.now()) / 1000));
-    const dead = JSON.stringify({ ...record, [lane.dead]: true } satisfies SecretRecord);
+    let latest = record;
     let version = cas;
     for (let attempt = 0; attempt < CAS_RETRIES; attempt++) {
+      // Written from the latest read, so a code that joined meanwhile stays in the record.
+      const dead = JSON.stringify({ ...latest, [lane.dead]: true } satisfies SecretRecord);
       const result = await this.setVersion(key, dead, this.exptime(ttl), version);
       if (result === 'done') return 'dead';
       if (result === 'gone') return 'gone';
       const current = await this.reread(key, record.id);
       if (!current) return 'gone';
       if (current.record[lane.dead]) return 'dead';
+      latest = current.record;
       version = current.cas;
     }
     return 'dead';
   }
 
-  async attemptSecret(
-    key: string,
-    hash: string,
-    maxAttempts: number,
-    options: AttemptOptions = {},
-  ): Promise<AttemptOutcome> {
-    const { blocker, binding, failures = [] } = options;
+  async attempt({
+    key,
+    hash,
+    maxAttempts,
+    binding,
+    failures = [],
+  }: Attempt): Promise<AttemptOutcome> {
     assertFailureWindows(failures);
-    // Both reads in one round trip; the blocker decides before anything is counted.
-    const [blocking, found] = await Promise.all([
-      blocker === undefined ? undefined : this.run(blocker, (c) => c.get(this.key(blocker))),
-      this.getVersioned(key),
-    ]);
-    if (blocking && blocking.value !== null) {
-      return { status: 'blocked', value: blocking.value.toString() };
-    }
+    const found = await this.getVersioned(key);
     const record = found && parseSecret(found.value.toString());
     // The record itself may outlive expiresAt by up to a second (see memcachedExptime).
     if (!found || !record || record.expiresAt <= Date.now()) return { status: 'missing' };
-    if (binding !== undefined && (record.binding === undefined || record.binding !== binding)) {
-      return { status: 'missing' };
-    }
+    if (binding !== undefined && !safeEqual(record.binding, binding)) return { status: 'missing' };
     const lane = binding === undefined ? LANES.open : LANES.bound;
     // A dead lane compares nothing, so it is refused before anything is reserved or counted.
     if (record[lane.dead]) return { status: 'locked' };
@@ -683,13 +710,18 @@ export class MemcachedStore implements Store {
         : { status: 'missing' };
     }
 
-    if (attempts <= maxAttempts && safeEqual(record.hash, hash)) {
+    // Every code is compared, so the time taken does not tell which one matched.
+    let matched: SecretRecord['codes'][number] | undefined;
+    if (attempts <= maxAttempts) {
+      for (const code of record.codes) if (safeEqual(code.hash, hash)) matched = code;
+    }
+    if (matched) {
       const won = await this.consume(key, record.id, found.cas);
       await giveBack();
       if (!won) return { status: 'missing' };
-      return record.data === undefined
+      return matched.data === undefined
         ? { status: 'match', attempts }
-        : { status: 'match', attempts, data: record.data };
+        : { status: 'match', attempts, data: matched.data };
     }
     if (attempts > maxAttempts) {
       // Normally the caller of the last allowed miss has marked it dead already; this one may

@@ -4,31 +4,25 @@ import { assertAdmissionTtls, assertFailureWindows, assertTtl } from './ttl';
 import type {
   Admission,
   AdmissionOutcome,
-  AttemptOptions,
+  Attempt,
   AttemptOutcome,
   CounterState,
-  SecretExtras,
+  SecretWrite,
   Store,
   StoreEntry,
 } from './types';
-
-/** Only the extras themselves, so a SecretWrite's key and hash are not copied into the entry. */
-function extrasOf({ binding, data }: SecretExtras): SecretExtras {
-  return {
-    ...(binding === undefined ? {} : { binding }),
-    ...(data === undefined ? {} : { data }),
-  };
-}
 
 interface Entry {
   value: string;
   expiresAt: number;
   writtenAt: number;
-  /** A one-time secret's attempts and extras; absent for plain values and counters. */
-  secret?: SecretState;
+  /** A verification's codes and attempts; absent for plain values and counters. */
+  secret?: Verification;
 }
 
-interface SecretState extends SecretExtras {
+interface Verification {
+  binding: string;
+  codes: Array<{ hash: string; data?: string }>;
   /** Attempts in the open lane (without the binding). */
   open: number;
   /** Attempts in the bound lane (presenting the binding). */
@@ -87,12 +81,26 @@ export class MemoryStore implements Store {
     return entry;
   }
 
-  private write(key: string, value: string, ttlSeconds: number, secret?: SecretExtras): void {
+  private write(key: string, value: string, ttlSeconds: number, secret?: Verification): void {
     assertTtl(ttlSeconds);
     const now = this.now();
     const entry: Entry = { value, expiresAt: now + ttlSeconds * 1000, writtenAt: now };
-    if (secret) entry.secret = { ...secret, open: 0, bound: 0 };
+    if (secret) entry.secret = secret;
     this.entries.set(this.prefix + key, entry);
+  }
+
+  /** Starts a verification or adds the code to the live one (see SecretWrite). */
+  private writeSecret(write: SecretWrite): { binding: string; joined: boolean } {
+    const code =
+      write.data === undefined ? { hash: write.hash } : { hash: write.hash, data: write.data };
+    const found = this.live(write.key)?.secret;
+    const locked = found && Math.max(found.open, found.bound) >= write.maxAttempts;
+    const live = locked ? undefined : found;
+    const verification: Verification = live
+      ? { ...live, codes: [...live.codes, code].slice(-Math.max(1, write.keep)) }
+      : { binding: write.binding, codes: [code], open: 0, bound: 0 };
+    this.write(write.key, '', write.ttlSeconds, verification);
+    return { binding: verification.binding, joined: live !== undefined };
   }
 
   async get(key: string): Promise<string | undefined> {
@@ -138,11 +146,7 @@ export class MemoryStore implements Store {
 
   async admit(admission: Admission): Promise<AdmissionOutcome> {
     assertAdmissionTtls(admission);
-    const { blockers = [], gate, counters } = admission;
-    for (const [index, key] of blockers.entries()) {
-      const value = this.live(key)?.value;
-      if (value !== undefined) return { status: 'blocked', index, value };
-    }
+    const { gate, counters } = admission;
     if (gate) {
       const present = this.live(gate.key);
       if (present) return { status: 'gated', value: present.value };
@@ -166,35 +170,22 @@ export class MemoryStore implements Store {
       if (counter.distinct) this.write(counter.distinct.key, '1', counter.distinct.ttlSeconds);
     }
     const { secret } = admission;
-    if (secret) this.write(secret.key, secret.hash, secret.ttlSeconds, extrasOf(secret));
-    return { status: 'admitted', counted };
+    if (!secret) return { status: 'admitted', counted };
+    return { status: 'admitted', counted, ...this.writeSecret(secret) };
   }
 
-  async putSecret(
-    key: string,
-    hash: string,
-    ttlSeconds: number,
-    extras: SecretExtras = {},
-  ): Promise<void> {
-    this.write(key, hash, ttlSeconds, extrasOf(extras));
-  }
-
-  async attemptSecret(
-    key: string,
-    hash: string,
-    maxAttempts: number,
-    options: AttemptOptions = {},
-  ): Promise<AttemptOutcome> {
-    const { blocker, binding, failures = [] } = options;
+  async attempt({
+    key,
+    hash,
+    maxAttempts,
+    binding,
+    failures = [],
+  }: Attempt): Promise<AttemptOutcome> {
     assertFailureWindows(failures);
-    const blocking = blocker === undefined ? undefined : this.live(blocker);
-    if (blocking) return { status: 'blocked', value: blocking.value };
     const entry = this.live(key);
     const secret = entry?.secret;
     if (!entry || !secret) return { status: 'missing' };
-    if (binding !== undefined && (secret.binding === undefined || secret.binding !== binding)) {
-      return { status: 'missing' };
-    }
+    if (binding !== undefined && !safeEqual(secret.binding, binding)) return { status: 'missing' };
     for (const [index, failure] of failures.entries()) {
       const counter = this.live(failure.key);
       if (counter && Number(counter.value) >= failure.max) {
@@ -204,17 +195,17 @@ export class MemoryStore implements Store {
     const lane = binding === undefined ? 'open' : 'bound';
     const attempts = secret[lane] + 1;
     secret[lane] = attempts;
-    const wrong = () => {
-      for (const failure of failures) this.count(failure.key, failure.windowSeconds);
-    };
     if (attempts > maxAttempts) return { status: 'locked' };
-    if (safeEqual(entry.value, hash)) {
+    // Every code is compared, so the time taken does not tell which one matched.
+    let matched: Verification['codes'][number] | undefined;
+    for (const code of secret.codes) if (safeEqual(code.hash, hash)) matched = code;
+    if (matched) {
       this.entries.delete(this.prefix + key);
-      return secret.data === undefined
+      return matched.data === undefined
         ? { status: 'match', attempts }
-        : { status: 'match', attempts, data: secret.data };
+        : { status: 'match', attempts, data: matched.data };
     }
-    wrong();
+    for (const failure of failures) this.count(failure.key, failure.windowSeconds);
     return { status: 'mismatch', attempts, remaining: maxAttempts - attempts };
   }
 

@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { type CommandParser, createClient, createCluster, defineScript, ErrorReply } from 'redis';
 import { StoreUnavailableError } from '../errors';
 import type { Logger } from '../logger';
@@ -5,13 +7,10 @@ import { slotOf } from './redis-slot';
 import { assertAdmissionTtls, assertFailureWindows, assertTtl } from './ttl';
 import type {
   Admission,
-  AdmissionCounter,
   AdmissionOutcome,
-  AttemptOptions,
+  Attempt,
   AttemptOutcome,
   CounterState,
-  FailureLimit,
-  SecretExtras,
   ServerState,
   Store,
   StoreEntry,
@@ -31,44 +30,21 @@ export interface RedisStoreOptions {
   logger?: Logger;
 }
 
-/**
- * Lua shared by putSecret and admit. The hash holds h (the secret's hash), n and m (attempts in
- * the open and the bound lane), and b and d (binding and data) when given. Binding and data
- * arrive as '' when absent and as '+' and the value when present, so an empty value stays
- * distinct from none. The DEL drops an earlier secret's fields along with anything else there.
- */
-const WRITE_SECRET = `
-local function writeSecret(key, hash, ttl, binding, data)
-  redis.call('DEL', key)
-  redis.call('HSET', key, 'h', hash, 'n', 0, 'm', 0)
-  if binding ~= '' then redis.call('HSET', key, 'b', string.sub(binding, 2)) end
-  if data ~= '' then redis.call('HSET', key, 'd', string.sub(data, 2)) end
-  redis.call('EXPIRE', key, ttl)
-end`;
+/** The Lua scripts, one file each beside this module (see lua/*.lua for their arguments). */
+const lua = (name: string) => readFileSync(join(__dirname, 'lua', `${name}.lua`), 'utf8');
 
-/** An optional extra as WRITE_SECRET and attemptSecret receive it. */
+/** An optional argument: '' when absent, '+' and the value when present, so '' stays distinct. */
 const optionalArg = (value: string | undefined) => (value === undefined ? '' : `+${value}`);
 
 /**
  * Every multi-step operation is a Lua script so that it costs one round trip and runs atomically
- * on the server; nothing is read, decided in Node and written back.
+ * on the server; nothing is read, decided in Node and written back. Scripts answer with a status
+ * name first, mapped to the contract's outcomes in the store's methods.
  */
 const scripts = {
-  /**
-   * Fixed-window counter. The EXPIRE also runs when the key somehow has no TTL (-1), so a counter
-   * can never become permanent and lock a caller out forever.
-   */
   windowIncrement: defineScript({
     NUMBER_OF_KEYS: 1,
-    SCRIPT: `
-local count = redis.call('INCR', KEYS[1])
-local ttl = -1
-if count > 1 then ttl = redis.call('PTTL', KEYS[1]) end
-if ttl < 0 then
-  redis.call('EXPIRE', KEYS[1], ARGV[1])
-  ttl = ARGV[1] * 1000
-end
-return {count, ttl}`,
+    SCRIPT: lua('window-increment'),
     parseCommand(parser: CommandParser, key: string, windowSeconds: number) {
       parser.pushKey(key);
       parser.push(String(windowSeconds));
@@ -76,92 +52,20 @@ return {count, ttl}`,
     transformReply: (reply: unknown) => reply as [number, number],
   }),
 
-  /**
-   * Refund for a counter: DECR keeps the TTL, but on an absent key it would create a permanent -1,
-   * hence the checks. Anything other than a positive integer string is left alone.
-   */
   decrement: defineScript({
     NUMBER_OF_KEYS: 1,
-    SCRIPT: `
-if redis.call('TYPE', KEYS[1]).ok ~= 'string' then return 0 end
-local current = tonumber(redis.call('GET', KEYS[1]))
-if current == nil or current < 1 then return 0 end
-return redis.call('DECR', KEYS[1])`,
+    SCRIPT: lua('decrement'),
     parseCommand(parser: CommandParser, key: string) {
       parser.pushKey(key);
     },
     transformReply: (reply: unknown) => reply as number,
   }),
 
-  /**
-   * admit() in one script. KEYS: the blockers, then the gate (when there is one), then the
-   * counters, then the markers of the counters that have one, in counter order, then the secret
-   * (when there is one). ARGV: blocker count, gate flag, counter count, gate value, gate TTL,
-   * secret flag, secret hash, secret TTL, secret binding, secret data, then per counter its
-   * window, max, marker flag and marker TTL. Replies {0, counted...}, {1, index, value} blocked, {2, 0, value} gated, or
-   * {3, index, pttl} exceeded.
-   * Counters are counted first and taken back when one of them is full: the script runs alone,
-   * so nobody sees the counts in between, and an admitted send (the usual case) reads no counter
-   * before counting it. A counter this call opened is deleted rather than left at 0.
-   */
   admit: defineScript({
-    SCRIPT: `
-${WRITE_SECRET}
-local blockers, hasGate, counters = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-for i = 1, blockers do
-  local value = redis.call('GET', KEYS[i])
-  if value then return {1, i - 1, value} end
-end
-if hasGate == 1 then
-  local gate = KEYS[blockers + 1]
-  if not redis.call('SET', gate, ARGV[4], 'NX', 'EX', ARGV[5]) then
-    return {2, 0, redis.call('GET', gate) or ''}
-  end
-end
-local first = blockers + hasGate
-local nextMarker = first + counters + 1
-local counts, opened, markers = {}, {}, {}
-for i = 1, counters do
-  local arg = 10 + (i - 1) * 4
-  local key = KEYS[first + i]
-  counts[i] = 1
-  if ARGV[arg + 3] == '1' then
-    local marker = KEYS[nextMarker]
-    nextMarker = nextMarker + 1
-    if redis.call('SET', marker, '1', 'NX', 'EX', ARGV[arg + 4]) then
-      markers[i] = marker
-    else
-      counts[i] = 0
-    end
-  end
-  if counts[i] == 1 then
-    local count = redis.call('INCR', key)
-    opened[i] = count == 1
-    if count > tonumber(ARGV[arg + 2]) then
-      for j = 1, i do
-        if counts[j] == 1 then
-          local counted = KEYS[first + j]
-          if opened[j] then redis.call('DEL', counted) else redis.call('DECR', counted) end
-          if markers[j] then redis.call('DEL', markers[j]) end
-        end
-      end
-      local ttl = redis.call('PTTL', key)
-      if ttl == -1 then
-        redis.call('EXPIRE', key, ARGV[arg + 1])
-        ttl = ARGV[arg + 1] * 1000
-      end
-      return {3, i - 1, ttl}
-    end
-    if opened[i] or redis.call('PTTL', key) < 0 then
-      redis.call('EXPIRE', key, ARGV[arg + 1])
-    end
-  end
-end
-if ARGV[6] == '1' then writeSecret(KEYS[nextMarker], ARGV[7], ARGV[8], ARGV[9], ARGV[10]) end
-return {0, unpack(counts)}`,
+    SCRIPT: lua('admit'),
     parseCommand(parser: CommandParser, admission: Admission, key: (key: string) => string) {
-      const { blockers = [], gate, counters, secret } = admission;
-      const keys = [...blockers];
+      const { gate, counters, secret } = admission;
+      const keys: string[] = [];
       if (gate) keys.push(gate.key);
       for (const counter of counters) keys.push(counter.key);
       for (const counter of counters) if (counter.distinct) keys.push(counter.distinct.key);
@@ -169,7 +73,6 @@ return {0, unpack(counts)}`,
       parser.push(String(keys.length));
       for (const k of keys) parser.pushKey(key(k));
       parser.push(
-        String(blockers.length),
         gate ? '1' : '0',
         String(counters.length),
         gate?.value ?? '',
@@ -177,8 +80,10 @@ return {0, unpack(counts)}`,
         secret ? '1' : '0',
         secret?.hash ?? '',
         String(secret?.ttlSeconds ?? 0),
-        optionalArg(secret?.binding),
+        String(Math.max(1, secret?.keep ?? 1)),
+        secret?.binding ?? '',
         optionalArg(secret?.data),
+        String(secret?.maxAttempts ?? 0),
       );
       for (const counter of counters) {
         parser.push(
@@ -189,111 +94,21 @@ return {0, unpack(counts)}`,
         );
       }
     },
-    transformReply: (reply: unknown) => reply as [number, ...(number | string)[]],
+    transformReply: (reply: unknown) => reply as [string, ...(number | string)[]],
   }),
 
-  /** Replaces any earlier secret together with its attempt counts, binding and data. */
-  putSecret: defineScript({
-    NUMBER_OF_KEYS: 1,
-    SCRIPT: `
-${WRITE_SECRET}
-writeSecret(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
-return 1`,
-    parseCommand(
-      parser: CommandParser,
-      key: string,
-      hash: string,
-      ttlSeconds: number,
-      extras: SecretExtras,
-    ) {
-      parser.pushKey(key);
-      parser.push(hash, String(ttlSeconds), optionalArg(extras.binding), optionalArg(extras.data));
-    },
-    transformReply: (reply: unknown) => reply as number,
-  }),
-
-  /**
-   * Store.attemptSecret, steps and all, in one script. KEYS: the secret, the blocker when there is
-   * one, then the failure counters. ARGV: hash, maxAttempts, blocker flag, binding ('' or '+'
-   * and the binding), then per failure counter its window and max. Returns {0} missing,
-   * {1, n[, data]} match, {2, n} locked, {3, n} mismatch, {4, 0, value} blocked, or
-   * {5, index, pttl} exhausted. A locked secret is kept (not deleted) so that every later attempt
-   * in its lane stays locked until the TTL ends. Anything at the key that is not a secret hash
-   * counts as missing, as in the memory store.
-   */
-  attemptSecret: defineScript({
-    SCRIPT: `
-local hasBlocker = ARGV[3] == '1'
-if hasBlocker then
-  local value = redis.call('GET', KEYS[2])
-  if value then return {4, 0, value} end
-end
-if redis.call('TYPE', KEYS[1]).ok ~= 'hash' then return {0} end
-local stored = redis.call('HGET', KEYS[1], 'h')
-if not stored then return {0} end
-local lane = 'n'
-if ARGV[4] ~= '' then
-  if redis.call('HGET', KEYS[1], 'b') ~= string.sub(ARGV[4], 2) then return {0} end
-  lane = 'm'
-end
-local first = 2
-if hasBlocker then first = 3 end
-local failures = #KEYS - first + 1
-for i = 1, failures do
-  local key = KEYS[first + i - 1]
-  local count = tonumber(redis.call('GET', key))
-  if count and count >= tonumber(ARGV[4 + i * 2]) then
-    local ttl = redis.call('PTTL', key)
-    if ttl < 0 then
-      redis.call('EXPIRE', key, ARGV[3 + i * 2])
-      ttl = ARGV[3 + i * 2] * 1000
-    end
-    return {5, i - 1, ttl}
-  end
-end
-local function wrong()
-  for i = 1, failures do
-    local key = KEYS[first + i - 1]
-    local count = redis.call('INCR', key)
-    if count == 1 or redis.call('PTTL', key) < 0 then
-      redis.call('EXPIRE', key, ARGV[3 + i * 2])
-    end
-  end
-end
-local n = redis.call('HINCRBY', KEYS[1], lane, 1)
-if n > tonumber(ARGV[2]) then return {2, n} end
-if stored == ARGV[1] then
-  local data = redis.call('HGET', KEYS[1], 'd')
-  redis.call('DEL', KEYS[1])
-  if data then return {1, n, data} end
-  return {1, n}
-end
-wrong()
-return {3, n}`,
-    parseCommand(
-      parser: CommandParser,
-      key: string,
-      hash: string,
-      maxAttempts: number,
-      options: AttemptOptions,
-      prefixed: (key: string) => string,
-    ) {
-      const { blocker, binding, failures = [] } = options;
-      const keys = [key];
-      if (blocker !== undefined) keys.push(blocker);
-      for (const failure of failures) keys.push(failure.key);
-      parser.push(String(keys.length));
-      for (const k of keys) parser.pushKey(prefixed(k));
-      parser.push(
-        hash,
-        String(maxAttempts),
-        blocker === undefined ? '0' : '1',
-        optionalArg(binding),
-      );
+  attempt: defineScript({
+    SCRIPT: lua('attempt'),
+    parseCommand(parser: CommandParser, attempt: Attempt, prefixed: (key: string) => string) {
+      const { key, hash, maxAttempts, binding, failures = [] } = attempt;
+      parser.push(String(1 + failures.length));
+      parser.pushKey(prefixed(key));
+      for (const failure of failures) parser.pushKey(prefixed(failure.key));
+      parser.push(hash, String(maxAttempts), optionalArg(binding));
       for (const failure of failures)
         parser.push(String(failure.windowSeconds), String(failure.max));
     },
-    transformReply: (reply: unknown) => reply as [number, number?, (string | number)?],
+    transformReply: (reply: unknown) => reply as [string, (number | string)?, (number | string)?],
   }),
 };
 
@@ -357,11 +172,6 @@ type Client = ReturnType<typeof buildClient>;
 type Cluster = ReturnType<typeof buildCluster>;
 
 /** A store call waiting for Redis: when it must have answered (performance.now() ms), and how to fail it. */
-interface PendingCall {
-  deadline: number;
-  reject(error: unknown): void;
-}
-
 /** Server replies that mean "cannot serve right now" rather than "this command is wrong". */
 const TRANSIENT_REPLY = /^(LOADING|BUSY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN|READONLY|OOM)\b/;
 
@@ -393,15 +203,10 @@ export class RedisStore implements Store {
   private closed = false;
   /** When the cluster's slot map was last asked for (performance.now() ms); see refreshSlotMap. */
   private lastSlotRefresh = Number.NEGATIVE_INFINITY;
-  /** Calls waiting for an answer, oldest first; see run(). */
-  private readonly inFlight = new Set<PendingCall>();
-  private sweeper: NodeJS.Timeout | undefined;
-  private readonly sweepEveryMs: number;
 
   constructor(options: RedisStoreOptions) {
     this.prefix = options.keyPrefix ?? '';
     this.timeoutMs = options.timeoutMs ?? 1000;
-    this.sweepEveryMs = Math.max(1, Math.ceil(this.timeoutMs / 4));
     this.logger = options.logger;
     if (options.clusterNodes?.length) {
       this.cluster = buildCluster(options.url, options.clusterNodes, this.timeoutMs);
@@ -488,42 +293,28 @@ export class RedisStore implements Store {
 
   /**
    * node-redis only times out commands still waiting to be written; one already on the wire to a
-   * hung server would wait forever, so every call gets a deadline. The deadlines share one
-   * interval timer instead of a timer and a race per call, which showed in the benchmark; a call
-   * therefore fails between timeoutMs and a quarter more after it started.
+   * hung server would wait forever, so every call gets a deadline of its own.
    */
-  private run<T>(command: () => Promise<T>): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const call: PendingCall = { deadline: performance.now() + this.timeoutMs, reject };
-      this.inFlight.add(call);
-      this.sweeper ??= setInterval(() => this.expireCalls(), this.sweepEveryMs).unref();
-      // A call the sweeper already failed is no longer in the set; its late answer is dropped.
-      const settle = (outcome: () => void) => {
-        if (this.inFlight.delete(call)) outcome();
-      };
-      try {
-        command().then(
-          (value) => settle(() => resolve(value)),
-          (err: unknown) => settle(() => reject(this.translate(err))),
-        );
-      } catch (err) {
-        settle(() => reject(this.translate(err)));
-      }
-    });
-  }
-
-  /** Fails the calls past their deadline. The set is in start order, so deadlines only grow. */
-  private expireCalls(): void {
-    const now = performance.now();
-    for (const call of this.inFlight) {
-      if (call.deadline > now) return;
-      this.inFlight.delete(call);
-      call.reject(
-        new StoreUnavailableError(
-          'redis',
-          new Error(`redis did not answer within ${this.timeoutMs} ms`),
-        ),
+  private async run<T>(command: () => Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new StoreUnavailableError(
+              'redis',
+              new Error(`redis did not answer within ${this.timeoutMs} ms`),
+            ),
+          ),
+        this.timeoutMs,
       );
+    });
+    try {
+      return await Promise.race([command(), deadline]);
+    } catch (err) {
+      throw err instanceof StoreUnavailableError ? err : this.translate(err);
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -596,29 +387,34 @@ export class RedisStore implements Store {
 
   /** admit() as one script: every key of `admission` is on one server or in one slot. */
   private async admitHere(admission: Admission): Promise<AdmissionOutcome> {
-    const [status, ...fields] = await this.run(() =>
+    const [status, first, second, ...flags] = await this.run(() =>
       this.client.admit(admission, (key) => this.key(key)),
     );
-    const [index, detail] = fields;
-    switch (Number(status)) {
-      case 1:
-        return { status: 'blocked', index: Number(index), value: String(detail) };
-      case 2:
-        return { status: 'gated', value: String(detail) };
-      case 3:
-        return { status: 'exceeded', index: Number(index), resetMs: Math.max(0, Number(detail)) };
-      default:
+    switch (status) {
+      case 'gated':
+        return { status: 'gated', value: String(first) };
+      case 'exceeded':
+        return { status: 'exceeded', index: Number(first), resetMs: Math.max(0, Number(second)) };
+      default: {
         // One flag per counter, in order.
-        return { status: 'admitted', counted: fields.map((flag) => flag === 1) };
+        const counted = flags.map((flag) => flag === 1);
+        return admission.secret
+          ? { status: 'admitted', counted, binding: String(first), joined: second === 1 }
+          : { status: 'admitted', counted };
+      }
     }
   }
 
-  private inOneSlot({ blockers = [], gate, counters, secret }: Admission): boolean {
-    const keys = [...blockers, ...(gate ? [gate.key] : []), ...(secret ? [secret.key] : [])];
+  private inOneSlot({ gate, counters, secret }: Admission): boolean {
+    const keys = [...(gate ? [gate.key] : []), ...(secret ? [secret.key] : [])];
     for (const counter of counters) {
       keys.push(counter.key);
       if (counter.distinct) keys.push(counter.distinct.key);
     }
+    return this.sameSlot(keys);
+  }
+
+  private sameSlot(keys: readonly string[]): boolean {
     const first = keys[0];
     if (first === undefined) return true;
     const slot = slotOf(this.key(first));
@@ -627,262 +423,121 @@ export class RedisStore implements Store {
 
   /**
    * admit() on a cluster, where a send's keys live in several slots (the recipient's, the
-   * client's, the SMS budget's) and no script may touch two. One script per slot, in this order:
-   * 1. the lead slot (the gate's: the recipient's): its blockers, the gate and its counters, so a
-   *    locked or cooling-down recipient is refused before anything elsewhere is counted;
-   * 2. every other slot at once: its blockers and counters;
-   * 3. the secret, with putSecret, only once every step admitted the send, so a refused send
-   *    never replaces the code its recipient holds.
-   * A refusal in step 2 takes back what the other steps counted (the gate stays, as in one script:
-   * it is what lets one of many concurrent sends through). Each counter is still checked and
-   * counted atomically on its shard, so no limit can be passed. What is lost is isolation: from a
-   * step until its take-back (one to two round trips, or STORE_TIMEOUT_MS when a node stops
-   * answering) other callers can see the counts of a send that will be refused, at most one unit
-   * per such send in flight, and may be refused because of them. Never the other way round.
-   * A step that fails (a node down) fails the send, after taking back what the others counted and
-   * the gate, as nothing will be sent.
-   * A counter whose distinct marker is in another slot (no service key is: the marker shares the
-   * counter's hash tag) claims the marker first with setIfAbsent, costing a round trip more.
+   * client's, the SMS budget's) and no script may touch two. Two round trips:
+   * 1. one script per slot, all at once: the gate and the counters of each slot (a counter keeps
+   *    its distinct marker in its own slot, as keys.ts builds them);
+   * 2. the secret, in the verification's slot, only once every step admitted the send, so a
+   *    refused send never touches the codes its recipient holds.
+   * A refusal in step 1 takes back what the other slots counted (the gate stays, as in one
+   * script: it is what lets one of many concurrent sends through). Each counter is still checked
+   * and counted atomically on its shard, so no limit can be passed. What is lost is isolation:
+   * until the take-back (one round trip, or STORE_TIMEOUT_MS when a node stops answering) other
+   * callers can see the counts of a send that will be refused (at most one unit per such send in
+   * flight) and may be refused because of them. Never the other way round. A step that fails (a
+   * node down) fails the send, after taking back what the others counted and the gate.
    */
   private async admitAcrossSlots(admission: Admission): Promise<AdmissionOutcome> {
-    const { blockers = [], gate, counters, secret } = admission;
+    const { gate, counters, secret } = admission;
     const slot = (key: string) => slotOf(this.key(key));
-    const lead = slot(gate?.key ?? blockers[0] ?? secret?.key ?? counters[0]?.key ?? '');
-    if (gate && slot(gate.key) !== lead) throw new Error('unreachable: the gate leads');
-    interface Step {
-      blockers: number[];
-      counters: number[];
-    }
-    const leadStep: Step = { blockers: [], counters: [] };
-    const later = new Map<number, Step>();
-    const stepOf = (s: number): Step => {
-      let step = later.get(s);
-      if (!step) {
-        step = { blockers: [], counters: [] };
-        later.set(s, step);
-      }
-      return step;
-    };
-    const splitMarkers: number[] = [];
-    blockers.forEach((key, i) => {
-      const s = slot(key);
-      (s === lead ? leadStep : stepOf(s)).blockers.push(i);
-    });
+    const steps = new Map<number, number[]>();
     counters.forEach((counter, i) => {
+      if (counter.distinct && slot(counter.distinct.key) !== slot(counter.key)) {
+        throw new Error("a distinct marker must share its counter's hash tag");
+      }
       const s = slot(counter.key);
-      if (counter.distinct && slot(counter.distinct.key) !== s) splitMarkers.push(i);
-      else (s === lead ? leadStep : stepOf(s)).counters.push(i);
+      steps.set(s, [...(steps.get(s) ?? []), i]);
     });
-
+    const gateSlot = gate ? slot(gate.key) : undefined;
+    if (gateSlot !== undefined && !steps.has(gateSlot)) steps.set(gateSlot, []);
     const counted = new Array<boolean>(counters.length).fill(false);
-    const claimed = new Set<number>();
-    /** Runs one slot's script; maps its indices back to the admission's. */
-    const runStep = async (step: Step, withGate: boolean): Promise<AdmissionOutcome> => {
-      const outcome = await this.admitHere({
-        blockers: step.blockers.map((i) => blockers[i] as string),
-        ...(withGate && gate ? { gate } : {}),
-        counters: step.counters.map((i) => {
-          const counter = counters[i] as AdmissionCounter;
-          // A marker claimed on its own slot has done its part; the count is what is left.
-          return claimed.has(i) ? { ...counter, distinct: undefined } : counter;
-        }),
-      });
-      switch (outcome.status) {
-        case 'blocked':
-          return { ...outcome, index: step.blockers[outcome.index] as number };
-        case 'exceeded':
-          return { ...outcome, index: step.counters[outcome.index] as number };
-        case 'admitted':
-          step.counters.forEach((i, j) => {
+    const outcomes = await Promise.allSettled(
+      [...steps].map(async ([s, indices]) => {
+        const outcome = await this.admitHere({
+          ...(s === gateSlot && gate ? { gate } : {}),
+          counters: indices.map((i) => counters[i] as Admission['counters'][number]),
+        });
+        if (outcome.status === 'admitted') {
+          indices.forEach((i, j) => {
             counted[i] = outcome.counted[j] === true;
           });
-          return outcome;
-        default:
-          return outcome;
-      }
-    };
+        }
+        return outcome.status === 'exceeded'
+          ? { ...outcome, index: indices[outcome.index] as number }
+          : outcome;
+      }),
+    );
     const takeBack = () =>
-      Promise.all([
-        ...counters.flatMap((counter, i) =>
+      Promise.all(
+        counters.flatMap((counter, i) =>
           counted[i]
             ? [this.decrement(counter.key), counter.distinct && this.delete(counter.distinct.key)]
             : [],
         ),
-        ...[...claimed]
-          .filter((i) => !counted[i])
-          .map((i) => this.delete((counters[i] as AdmissionCounter).distinct?.key ?? '')),
-      ]).catch(() => undefined);
+      ).catch(() => undefined);
+    const gatedByUs = outcomes.every((r) => r.status !== 'fulfilled' || r.value.status !== 'gated');
     const releaseGate = async () => {
-      if (gate) await this.delete(gate.key).catch(() => undefined);
+      if (gate && gatedByUs) await this.delete(gate.key).catch(() => undefined);
     };
-    const fail = async (error: unknown): Promise<never> => {
+    const failed = outcomes.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) {
       await Promise.all([takeBack(), releaseGate()]);
-      throw error;
-    };
-
-    const first = await runStep(leadStep, true);
-    if (first.status !== 'admitted') return first;
-    if (splitMarkers.length > 0) {
-      const claims = await Promise.allSettled(
-        splitMarkers.map(async (i) => {
-          const { distinct } = counters[i] as AdmissionCounter;
-          if (distinct && (await this.setIfAbsent(distinct.key, '1', distinct.ttlSeconds))) {
-            claimed.add(i);
-            stepOf(slot((counters[i] as AdmissionCounter).key)).counters.push(i);
-          }
-        }),
-      );
-      const failed = claims.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-      if (failed) await fail(failed.reason);
+      throw failed.reason;
     }
-    const rest = await Promise.allSettled([...later.values()].map((step) => runStep(step, false)));
-    const failed = rest.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) await fail(failed.reason);
-    const refusals = rest.flatMap((r) =>
+    const refusals = outcomes.flatMap((r) =>
       r.status === 'fulfilled' && r.value.status !== 'admitted' ? [r.value] : [],
     );
-    // As in one script: blockers refuse before counters, and the first counter in order reports.
+    // As in one script: the gate refuses before counters, and the first counter in order reports.
     const refusal =
-      refusals.find((outcome) => outcome.status === 'blocked') ??
+      refusals.find((outcome) => outcome.status === 'gated') ??
       refusals.sort(
         (a, b) => (a.status === 'exceeded' ? a.index : 0) - (b.status === 'exceeded' ? b.index : 0),
       )[0];
     if (refusal) {
-      // A blocked send writes nothing in one script either; an exceeded one keeps the gate.
-      await Promise.all([takeBack(), refusal.status === 'blocked' ? releaseGate() : undefined]);
+      await takeBack();
       return refusal;
     }
-    if (secret) {
-      try {
-        await this.putSecret(secret.key, secret.hash, secret.ttlSeconds, secret);
-      } catch (error) {
-        await fail(error);
-      }
-    }
-    return { status: 'admitted', counted };
-  }
-
-  async putSecret(
-    key: string,
-    hash: string,
-    ttlSeconds: number,
-    extras: SecretExtras = {},
-  ): Promise<void> {
-    assertTtl(ttlSeconds);
-    await this.run(() => this.client.putSecret(this.key(key), hash, ttlSeconds, extras));
-  }
-
-  async attemptSecret(
-    key: string,
-    hash: string,
-    maxAttempts: number,
-    options: AttemptOptions = {},
-  ): Promise<AttemptOutcome> {
-    assertFailureWindows(options.failures ?? []);
-    if (this.cluster) return this.attemptAcrossSlots(key, hash, maxAttempts, options);
-    return this.attemptHere(key, hash, maxAttempts, options);
-  }
-
-  /** attemptSecret() as one script: every key is on one server or in one slot. */
-  private async attemptHere(
-    key: string,
-    hash: string,
-    maxAttempts: number,
-    options: AttemptOptions,
-  ): Promise<AttemptOutcome> {
-    const [status, n, detail] = await this.run(() =>
-      this.client.attemptSecret(key, hash, maxAttempts, options, (k) => this.key(k)),
-    );
-    const attempts = Number(n);
-    switch (Number(status)) {
-      case 4:
-        return { status: 'blocked', value: String(detail) };
-      case 5:
-        return { status: 'exhausted', index: attempts, resetMs: Math.max(0, Number(detail)) };
-      case 1:
-        return detail === undefined
-          ? { status: 'match', attempts }
-          : { status: 'match', attempts, data: String(detail) };
-      case 2:
-        return { status: 'locked' };
-      case 3:
-        return { status: 'mismatch', attempts, remaining: maxAttempts - attempts };
-      default:
-        return { status: 'missing' };
+    if (!secret) return { status: 'admitted', counted };
+    try {
+      const written = await this.admitHere({ counters: [], secret });
+      return { ...(written as AdmissionOutcome & { status: 'admitted' }), counted };
+    } catch (error) {
+      await Promise.all([takeBack(), releaseGate()]);
+      throw error;
     }
   }
 
   /**
-   * attemptSecret() on a cluster. The services keep the secret, the recipient's lock and its
-   * failure counters under one hash tag, so this is one script there too. Keys in other slots
-   * (possible for an embedder) are handled as Memcached handles them: a blocker is read first, and
-   * each failure counter is reserved with increment before the comparison and given back unless
-   * the attempt ends wrong, so a burst of guesses still compares at most its max.
+   * One script. On a cluster every key of an attempt must share the verification's slot (keys.ts
+   * puts the recipient's id in braces in all of them): an attempt split over slots could not
+   * compare and count as one step.
    */
-  private async attemptAcrossSlots(
-    key: string,
-    hash: string,
-    maxAttempts: number,
-    options: AttemptOptions,
-  ): Promise<AttemptOutcome> {
-    const here = slotOf(this.key(key));
-    const elsewhere = (k: string) => slotOf(this.key(k)) !== here;
-    const { blocker, failures = [] } = options;
-    const remote = failures.flatMap((failure, i) => (elsewhere(failure.key) ? [i] : []));
-    const foreignBlocker = blocker !== undefined && elsewhere(blocker);
-    if (!foreignBlocker && remote.length === 0) {
-      return this.attemptHere(key, hash, maxAttempts, options);
+  async attempt(attempt: Attempt): Promise<AttemptOutcome> {
+    const { failures = [] } = attempt;
+    assertFailureWindows(failures);
+    if (this.cluster && !this.sameSlot([attempt.key, ...failures.map((f) => f.key)])) {
+      throw new Error("every key of an attempt must share the verification's hash tag");
     }
-    if (foreignBlocker) {
-      const value = await this.get(blocker);
-      if (value !== undefined) return { status: 'blocked', value };
-    }
-    const reserved = await Promise.allSettled(
-      remote.map((i) => {
-        const failure = failures[i] as FailureLimit;
-        return this.increment(failure.key, failure.windowSeconds);
-      }),
+    const [status, n, detail] = await this.run(() =>
+      this.client.attempt(attempt, (k) => this.key(k)),
     );
-    const giveBack = () =>
-      Promise.all(
-        remote.map((i, j) =>
-          reserved[j]?.status === 'fulfilled'
-            ? this.decrement((failures[i] as FailureLimit).key)
-            : undefined,
-        ),
-      ).catch(() => undefined);
-    const failed = reserved.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) {
-      await giveBack();
-      throw failed.reason;
+    switch (status) {
+      case 'exhausted':
+        return { status: 'exhausted', index: Number(n), resetMs: Math.max(0, Number(detail)) };
+      case 'match':
+        return detail === undefined
+          ? { status: 'match', attempts: Number(n) }
+          : { status: 'match', attempts: Number(n), data: String(detail) };
+      case 'locked':
+        return { status: 'locked' };
+      case 'mismatch':
+        return {
+          status: 'mismatch',
+          attempts: Number(n),
+          remaining: attempt.maxAttempts - Number(n),
+        };
+      default:
+        return { status: 'missing' };
     }
-    const full = remote.findIndex((i, j) => {
-      const state = (reserved[j] as PromiseFulfilledResult<CounterState>).value;
-      return state.count > (failures[i] as FailureLimit).max;
-    });
-    if (full >= 0) {
-      await giveBack();
-      const { resetMs } = (reserved[full] as PromiseFulfilledResult<CounterState>).value;
-      return { status: 'exhausted', index: remote[full] as number, resetMs };
-    }
-    const local = failures.flatMap((failure, i) => (elsewhere(failure.key) ? [] : [i]));
-    let outcome: AttemptOutcome;
-    try {
-      outcome = await this.attemptHere(key, hash, maxAttempts, {
-        ...options,
-        blocker: foreignBlocker ? undefined : blocker,
-        failures: local.map((i) => failures[i] as FailureLimit),
-      });
-    } catch (error) {
-      await giveBack();
-      throw error;
-    }
-    // Only a wrong attempt stays counted, as in one script.
-    if (outcome.status !== 'mismatch') await giveBack();
-    if (outcome.status === 'exhausted') {
-      return { ...outcome, index: local[outcome.index] as number };
-    }
-    return outcome;
   }
 
   async ping(): Promise<void> {
@@ -958,7 +613,6 @@ export class RedisStore implements Store {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    clearInterval(this.sweeper);
     // A cluster still connecting stops retrying (closed is set) and closes once connected.
     if (!this.client.isOpen) return;
     // close() waits for in-flight replies, which a hung server never sends; destroy after a bound.

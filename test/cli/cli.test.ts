@@ -8,6 +8,7 @@ import { createApp } from '../../src/app';
 import { createLogger } from '../../src/logger';
 import { RedisStore } from '../../src/store/redis';
 import { buildTestApp } from '../support/app';
+import { attemptSecret, putSecret } from '../support/secrets';
 import { describeRedis, SHARED_REDIS_URL, uniquePrefix } from '../support/servers';
 
 /**
@@ -332,7 +333,7 @@ describeRedis('cli: redis store', () => {
   });
 
   beforeEach(async () => {
-    await ours.putSecret('code:PhoneCodeHashAAAAAAAA', 'hash', 600);
+    await putSecret(ours, 'code:PhoneCodeHashAAAAAAAA', 'hash', 600);
     await ours.set('email:EmailTokenIdBBBBBBBB', 'hash', 600);
     await ours.setIfAbsent('challenge:ChallengeDDDDDDDDDD', '1', 300);
     await ours.set('session:SessionHmacEEEEEEEEE', '1', 3600);

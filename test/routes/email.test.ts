@@ -107,24 +107,30 @@ describe('POST /verify-email-token', () => {
     expect(again.body.error.code).toBe('token_used');
   });
 
-  it('answers token_used for a link superseded by a newer one', async () => {
-    const { app, outbox } = buildTestApp();
-    await request(app).post('/verify-email').send({ email: EMAIL });
-    const first = lastToken(outbox, EMAIL);
-    await request(app).post('/verify-email').send({ email: EMAIL });
-    const second = lastToken(outbox, EMAIL);
-    const old = await request(app).post('/verify-email-token').send({ token: first });
-    expect(old.body.error.code).toBe('token_used');
-    expect((await request(app).post('/verify-email-token').send({ token: second })).status).toBe(
-      200,
-    );
+  it('keeps the last RESEND_MAX + 1 links of a verification usable; one use consumes them all', async () => {
+    const { app, outbox, config } = buildTestApp({ env: { RESEND_MAX: '2' } });
+    const tokens: string[] = [];
+    for (let i = 0; i < config.RESEND_MAX + 2; i++) {
+      await request(app).post('/verify-email').send({ email: EMAIL }).expect(202);
+      tokens.push(lastToken(outbox, EMAIL));
+    }
+    // The oldest has dropped out; the next oldest still works, and its use ends the verification.
+    const dropped = await request(app).post('/verify-email-token').send({ token: tokens[0] });
+    expect(dropped.body.error.code).toBe('token_used');
+    await request(app).post('/verify-email-token').send({ token: tokens[1] }).expect(200);
+    for (const token of tokens.slice(2)) {
+      const res = await request(app).post('/verify-email-token').send({ token });
+      expect(res.body.error.code).toBe('token_used');
+    }
   });
 
-  it('lets no number of clicks on an old link kill the newest one', async () => {
-    const { app, outbox, config } = buildTestApp();
+  it('lets no number of clicks on a dropped-out link kill the newest one', async () => {
+    const { app, outbox, config } = buildTestApp({ env: { RESEND_MAX: '2' } });
     await request(app).post('/verify-email').send({ email: EMAIL });
     const old = lastToken(outbox, EMAIL);
-    await request(app).post('/verify-email').send({ email: EMAIL });
+    for (let i = 0; i <= config.RESEND_MAX; i++) {
+      await request(app).post('/verify-email').send({ email: EMAIL }).expect(202);
+    }
     const newest = lastToken(outbox, EMAIL);
     for (let i = 0; i < config.OTP_MAX_ATTEMPTS + 2; i++) {
       const res = await request(app).post('/verify-email-token').send({ token: old });

@@ -143,18 +143,57 @@ describe('POST /verify-phone-code', () => {
     expect(late.body.error.code).toBe('code_expired');
   });
 
-  it('replaces an earlier code when a new one is sent', async () => {
-    const { app, outbox } = buildTestApp();
+  it('keeps the earlier codes of the verification usable after a new send, with one id', async () => {
+    const { app, outbox, config } = buildTestApp({ env: { RESEND_MAX: '2' } });
+    const codes: string[] = [];
+    const ids = new Set<string>();
+    for (let i = 0; i < config.RESEND_MAX + 2; i++) {
+      const res = await request(app).post('/verify-phone').send({ phone: PHONE }).expect(202);
+      ids.add(res.body.verificationId);
+      codes.push(lastCode(outbox, PHONE));
+    }
+    // One verification: the same id for every send, and its newest RESEND_MAX + 1 codes.
+    expect(ids.size).toBe(1);
+    const dropped = await request(app)
+      .post('/verify-phone-code')
+      .send({ phone: PHONE, code: codes[0] });
+    // (Unless the dropped code happens to equal a kept one: one chance in a million per code.)
+    if (!codes.slice(1).includes(codes[0] as string)) {
+      expect(dropped.body.error.code).toBe('invalid_code');
+    }
+    await request(app)
+      .post('/verify-phone-code')
+      .send({ phone: PHONE, code: codes[1] })
+      .expect(200);
+    // A success consumes every code of the verification.
+    const after = await request(app)
+      .post('/verify-phone-code')
+      .send({ phone: PHONE, code: codes.at(-1) });
+    expect(after.body.error.code).toBe('code_expired');
+  });
+
+  it('shares one attempt count among the codes of a verification', async () => {
+    const { app, outbox, config } = buildTestApp({ env: { RESEND_MAX: '2' } });
     await request(app).post('/verify-phone').send({ phone: PHONE });
     const first = lastCode(outbox, PHONE);
-    await request(app).post('/verify-phone').send({ phone: PHONE });
-    const second = lastCode(outbox, PHONE);
-    if (first !== second) {
-      const old = await request(app).post('/verify-phone-code').send({ phone: PHONE, code: first });
-      expect(old.body.error.code).toBe('invalid_code');
+    const wrong = String((Number(first) + 1) % 1_000_000).padStart(6, '0');
+    for (let i = 0; i < config.OTP_MAX_ATTEMPTS - 1; i++) {
+      await request(app).post('/verify-phone-code').send({ phone: PHONE, code: wrong }).expect(400);
     }
-    const res = await request(app).post('/verify-phone-code').send({ phone: PHONE, code: second });
-    expect(res.status).toBe(200);
+    await request(app).post('/verify-phone').send({ phone: PHONE }).expect(202);
+    if (lastCode(outbox, PHONE) === wrong) return; // one chance in a million
+    const last = await request(app).post('/verify-phone-code').send({ phone: PHONE, code: wrong });
+    expect(last.body.error.attemptsRemaining).toBe(0);
+    // The lane is used up: a right code is refused too, and the next send starts afresh.
+    const locked = await request(app)
+      .post('/verify-phone-code')
+      .send({ phone: PHONE, code: first });
+    expect(locked.body.error.code).toBe('too_many_attempts');
+    await request(app).post('/verify-phone').send({ phone: PHONE }).expect(202);
+    await request(app)
+      .post('/verify-phone-code')
+      .send({ phone: PHONE, code: lastCode(outbox, PHONE) })
+      .expect(200);
   });
 
   it('validates the body', async () => {

@@ -111,15 +111,15 @@ describe('brute force', () => {
       random: sequentialRandom(),
       env: { TARGET_MAX_FAILURES: '10' },
     });
-    await request(app).post('/verify-phone').send({ phone: PHONE });
-    for (let i = 0; i < 4; i++) await miss(app);
-    await request(app).post('/resend-verification').send({ phone: PHONE });
-    for (let i = 0; i < 4; i++) await miss(app);
-    await request(app)
-      .post('/verify-phone-code')
-      .send({ phone: PHONE, code: lastCode(outbox, PHONE) })
-      .expect(200);
-    // Had the 8 failures stayed, 4 more would cross 10 and lock the number.
+    for (let round = 0; round < 2; round++) {
+      await request(app).post('/verify-phone').send({ phone: PHONE });
+      for (let i = 0; i < 4; i++) await miss(app);
+      await request(app)
+        .post('/verify-phone-code')
+        .send({ phone: PHONE, code: lastCode(outbox, PHONE) })
+        .expect(200);
+    }
+    // Had the failures stayed, 4 more would cross 10 and lock the number.
     await request(app).post('/verify-phone').send({ phone: PHONE });
     for (let i = 0; i < 4; i++) expect((await miss(app)).status).toBe(400);
     await request(app)

@@ -1,5 +1,5 @@
 import request from 'supertest';
-import { targetId } from '../../services/otp';
+import { recipientId } from '../../services/codes';
 import { buildConfig } from '../../src/config';
 import { createStore } from '../../src/store';
 import { slotOf } from '../../src/store/redis-slot';
@@ -65,7 +65,7 @@ describeRedis('sends on a Redis Cluster: limits across slots', () => {
     const phone = '+15551230002';
     await request(test.app).post('/verify-phone').send({ phone }).expect(202);
     const code = sms.calls[0]?.body.match(/\d{6}/)?.[0];
-    const id = targetId(test.config.OTP_SECRET, `sms:${phone}`);
+    const id = recipientId(test.config.OTP_SECRET, `sms:${phone}`);
     const sendKey = `limit:send:sms:{${id}}`;
     expect(await store.get(sendKey)).toBe('1');
 
@@ -102,7 +102,7 @@ describeRedis('Redis Cluster failover', () => {
     // hold neither, so that what stops is exactly its recipients.
     await send('+15551239999').expect(202);
     const shared = (await keysOf(store))
-      .filter((k) => !k.includes(targetId(test.config.OTP_SECRET, 'sms:+15551239999')))
+      .filter((k) => !k.includes(recipientId(test.config.OTP_SECRET, 'sms:+15551239999')))
       .map((k) => slotOf(prefix + k));
     const sharedPrimaries = new Set(
       await Promise.all(shared.map(async (s) => (await cluster?.primaryOf(s))?.port)),
@@ -117,7 +117,7 @@ describeRedis('Redis Cluster failover', () => {
     const live: string[] = [];
     for (let i = 0; dead.length < 4 || live.length < 4; i++) {
       const phone = `+1555300${String(i).padStart(4, '0')}`;
-      const slot = slotOf(`${prefix}x{${targetId(test.config.OTP_SECRET, `sms:${phone}`)}}`);
+      const slot = slotOf(`${prefix}x{${recipientId(test.config.OTP_SECRET, `sms:${phone}`)}}`);
       const owner = await cluster.primaryOf(slot);
       if (owner.port === doomed.port) {
         if (dead.length < 4) dead.push(phone);

@@ -76,8 +76,18 @@ describe('codes', () => {
   it('are compared in constant time', async () => {
     const spy = jest.spyOn(nodeCrypto, 'timingSafeEqual');
     const store = new MemoryStore();
-    await store.putSecret('k', cryptoHelpers.hmac('s', '123456'), 60);
-    await store.attemptSecret('k', cryptoHelpers.hmac('s', '654321'), 5);
+    await store.admit({
+      counters: [],
+      secret: {
+        key: 'k',
+        hash: cryptoHelpers.hmac('s', '123456'),
+        ttlSeconds: 60,
+        keep: 1,
+        maxAttempts: 5,
+        binding: 'b',
+      },
+    });
+    await store.attempt({ key: 'k', hash: cryptoHelpers.hmac('s', '654321'), maxAttempts: 5 });
     expect(spy).toHaveBeenCalled();
     spy.mockRestore();
   });

@@ -54,7 +54,7 @@ describe('a code is bound to the userId of its send', () => {
   it('stores the userId sealed: nothing handed to the store holds it', async () => {
     const store = new MemoryStore({ keyPrefix: 'seal:' });
     const written: string[] = [];
-    for (const method of ['admit', 'putSecret', 'set', 'setIfAbsent'] as const) {
+    for (const method of ['admit', 'set', 'setIfAbsent'] as const) {
       const original = store[method].bind(store) as (...args: unknown[]) => Promise<unknown>;
       jest.spyOn(store, method).mockImplementation(((...args: unknown[]) => {
         written.push(JSON.stringify(args));

@@ -1,5 +1,7 @@
 import { StoreUnavailableError } from '../../src/errors';
-import type { Store } from '../../src/store/types';
+import { completeStore } from '../../src/store/bridge';
+import type { CompleteStore, Store } from '../../src/store/types';
+import { attemptSecret, putSecret, secretWrite } from '../support/secrets';
 import { sleep, uniquePrefix } from '../support/servers';
 
 /** Hooks around a private server that the suite may stop, freeze and restart. */
@@ -59,10 +61,11 @@ async function collectScan(store: Store) {
 export function runStoreConformance(name: string, factory: ConformanceFactory): void {
   describe(`${name} store: conformance`, () => {
     const opened: Store[] = [];
-    const open = async (label: string, prefix = uniquePrefix(label)): Promise<Store> => {
+    // Whatever the backend lacks, the bridge supplies: the suite holds both to the contract.
+    const open = async (label: string, prefix = uniquePrefix(label)): Promise<CompleteStore> => {
       const store = await factory.create(prefix);
       opened.push(store);
-      return store;
+      return completeStore(store);
     };
     const pastTtl = (seconds: number) => factory.advance(seconds * 1000 + factory.expiryGraceMs);
 
@@ -120,7 +123,7 @@ export function runStoreConformance(name: string, factory: ConformanceFactory): 
             () => store.set('k', 'v', ttl),
             () => store.setIfAbsent('k', 'v', ttl),
             () => store.increment('c', ttl),
-            () => store.putSecret('s', RIGHT, ttl),
+            () => putSecret(store, 's', RIGHT, ttl),
           ]) {
             const error = await call().then(
               () => undefined,
@@ -131,7 +134,7 @@ export function runStoreConformance(name: string, factory: ConformanceFactory): 
           }
         }
         expect(await store.get('k')).toBeUndefined();
-        expect(await store.attemptSecret('s', RIGHT, 5)).toEqual({ status: 'missing' });
+        expect(await attemptSecret(store, 's', RIGHT, 5)).toEqual({ status: 'missing' });
         expect((await store.increment('c', 60)).count).toBe(1);
       });
     });
@@ -239,164 +242,198 @@ export function runStoreConformance(name: string, factory: ConformanceFactory): 
     describe('putSecret / attemptSecret', () => {
       it('matches once and then reports the secret missing', async () => {
         const store = await open('secret-match');
-        await store.putSecret('s', RIGHT, 60);
-        expect(await store.attemptSecret('s', RIGHT, 5)).toEqual({ status: 'match', attempts: 1 });
-        expect(await store.attemptSecret('s', RIGHT, 5)).toEqual({ status: 'missing' });
-        expect(await store.attemptSecret('s', WRONG, 5)).toEqual({ status: 'missing' });
+        await putSecret(store, 's', RIGHT, 60);
+        expect(await attemptSecret(store, 's', RIGHT, 5)).toEqual({ status: 'match', attempts: 1 });
+        expect(await attemptSecret(store, 's', RIGHT, 5)).toEqual({ status: 'missing' });
+        expect(await attemptSecret(store, 's', WRONG, 5)).toEqual({ status: 'missing' });
       });
 
       it('reports mismatches with the attempts left, and counts them towards a match', async () => {
         const store = await open('secret-miss');
-        await store.putSecret('s', RIGHT, 60);
-        expect(await store.attemptSecret('s', WRONG, 5)).toEqual({
+        await putSecret(store, 's', RIGHT, 60);
+        expect(await attemptSecret(store, 's', WRONG, 5)).toEqual({
           status: 'mismatch',
           attempts: 1,
           remaining: 4,
         });
-        expect(await store.attemptSecret('s', WRONG, 5)).toEqual({
+        expect(await attemptSecret(store, 's', WRONG, 5)).toEqual({
           status: 'mismatch',
           attempts: 2,
           remaining: 3,
         });
-        expect(await store.attemptSecret('s', RIGHT, 5)).toEqual({ status: 'match', attempts: 3 });
+        expect(await attemptSecret(store, 's', RIGHT, 5)).toEqual({ status: 'match', attempts: 3 });
       });
 
       it('locks after maxAttempts, even for the right hash, and stays locked', async () => {
         const store = await open('secret-lock');
-        await store.putSecret('s', RIGHT, 60);
+        await putSecret(store, 's', RIGHT, 60);
         for (const remaining of [2, 1, 0]) {
-          const outcome = await store.attemptSecret('s', WRONG, 3);
+          const outcome = await attemptSecret(store, 's', WRONG, 3);
           expect(outcome).toMatchObject({ status: 'mismatch', remaining });
         }
-        expect(await store.attemptSecret('s', RIGHT, 3)).toEqual({ status: 'locked' });
-        expect(await store.attemptSecret('s', RIGHT, 3)).toEqual({ status: 'locked' });
+        expect(await attemptSecret(store, 's', RIGHT, 3)).toEqual({ status: 'locked' });
+        expect(await attemptSecret(store, 's', RIGHT, 3)).toEqual({ status: 'locked' });
       });
 
       it('replaces the secret and its attempt count on putSecret', async () => {
         const store = await open('secret-replace');
-        await store.putSecret('s', 'old-hash', 60);
-        await store.attemptSecret('s', WRONG, 2);
-        await store.attemptSecret('s', WRONG, 2);
-        expect(await store.attemptSecret('s', 'old-hash', 2)).toEqual({ status: 'locked' });
-        await store.putSecret('s', RIGHT, 60);
-        expect(await store.attemptSecret('s', 'old-hash', 2)).toEqual({
+        await putSecret(store, 's', 'old-hash', 60);
+        await attemptSecret(store, 's', WRONG, 2);
+        await attemptSecret(store, 's', WRONG, 2);
+        expect(await attemptSecret(store, 's', 'old-hash', 2)).toEqual({ status: 'locked' });
+        await putSecret(store, 's', RIGHT, 60);
+        expect(await attemptSecret(store, 's', 'old-hash', 2)).toEqual({
           status: 'mismatch',
           attempts: 1,
           remaining: 1,
         });
-        expect(await store.attemptSecret('s', RIGHT, 2)).toEqual({ status: 'match', attempts: 2 });
+        expect(await attemptSecret(store, 's', RIGHT, 2)).toEqual({ status: 'match', attempts: 2 });
       });
 
       it('reports a secret that was never stored, or is a plain value, as missing', async () => {
         const store = await open('secret-none');
-        expect(await store.attemptSecret('s', RIGHT, 5)).toEqual({ status: 'missing' });
+        expect(await attemptSecret(store, 's', RIGHT, 5)).toEqual({ status: 'missing' });
         await store.set('plain', RIGHT, 60);
-        expect(await store.attemptSecret('plain', RIGHT, 5)).toEqual({ status: 'missing' });
+        expect(await attemptSecret(store, 'plain', RIGHT, 5)).toEqual({ status: 'missing' });
       });
 
       it('stores a secret over a plain value, with putSecret and with admit', async () => {
         const store = await open('secret-over-plain');
         await store.set('a', 'plain', 60);
-        await store.putSecret('a', RIGHT, 60);
-        expect(await store.attemptSecret('a', RIGHT, 5)).toEqual({ status: 'match', attempts: 1 });
+        await putSecret(store, 'a', RIGHT, 60);
+        expect(await attemptSecret(store, 'a', RIGHT, 5)).toEqual({ status: 'match', attempts: 1 });
         await store.set('b', 'plain', 60);
-        await store.admit({ counters: [], secret: { key: 'b', hash: RIGHT, ttlSeconds: 60 } });
-        expect(await store.attemptSecret('b', RIGHT, 5)).toEqual({ status: 'match', attempts: 1 });
+        await store.admit({ counters: [], secret: secretWrite('b', RIGHT, 60) });
+        expect(await attemptSecret(store, 'b', RIGHT, 5)).toEqual({ status: 'match', attempts: 1 });
       });
 
       it('reports an expired secret as missing', async () => {
         const store = await open('secret-ttl');
-        await store.putSecret('s', RIGHT, 1);
+        await putSecret(store, 's', RIGHT, 1);
         await pastTtl(1);
-        expect(await store.attemptSecret('s', RIGHT, 5)).toEqual({ status: 'missing' });
+        expect(await attemptSecret(store, 's', RIGHT, 5)).toEqual({ status: 'missing' });
       });
 
-      it('lets exactly one of 100 concurrent right attempts match', async () => {
-        const store = await open('secret-race');
-        await store.putSecret('s', RIGHT, 60);
-        const outcomes = await Promise.all(
-          Array.from({ length: 100 }, () => store.attemptSecret('s', RIGHT, 1000)),
-        );
-        expect(outcomes.filter((o) => o.status === 'match')).toHaveLength(1);
-        expect(outcomes.filter((o) => o.status === 'missing')).toHaveLength(99);
-      });
-
-      it('refuses while the blocker holds a value, counting nothing and keeping the secret', async () => {
-        const store = await open('secret-blocked');
-        await store.putSecret('s', RIGHT, 60);
-        await store.set('lock', 'until-later', 60);
-        for (const hash of [WRONG, RIGHT, WRONG]) {
-          expect(await store.attemptSecret('s', hash, 1, { blocker: 'lock' })).toEqual({
-            status: 'blocked',
-            value: 'until-later',
+      it('adds a code to the live verification: any of its newest `keep` codes matches once', async () => {
+        const store = await open('secret-join');
+        const write = (hash: string) =>
+          store.admit({
+            counters: [],
+            secret: secretWrite('s', hash, 60, { keep: 2, binding: `b-${hash}` }),
           });
-        }
-        // None of the blocked attempts counted: with one attempt allowed, the right hash matches.
-        await store.delete('lock');
-        expect(await store.attemptSecret('s', RIGHT, 1, { blocker: 'lock' })).toEqual({
+        expect(await write('h1')).toMatchObject({ binding: 'b-h1', joined: false });
+        expect(await write('h2')).toMatchObject({ binding: 'b-h1', joined: true });
+        expect(await write('h3')).toMatchObject({ binding: 'b-h1', joined: true });
+        // h1 dropped out; h2 and h3 are one verification with one binding and one attempt count.
+        expect(await attemptSecret(store, 's', 'h1', 5)).toEqual({
+          status: 'mismatch',
+          attempts: 1,
+          remaining: 4,
+        });
+        expect(await attemptSecret(store, 's', 'h2', 5, { binding: 'b-h2' })).toEqual({
+          status: 'missing',
+        });
+        expect(await attemptSecret(store, 's', 'h2', 5)).toEqual({ status: 'match', attempts: 2 });
+        // A success consumes every code; the next write starts afresh with its own binding.
+        expect(await attemptSecret(store, 's', 'h3', 5)).toEqual({ status: 'missing' });
+        expect(await write('h4')).toMatchObject({ binding: 'b-h4', joined: false });
+        expect(await attemptSecret(store, 's', 'h4', 5, { binding: 'b-h4' })).toEqual({
           status: 'match',
           attempts: 1,
         });
       });
 
-      it('blocks even when there is no secret, and ignores an absent or expired blocker', async () => {
-        const store = await open('secret-blocker-states');
-        await store.set('lock', '1', 1);
-        expect(await store.attemptSecret('none', RIGHT, 5, { blocker: 'lock' })).toEqual({
-          status: 'blocked',
-          value: '1',
-        });
-        await pastTtl(1);
-        expect(await store.attemptSecret('none', RIGHT, 5, { blocker: 'lock' })).toEqual({
-          status: 'missing',
-        });
-        await store.putSecret('s', RIGHT, 60);
-        expect(await store.attemptSecret('s', WRONG, 5, { blocker: 'never-set' })).toEqual({
-          status: 'mismatch',
+      it('hands back the data of the code that matched', async () => {
+        const store = await open('secret-join-data');
+        for (const [hash, data] of [
+          ['h1', 'user-1'],
+          ['h2', 'user-2'],
+        ] as const) {
+          await store.admit({
+            counters: [],
+            secret: secretWrite('s', hash, 60, { keep: 2, data }),
+          });
+        }
+        expect(await attemptSecret(store, 's', 'h1', 5)).toEqual({
+          status: 'match',
           attempts: 1,
-          remaining: 4,
+          data: 'user-1',
         });
+      });
+
+      it('starts a new verification instead of joining one whose lane is used up', async () => {
+        const store = await open('secret-join-locked');
+        const write = (hash: string, binding: string) =>
+          store.admit({
+            counters: [],
+            secret: secretWrite('s', hash, 60, { keep: 3, maxAttempts: 2, binding }),
+          });
+        await write('h1', 'first');
+        await attemptSecret(store, 's', WRONG, 2);
+        await attemptSecret(store, 's', WRONG, 2);
+        expect(await attemptSecret(store, 's', 'h1', 2)).toEqual({ status: 'locked' });
+        expect(await write('h2', 'second')).toMatchObject({ binding: 'second', joined: false });
+        expect(await attemptSecret(store, 's', 'h1', 2)).toMatchObject({ status: 'mismatch' });
+        expect(await attemptSecret(store, 's', 'h2', 2)).toEqual({ status: 'match', attempts: 2 });
+      });
+
+      it("extends the verification to the newest code's TTL", async () => {
+        const store = await open('secret-join-ttl');
+        await store.admit({ counters: [], secret: secretWrite('s', 'h1', 1, { keep: 2 }) });
+        await store.admit({ counters: [], secret: secretWrite('s', 'h2', 3, { keep: 2 }) });
+        await pastTtl(1);
+        expect(await attemptSecret(store, 's', 'h1', 5)).toEqual({ status: 'match', attempts: 1 });
+      });
+
+      it('lets exactly one of 100 concurrent right attempts match', async () => {
+        const store = await open('secret-race');
+        await putSecret(store, 's', RIGHT, 60);
+        const outcomes = await Promise.all(
+          Array.from({ length: 100 }, () => attemptSecret(store, 's', RIGHT, 1000)),
+        );
+        expect(outcomes.filter((o) => o.status === 'match')).toHaveLength(1);
+        expect(outcomes.filter((o) => o.status === 'missing')).toHaveLength(99);
       });
 
       it('locks after concurrent misses beyond the limit, then refuses the right hash', async () => {
         const store = await open('secret-flood');
-        await store.putSecret('s', RIGHT, 60);
+        await putSecret(store, 's', RIGHT, 60);
         const outcomes = await Promise.all(
-          Array.from({ length: 15 }, () => store.attemptSecret('s', WRONG, 5)),
+          Array.from({ length: 15 }, () => attemptSecret(store, 's', WRONG, 5)),
         );
         const mismatches = outcomes.filter((o) => o.status === 'mismatch');
         expect(mismatches.map((o) => o.attempts).sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5]);
         expect(outcomes.filter((o) => o.status === 'locked')).toHaveLength(10);
-        expect(await store.attemptSecret('s', RIGHT, 5)).toEqual({ status: 'locked' });
+        expect(await attemptSecret(store, 's', RIGHT, 5)).toEqual({ status: 'locked' });
       });
     });
 
     describe('attemptSecret: failure counters, lanes and data', () => {
-      const hour = { key: 'fail-hour', windowSeconds: 60, max: 2 };
-      const day = { key: 'fail-day', windowSeconds: 600, max: 3 };
+      const hour = { key: '{r}fail-hour', windowSeconds: 60, max: 2 };
+      const day = { key: '{r}fail-day', windowSeconds: 600, max: 3 };
       const count = async (store: Store, key: string) => Number((await store.get(key)) ?? 0);
 
       it('counts a wrong attempt on every failure counter, and refuses at a full one uncompared', async () => {
         const store = await open('failures');
-        await store.putSecret('s', RIGHT, 60);
+        await putSecret(store, '{r}s', RIGHT, 60);
         const failures = [hour, day];
-        expect(await store.attemptSecret('s', WRONG, 5, { failures })).toMatchObject({
+        expect(await attemptSecret(store, '{r}s', WRONG, 5, { failures })).toMatchObject({
           status: 'mismatch',
           attempts: 1,
         });
-        expect(await store.attemptSecret('s', WRONG, 5, { failures })).toMatchObject({
+        expect(await attemptSecret(store, '{r}s', WRONG, 5, { failures })).toMatchObject({
           status: 'mismatch',
           attempts: 2,
         });
         expect([await count(store, hour.key), await count(store, day.key)]).toEqual([2, 2]);
         // hour is full: even the right hash is refused, and neither it nor the counters count.
-        const refused = await store.attemptSecret('s', RIGHT, 5, { failures });
+        const refused = await attemptSecret(store, '{r}s', RIGHT, 5, { failures });
         expect(refused).toMatchObject({ status: 'exhausted', index: 0 });
         expect((refused as { resetMs: number }).resetMs).toBeGreaterThan(0);
         expect((refused as { resetMs: number }).resetMs).toBeLessThanOrEqual(60_000);
         expect([await count(store, hour.key), await count(store, day.key)]).toEqual([2, 2]);
         // Without the full counter the secret is as it was: two attempts used, the third matches.
-        expect(await store.attemptSecret('s', RIGHT, 5, { failures: [day] })).toEqual({
+        expect(await attemptSecret(store, '{r}s', RIGHT, 5, { failures: [day] })).toEqual({
           status: 'match',
           attempts: 3,
         });
@@ -405,15 +442,15 @@ export function runStoreConformance(name: string, factory: ConformanceFactory): 
 
       it('counts no failure for an attempt at a locked lane or a missing secret', async () => {
         const store = await open('failures-locked');
-        await store.putSecret('s', RIGHT, 60);
+        await putSecret(store, '{r}s', RIGHT, 60);
         const failures = [day];
-        await store.attemptSecret('s', WRONG, 1, { failures });
+        await attemptSecret(store, '{r}s', WRONG, 1, { failures });
         for (let i = 0; i < 5; i++) {
-          expect(await store.attemptSecret('s', WRONG, 1, { failures })).toEqual({
+          expect(await attemptSecret(store, '{r}s', WRONG, 1, { failures })).toEqual({
             status: 'locked',
           });
         }
-        expect(await store.attemptSecret('none', WRONG, 1, { failures })).toEqual({
+        expect(await attemptSecret(store, '{r}none', WRONG, 1, { failures })).toEqual({
           status: 'missing',
         });
         expect(await count(store, day.key)).toBe(1);
@@ -421,91 +458,103 @@ export function runStoreConformance(name: string, factory: ConformanceFactory): 
 
       it('compares at most max wrong attempts in a burst over many secrets sharing a counter', async () => {
         const store = await open('failures-burst');
-        const keys = Array.from({ length: 9 }, (_, i) => `s${i}`);
-        await Promise.all(keys.map((key) => store.putSecret(key, RIGHT, 60)));
-        const failures = [{ key: 'fail', windowSeconds: 60, max: 10 }];
+        const keys = Array.from({ length: 9 }, (_, i) => `{r}s${i}`);
+        await Promise.all(keys.map((key) => putSecret(store, key, RIGHT, 60)));
+        const failures = [{ key: '{r}fail', windowSeconds: 60, max: 10 }];
         const outcomes = await Promise.all(
           Array.from({ length: 200 }, (_, i) =>
-            store.attemptSecret(keys[i % keys.length] as string, WRONG, 5, { failures }),
+            attemptSecret(store, keys[i % keys.length] as string, WRONG, 5, { failures }),
           ),
         );
         const compared = outcomes.filter((o) => o.status === 'mismatch' || o.status === 'locked');
         expect(compared).toHaveLength(10);
         expect(outcomes.filter((o) => o.status === 'exhausted')).toHaveLength(190);
-        expect(await count(store, 'fail')).toBe(10);
+        expect(await count(store, '{r}fail')).toBe(10);
         // The right hash now gets nowhere either.
-        expect(await store.attemptSecret('s0', RIGHT, 5, { failures })).toMatchObject({
+        expect(await attemptSecret(store, '{r}s0', RIGHT, 5, { failures })).toMatchObject({
           status: 'exhausted',
         });
       });
 
       it('keeps the bound lane apart: guesses without the binding never use it up', async () => {
         const store = await open('lanes');
-        await store.putSecret('s', RIGHT, 60, { binding: 'verification-a' });
+        await putSecret(store, '{r}s', RIGHT, 60, { binding: 'verification-a' });
         // The open lane dies after two attempts...
-        await store.attemptSecret('s', WRONG, 2);
-        await store.attemptSecret('s', WRONG, 2);
-        expect(await store.attemptSecret('s', RIGHT, 2)).toEqual({ status: 'locked' });
+        await attemptSecret(store, '{r}s', WRONG, 2);
+        await attemptSecret(store, '{r}s', WRONG, 2);
+        expect(await attemptSecret(store, '{r}s', RIGHT, 2)).toEqual({ status: 'locked' });
         // ...a wrong binding reads as no secret and counts nothing, on any counter...
         for (const binding of ['verification-b', '']) {
-          expect(await store.attemptSecret('s', WRONG, 2, { binding, failures: [day] })).toEqual({
+          expect(
+            await attemptSecret(store, '{r}s', WRONG, 2, { binding, failures: [day] }),
+          ).toEqual({
             status: 'missing',
           });
         }
         expect(await count(store, day.key)).toBe(0);
         // ...and the bound lane still has both of its attempts.
-        expect(await store.attemptSecret('s', WRONG, 2, { binding: 'verification-a' })).toEqual({
-          status: 'mismatch',
-          attempts: 1,
-          remaining: 1,
-        });
-        expect(await store.attemptSecret('s', RIGHT, 2, { binding: 'verification-a' })).toEqual({
-          status: 'match',
-          attempts: 2,
-        });
+        expect(await attemptSecret(store, '{r}s', WRONG, 2, { binding: 'verification-a' })).toEqual(
+          {
+            status: 'mismatch',
+            attempts: 1,
+            remaining: 1,
+          },
+        );
+        expect(await attemptSecret(store, '{r}s', RIGHT, 2, { binding: 'verification-a' })).toEqual(
+          {
+            status: 'match',
+            attempts: 2,
+          },
+        );
         // A match in one lane consumes the secret for both.
-        expect(await store.attemptSecret('s', RIGHT, 2)).toEqual({ status: 'missing' });
+        expect(await attemptSecret(store, '{r}s', RIGHT, 2)).toEqual({ status: 'missing' });
       });
 
       it('refuses a binding when the secret has none', async () => {
         const store = await open('lanes-unbound');
-        await store.putSecret('s', RIGHT, 60);
-        expect(await store.attemptSecret('s', RIGHT, 2, { binding: 'anything' })).toEqual({
+        await putSecret(store, '{r}s', RIGHT, 60);
+        expect(await attemptSecret(store, '{r}s', RIGHT, 2, { binding: 'anything' })).toEqual({
           status: 'missing',
         });
-        expect(await store.attemptSecret('s', RIGHT, 2)).toEqual({ status: 'match', attempts: 1 });
+        expect(await attemptSecret(store, '{r}s', RIGHT, 2)).toEqual({
+          status: 'match',
+          attempts: 1,
+        });
       });
 
       it('hands back the data on a match, from putSecret and from admit, and replaces it', async () => {
         const store = await open('secret-data');
-        await store.putSecret('a', RIGHT, 60, { data: 'sealed-user' });
-        expect(await store.attemptSecret('a', RIGHT, 5)).toEqual({
+        await putSecret(store, '{r}a', RIGHT, 60, { data: 'sealed-user' });
+        expect(await attemptSecret(store, '{r}a', RIGHT, 5)).toEqual({
           status: 'match',
           attempts: 1,
           data: 'sealed-user',
         });
-        const secret = { key: 'b', hash: RIGHT, ttlSeconds: 60, binding: 'v', data: 'x' };
+        const secret = secretWrite('{r}b', RIGHT, 60, { binding: 'v', data: 'x' });
         await store.admit({ counters: [], secret });
-        await store.putSecret('c', RIGHT, 60, { data: 'old' });
-        await store.putSecret('c', RIGHT, 60);
-        expect(await store.attemptSecret('b', RIGHT, 5, { binding: 'v' })).toEqual({
+        await putSecret(store, '{r}c', RIGHT, 60, { data: 'old' });
+        await putSecret(store, '{r}c', RIGHT, 60);
+        expect(await attemptSecret(store, '{r}b', RIGHT, 5, { binding: 'v' })).toEqual({
           status: 'match',
           attempts: 1,
           data: 'x',
         });
-        expect(await store.attemptSecret('c', RIGHT, 5)).toEqual({ status: 'match', attempts: 1 });
+        expect(await attemptSecret(store, '{r}c', RIGHT, 5)).toEqual({
+          status: 'match',
+          attempts: 1,
+        });
       });
 
       it('restarts a failure window after it ends', async () => {
         const store = await open('failures-window');
-        await store.putSecret('s', RIGHT, 60);
-        const short = { key: 'f', windowSeconds: 1, max: 1 };
-        await store.attemptSecret('s', WRONG, 5, { failures: [short] });
-        expect(await store.attemptSecret('s', RIGHT, 5, { failures: [short] })).toMatchObject({
+        await putSecret(store, '{r}s', RIGHT, 60);
+        const short = { key: '{r}f', windowSeconds: 1, max: 1 };
+        await attemptSecret(store, '{r}s', WRONG, 5, { failures: [short] });
+        expect(await attemptSecret(store, '{r}s', RIGHT, 5, { failures: [short] })).toMatchObject({
           status: 'exhausted',
         });
         await pastTtl(1);
-        expect(await store.attemptSecret('s', RIGHT, 5, { failures: [short] })).toEqual({
+        expect(await attemptSecret(store, '{r}s', RIGHT, 5, { failures: [short] })).toEqual({
           status: 'match',
           attempts: 2,
         });
@@ -522,7 +571,12 @@ export function runStoreConformance(name: string, factory: ConformanceFactory): 
       const gate = { key: 'gate', value: 'ends-at-123', ttlSeconds: 60 };
       const counters = [
         { key: 'per-target', windowSeconds: 60, max: 3 },
-        { key: 'per-ip', windowSeconds: 60, max: 10, distinct: { key: 'seen', ttlSeconds: 60 } },
+        {
+          key: '{ip}per-ip',
+          windowSeconds: 60,
+          max: 10,
+          distinct: { key: '{ip}seen', ttlSeconds: 60 },
+        },
       ];
 
       it('claims the gate and counts every counter once', async () => {
@@ -532,9 +586,9 @@ export function runStoreConformance(name: string, factory: ConformanceFactory): 
           counted: [true, true],
         });
         expect(await store.get('gate')).toBe('ends-at-123');
-        expect(await store.get('seen')).toBeDefined();
+        expect(await store.get('{ip}seen')).toBeDefined();
         expect(await countOf(store, 'per-target')).toBe(1);
-        expect(await countOf(store, 'per-ip')).toBe(1);
+        expect(await countOf(store, '{ip}per-ip')).toBe(1);
       });
 
       it('refuses a present gate with its value, counting nothing', async () => {
@@ -545,17 +599,7 @@ export function runStoreConformance(name: string, factory: ConformanceFactory): 
           value: 'earlier',
         });
         expect(await countOf(store, 'per-target')).toBe(0);
-        expect(await store.get('seen')).toBeUndefined();
-      });
-
-      it('refuses when a blocker is present, writing nothing', async () => {
-        const store = await open('admit-blocked');
-        await store.set('lock-b', 'until-456', 60);
-        const outcome = await store.admit({ blockers: ['lock-a', 'lock-b'], gate, counters });
-        expect(outcome).toEqual({ status: 'blocked', index: 1, value: 'until-456' });
-        expect(await store.get('gate')).toBeUndefined();
-        expect(await countOf(store, 'per-target')).toBe(0);
-        expect(await store.get('seen')).toBeUndefined();
+        expect(await store.get('{ip}seen')).toBeUndefined();
       });
 
       it('counts all counters or none, keeping the gate it claimed', async () => {
@@ -567,14 +611,14 @@ export function runStoreConformance(name: string, factory: ConformanceFactory): 
         expect(resetMs).toBeGreaterThan(0);
         expect(resetMs).toBeLessThanOrEqual(2000);
         expect(await countOf(store, 'per-target')).toBe(3);
-        expect(await countOf(store, 'per-ip')).toBe(0);
-        expect(await store.get('seen')).toBeUndefined();
+        expect(await countOf(store, '{ip}per-ip')).toBe(0);
+        expect(await store.get('{ip}seen')).toBeUndefined();
         expect(await store.get('gate')).toBe('ends-at-123');
       });
 
       it('takes back the counters and markers before a full one, and counts again later', async () => {
         const store = await open('admit-full-last');
-        await store.increment('per-ip', 60);
+        await store.increment('{ip}per-ip', 60);
         await store.increment('budget', 60);
         const withBudget = [...counters, { key: 'budget', windowSeconds: 60, max: 1 }];
         expect(await store.admit({ counters: withBudget })).toEqual({
@@ -583,22 +627,22 @@ export function runStoreConformance(name: string, factory: ConformanceFactory): 
           resetMs: expect.any(Number),
         });
         expect(await countOf(store, 'per-target')).toBe(0);
-        expect(await countOf(store, 'per-ip')).toBe(1);
+        expect(await countOf(store, '{ip}per-ip')).toBe(1);
         expect(await countOf(store, 'budget')).toBe(1);
-        expect(await store.get('seen')).toBeUndefined();
+        expect(await store.get('{ip}seen')).toBeUndefined();
         // Nothing of the refused call is left to count against the next one.
         expect(await store.admit({ counters })).toEqual({
           status: 'admitted',
           counted: [true, true],
         });
         expect(await countOf(store, 'per-target')).toBe(1);
-        expect(await countOf(store, 'per-ip')).toBe(2);
+        expect(await countOf(store, '{ip}per-ip')).toBe(2);
       });
 
       it('counts a distinct marker once until the marker expires', async () => {
         const store = await open('admit-distinct');
         const once = [
-          { key: 'c', windowSeconds: 60, max: 5, distinct: { key: 'm', ttlSeconds: 1 } },
+          { key: '{c}c', windowSeconds: 60, max: 5, distinct: { key: '{c}m', ttlSeconds: 1 } },
         ];
         expect(await store.admit({ counters: once })).toEqual({
           status: 'admitted',
@@ -608,69 +652,61 @@ export function runStoreConformance(name: string, factory: ConformanceFactory): 
           status: 'admitted',
           counted: [false],
         });
-        expect(await countOf(store, 'c')).toBe(1);
+        expect(await countOf(store, '{c}c')).toBe(1);
         await pastTtl(1);
         expect(await store.admit({ counters: once })).toEqual({
           status: 'admitted',
           counted: [true],
         });
-        expect(await countOf(store, 'c')).toBe(2);
+        expect(await countOf(store, '{c}c')).toBe(2);
       });
 
       it('admits a marker already counted even when its counter is full', async () => {
         const store = await open('admit-distinct-full');
         const once = [
-          { key: 'c', windowSeconds: 60, max: 1, distinct: { key: 'm', ttlSeconds: 60 } },
+          { key: '{c}c', windowSeconds: 60, max: 1, distinct: { key: '{c}m', ttlSeconds: 60 } },
         ];
         await store.admit({ counters: once });
         expect(await store.admit({ counters: once })).toEqual({
           status: 'admitted',
           counted: [false],
         });
-        const other = [{ ...once[0]!, distinct: { key: 'm2', ttlSeconds: 60 } }];
+        const other = [{ ...once[0]!, distinct: { key: '{c}m2', ttlSeconds: 60 } }];
         expect(await store.admit({ counters: other })).toMatchObject({
           status: 'exceeded',
           index: 0,
         });
-        expect(await store.get('m2')).toBeUndefined();
+        expect(await store.get('{c}m2')).toBeUndefined();
       });
 
       it('opens a counter window like increment, and restarts it after', async () => {
         const store = await open('admit-window');
-        const short = [{ key: 'c', windowSeconds: 1, max: 1 }];
+        const short = [{ key: '{c}c', windowSeconds: 1, max: 1 }];
         expect(await store.admit({ counters: short })).toMatchObject({ status: 'admitted' });
         expect(await store.admit({ counters: short })).toMatchObject({ status: 'exceeded' });
         await pastTtl(1);
         expect(await store.admit({ counters: short })).toMatchObject({ status: 'admitted' });
       });
 
-      it('stores the secret only when admitted, replacing the earlier one and its attempts', async () => {
+      it('stores the secret only when admitted, joining the live verification', async () => {
         const store = await open('admit-secret');
-        await store.putSecret('s', 'old-hash', 60);
-        await store.attemptSecret('s', WRONG, 2);
-        const secret = { key: 's', hash: RIGHT, ttlSeconds: 60 };
-        await store.set('lock', 'until', 60);
-        expect(await store.admit({ blockers: ['lock'], counters, secret })).toMatchObject({
-          status: 'blocked',
-        });
+        await putSecret(store, 's', 'old-hash', 60, { keep: 2 });
+        await attemptSecret(store, 's', WRONG, 3);
+        const secret = secretWrite('s', RIGHT, 60, { keep: 2, binding: 'new-binding' });
         await store.set('gate', 'earlier', 60);
         expect(await store.admit({ gate, counters, secret })).toMatchObject({ status: 'gated' });
         const full = [{ key: 'full', windowSeconds: 60, max: 0 }];
         expect(await store.admit({ counters: full, secret })).toMatchObject({ status: 'exceeded' });
-        // Every refusal left the earlier secret, with its one attempt, in place.
-        expect(await store.attemptSecret('s', 'old-hash', 2)).toEqual({
-          status: 'match',
-          attempts: 2,
+        // Neither refusal wrote the new code.
+        expect(await attemptSecret(store, 's', RIGHT, 3)).toMatchObject({ status: 'mismatch' });
+        // An admitted one joins: the verification keeps its binding and its attempt count.
+        expect(await store.admit({ counters, secret })).toEqual({
+          status: 'admitted',
+          counted: [true, true],
+          binding: 'binding',
+          joined: true,
         });
-
-        await store.putSecret('s', 'old-hash', 60);
-        await store.attemptSecret('s', WRONG, 2);
-        expect(await store.admit({ counters, secret })).toMatchObject({ status: 'admitted' });
-        expect(await store.attemptSecret('s', 'old-hash', 2)).toMatchObject({
-          status: 'mismatch',
-          attempts: 1,
-        });
-        expect(await store.attemptSecret('s', RIGHT, 2)).toEqual({ status: 'match', attempts: 2 });
+        expect(await attemptSecret(store, 's', RIGHT, 3)).toEqual({ status: 'match', attempts: 3 });
       });
 
       it('lets exactly one of many concurrent callers past one gate', async () => {
@@ -691,12 +727,12 @@ export function runStoreConformance(name: string, factory: ConformanceFactory): 
           Array.from({ length: 60 }, (_, i) =>
             store.admit({
               counters: [
-                { key: 'c', windowSeconds: 60, max: 10 },
+                { key: '{c}c', windowSeconds: 60, max: 10 },
                 {
-                  key: 'd',
+                  key: '{c}d',
                   windowSeconds: 60,
                   max: 100,
-                  distinct: { key: `m${i}`, ttlSeconds: 60 },
+                  distinct: { key: `{c}m${i}`, ttlSeconds: 60 },
                 },
               ],
             }),
@@ -704,28 +740,28 @@ export function runStoreConformance(name: string, factory: ConformanceFactory): 
         );
         expect(outcomes.filter((o) => o.status === 'admitted')).toHaveLength(10);
         expect(outcomes.filter((o) => o.status === 'exceeded')).toHaveLength(50);
-        expect(await countOf(store, 'c')).toBe(10);
-        expect(await countOf(store, 'd')).toBe(10);
+        expect(await countOf(store, '{c}c')).toBe(10);
+        expect(await countOf(store, '{c}d')).toBe(10);
       });
 
       it('refuses TTLs that are not whole seconds of at least 1, writing nothing', async () => {
         const store = await open('admit-ttl');
         await expect(
-          store.admit({ gate, counters: [{ key: 'c', windowSeconds: 0.5, max: 1 }] }),
+          store.admit({ gate, counters: [{ key: '{c}c', windowSeconds: 0.5, max: 1 }] }),
         ).rejects.toThrow(/TTL/);
         await expect(
-          store.admit({ gate, counters: [], secret: { key: 's', hash: RIGHT, ttlSeconds: 0 } }),
+          store.admit({ gate, counters: [], secret: secretWrite('s', RIGHT, 0) }),
         ).rejects.toThrow(/TTL/);
         await expect(
           store.admit({
             counters: [
-              { key: 'c', windowSeconds: 60, max: 1, distinct: { key: 'm', ttlSeconds: 0 } },
+              { key: '{c}c', windowSeconds: 60, max: 1, distinct: { key: '{c}m', ttlSeconds: 0 } },
             ],
           }),
         ).rejects.toThrow(/TTL/);
         expect(await store.get('gate')).toBeUndefined();
-        expect(await countOf(store, 'c')).toBe(0);
-        expect(await store.attemptSecret('s', RIGHT, 5)).toEqual({ status: 'missing' });
+        expect(await countOf(store, '{c}c')).toBe(0);
+        expect(await attemptSecret(store, 's', RIGHT, 5)).toEqual({ status: 'missing' });
       });
     });
 
@@ -743,9 +779,9 @@ export function runStoreConformance(name: string, factory: ConformanceFactory): 
         await a.increment('c', 60);
         expect((await b.increment('c', 60)).count).toBe(1);
 
-        await a.putSecret('s', RIGHT, 60);
-        expect(await b.attemptSecret('s', RIGHT, 5)).toEqual({ status: 'missing' });
-        expect(await a.attemptSecret('s', RIGHT, 5)).toMatchObject({ status: 'match' });
+        await putSecret(a, 's', RIGHT, 60);
+        expect(await attemptSecret(b, 's', RIGHT, 5)).toEqual({ status: 'missing' });
+        expect(await attemptSecret(a, 's', RIGHT, 5)).toMatchObject({ status: 'match' });
       });
     });
 
@@ -761,7 +797,7 @@ export function runStoreConformance(name: string, factory: ConformanceFactory): 
           const other = await open('scan-other');
           await store.set('plain', 'v', 60);
           await store.increment('counter', 30);
-          await store.putSecret('secret', RIGHT, 90);
+          await putSecret(store, 'secret', RIGHT, 90);
           await other.set('foreign', 'v', 60);
 
           const entries = await collectScan(store);
@@ -788,26 +824,24 @@ export function runStoreConformance(name: string, factory: ConformanceFactory): 
     const outage = factory.outage;
     if (outage) {
       describe('when the server goes away', () => {
-        const everyOperation = (store: Store) => ({
+        const everyOperation = (store: CompleteStore) => ({
           get: () => store.get('k'),
           set: () => store.set('refused', 'v', 60),
           setIfAbsent: () => store.setIfAbsent('n', 'v', 60),
           delete: () => store.delete('k'),
           increment: () => store.increment('c', 60),
           decrement: () => store.decrement('c'),
-          putSecret: () => store.putSecret('s', RIGHT, 60),
-          attemptSecret: () => store.attemptSecret('s', RIGHT, 5),
-          attemptSecretWithBlocker: () => store.attemptSecret('s', RIGHT, 5, { blocker: 'lock' }),
+          writeSecret: () => store.admit({ counters: [], secret: secretWrite('s', RIGHT, 60) }),
+          attemptSecret: () => attemptSecret(store, 's', RIGHT, 5),
           admit: () =>
             store.admit({
-              blockers: ['k'],
               gate: { key: 'g', value: 'v', ttlSeconds: 60 },
               counters: [{ key: 'c', windowSeconds: 60, max: 5 }],
             }),
           ping: () => store.ping(),
         });
 
-        const expectAllUnavailable = async (store: Store) => {
+        const expectAllUnavailable = async (store: CompleteStore) => {
           for (const [op, call] of Object.entries(everyOperation(store))) {
             const error = await (call as () => Promise<unknown>)().then(
               (value) => ({ resolved: value }),
@@ -823,18 +857,18 @@ export function runStoreConformance(name: string, factory: ConformanceFactory): 
 
         // Keys the operations above never touch: a write that timed out while the server was
         // frozen may still be applied after it thaws, which is why a timeout means "unknown".
-        const expectWorking = async (store: Store) => {
+        const expectWorking = async (store: CompleteStore) => {
           await store.set('after', 'back', 60);
           expect(await store.get('after')).toBe('back');
           expect((await store.increment('fresh-counter', 60)).count).toBe(1);
-          await store.putSecret('fresh-secret', RIGHT, 60);
-          expect(await store.attemptSecret('fresh-secret', RIGHT, 5)).toMatchObject({
+          await putSecret(store, 'fresh-secret', RIGHT, 60);
+          expect(await attemptSecret(store, 'fresh-secret', RIGHT, 5)).toMatchObject({
             status: 'match',
           });
         };
 
         it('rejects every operation with StoreUnavailableError, then recovers by itself', async () => {
-          const store = await outage.create(uniquePrefix('outage'));
+          const store = completeStore(await outage.create(uniquePrefix('outage')));
           opened.push(store);
           await store.set('k', 'v', 60);
           await outage.stop();
@@ -850,7 +884,7 @@ export function runStoreConformance(name: string, factory: ConformanceFactory): 
         });
 
         it('times out against a frozen server, then recovers when it thaws', async () => {
-          const store = await outage.create(uniquePrefix('frozen'));
+          const store = completeStore(await outage.create(uniquePrefix('frozen')));
           opened.push(store);
           await store.ping();
           await outage.pause();
@@ -868,10 +902,10 @@ export function runStoreConformance(name: string, factory: ConformanceFactory): 
           const created = (async () => {
             const store = await outage.create(uniquePrefix('late'));
             opened.push(store);
-            await expectAllUnavailable(store);
+            await expectAllUnavailable(completeStore(store));
             return store;
           })();
-          const store = await created.finally(() => outage.start());
+          const store = completeStore(await created.finally(() => outage.start()));
           await eventually(() => store.ping());
           expect(await store.get('refused')).toBeUndefined();
           await expectWorking(store);

@@ -1,5 +1,5 @@
 import request from 'supertest';
-import { targetId } from '../../services/otp';
+import { recipientId } from '../../services/codes';
 import { buildConfig } from '../../src/config';
 import { createStore } from '../../src/store';
 import { MemcachedStore, placementTag, serverIndex } from '../../src/store/memcached';
@@ -71,9 +71,10 @@ describeMemcached('memcached with two servers, one of them down', () => {
   });
 
   const secret = () => test.config.OTP_SECRET;
-  const phoneServer = (phone: string) => store.serverFor(`{${targetId(secret(), `sms:${phone}`)}}`);
+  const phoneServer = (phone: string) =>
+    store.serverFor(`{${recipientId(secret(), `sms:${phone}`)}}`);
   const emailServer = (email: string) =>
-    store.serverFor(`{${targetId(secret(), `email:${email}`)}}`);
+    store.serverFor(`{${recipientId(secret(), `email:${email}`)}}`);
   const ipServer = (ip: string) => store.serverFor(`{${ip}}`);
 
   /** The first `count` candidates whose keys live on `server`; the rest are never built. */

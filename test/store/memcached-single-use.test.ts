@@ -1,9 +1,10 @@
 import net from 'node:net';
 import memjs from 'memjs';
 import request from 'supertest';
-import { targetId } from '../../services/otp';
+import { recipientId } from '../../services/codes';
 import { MemcachedStore, memcachedKey } from '../../src/store/memcached';
 import { buildTestApp, lastCode, lastToken, type TestApp } from '../support/app';
+import { attemptSecret, putSecret } from '../support/secrets';
 import {
   describeMemcached,
   type PrivateServer,
@@ -192,7 +193,7 @@ describeMemcached('memcached: single use rests on the secret alone', () => {
       const deadKeys = spent.deadPhones.map((phone) =>
         memcachedKey(
           prefix,
-          `code:${PURPOSE}:{${targetId(test.config.OTP_SECRET, `sms:${phone}`)}}`,
+          `code:${PURPOSE}:{${recipientId(test.config.OTP_SECRET, `sms:${phone}`)}}`,
         ),
       );
       const left = new Set(await keysOn(server.address));
@@ -253,28 +254,28 @@ describeMemcached('memcached: single use rests on the secret alone', () => {
 
     it('a consumed secret stays consumed', async () => {
       const { store, secretKey } = open('gone-consumed');
-      await store.putSecret('s', RIGHT, 60);
-      expect(await store.attemptSecret('s', RIGHT, 5)).toMatchObject({ status: 'match' });
+      await putSecret(store, 's', RIGHT, 60);
+      expect(await attemptSecret(store, 's', RIGHT, 5)).toMatchObject({ status: 'match' });
       await dropAllBut(server.address, [secretKey]);
-      expect(await store.attemptSecret('s', RIGHT, 5)).toEqual({ status: 'missing' });
+      expect(await attemptSecret(store, 's', RIGHT, 5)).toEqual({ status: 'missing' });
     });
 
     it('a secret that used up its attempts stays dead', async () => {
       const { store, secretKey } = open('gone-dead');
-      await store.putSecret('s', RIGHT, 60);
-      for (let i = 0; i < 3; i++) await store.attemptSecret('s', WRONG, 3);
+      await putSecret(store, 's', RIGHT, 60);
+      for (let i = 0; i < 3; i++) await attemptSecret(store, 's', WRONG, 3);
       await dropAllBut(server.address, [secretKey]);
-      expect(await store.attemptSecret('s', RIGHT, 3)).toEqual({ status: 'locked' });
+      expect(await attemptSecret(store, 's', RIGHT, 3)).toEqual({ status: 'locked' });
     });
 
     it('a secret whose attempt count is lost gets no fresh attempts: it is dead', async () => {
       const { store, secretKey } = open('gone-counter');
-      await store.putSecret('s', RIGHT, 60);
-      expect(await store.attemptSecret('s', WRONG, 3)).toMatchObject({ remaining: 2 });
-      expect(await store.attemptSecret('s', WRONG, 3)).toMatchObject({ remaining: 1 });
+      await putSecret(store, 's', RIGHT, 60);
+      expect(await attemptSecret(store, 's', WRONG, 3)).toMatchObject({ remaining: 2 });
+      expect(await attemptSecret(store, 's', WRONG, 3)).toMatchObject({ remaining: 1 });
       expect(await dropAllBut(server.address, [secretKey])).toBeGreaterThan(0);
-      expect(await store.attemptSecret('s', RIGHT, 3)).toEqual({ status: 'locked' });
-      expect(await store.attemptSecret('s', RIGHT, 3)).toEqual({ status: 'locked' });
+      expect(await attemptSecret(store, 's', RIGHT, 3)).toEqual({ status: 'locked' });
+      expect(await attemptSecret(store, 's', RIGHT, 3)).toEqual({ status: 'locked' });
     });
   });
 });

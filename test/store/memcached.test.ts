@@ -10,6 +10,7 @@ import {
   memcachedKey,
   RELATIVE_EXPTIME_LIMIT,
 } from '../../src/store/memcached';
+import { attemptSecret, putSecret } from '../support/secrets';
 import {
   describeMemcached,
   freePort,
@@ -198,8 +199,11 @@ describeMemcached('memcached', () => {
       expect(await store.get('nx')).toBe('v');
       await store.increment('counter', ttl);
       expect((await store.increment('counter', ttl)).count).toBe(2);
-      await store.putSecret('secret', 'h', ttl);
-      expect(await store.attemptSecret('secret', 'h', 3)).toEqual({ status: 'match', attempts: 1 });
+      await putSecret(store, 'secret', 'h', ttl);
+      expect(await attemptSecret(store, 'secret', 'h', 3)).toEqual({
+        status: 'match',
+        attempts: 1,
+      });
     });
 
     it('never expires a 1-second entry early, wherever the set falls within memcached’s second', async () => {
@@ -278,8 +282,8 @@ describeMemcached('memcached', () => {
           const counters = [{ key: 'limit', windowSeconds: 60, max: 5 }];
           expect(await store.admit({ counters })).toEqual({ status: 'admitted', counted: [true] });
           // A link's first use once lost this race too: its attempt counter was created by incr.
-          await store.putSecret('link', 'right', 60);
-          expect(await store.attemptSecret('link', 'right', 1000)).toEqual({
+          await putSecret(store, 'link', 'right', 60);
+          expect(await attemptSecret(store, 'link', 'right', 1000)).toEqual({
             status: 'match',
             attempts: 1,
           });
@@ -329,10 +333,10 @@ describeMemcached('memcached', () => {
         const client = clients('first-attempts');
         const failures: string[] = [];
         for (let round = 0; round < ROUNDS; round++) {
-          await client(0).putSecret(`secret-${round}`, 'right', 60);
+          await putSecret(client(0), `secret-${round}`, 'right', 60);
           const results = await Promise.allSettled(
             Array.from({ length: BURST }, (_, i) =>
-              client(i).attemptSecret(`secret-${round}`, 'right', 1000),
+              attemptSecret(client(i), `secret-${round}`, 'right', 1000),
             ),
           );
           failures.push(...failed(results));
@@ -350,11 +354,14 @@ describeMemcached('memcached', () => {
 
     it('accepts a new secret after the previous one was consumed', async () => {
       const store = open('reuse');
-      await store.putSecret('s', 'first', 60);
-      expect(await store.attemptSecret('s', 'first', 3)).toMatchObject({ status: 'match' });
-      await store.putSecret('s', 'second', 60);
-      expect(await store.attemptSecret('s', 'first', 3)).toMatchObject({ status: 'mismatch' });
-      expect(await store.attemptSecret('s', 'second', 3)).toEqual({ status: 'match', attempts: 2 });
+      await putSecret(store, 's', 'first', 60);
+      expect(await attemptSecret(store, 's', 'first', 3)).toMatchObject({ status: 'match' });
+      await putSecret(store, 's', 'second', 60);
+      expect(await attemptSecret(store, 's', 'first', 3)).toMatchObject({ status: 'mismatch' });
+      expect(await attemptSecret(store, 's', 'second', 3)).toEqual({
+        status: 'match',
+        attempts: 2,
+      });
     });
 
     it('answers correctly after repeated freezes and thaws', async () => {

@@ -29,7 +29,10 @@ describe('memory store: cleanup', () => {
   it('removes entries that expired without being read, and only those', async () => {
     const store = new MemoryStore({ now });
     await store.set('short', 'v', 1);
-    await store.putSecret('secret', 'h', 1);
+    await store.admit({
+      counters: [],
+      secret: { key: 'secret', hash: 'h', ttlSeconds: 1, keep: 1, maxAttempts: 5, binding: 'b' },
+    });
     await store.increment('counter', 1);
     await store.set('long', 'v', 10);
     clock += 1500;

@@ -6,6 +6,7 @@ import { StoreUnavailableError } from '../../src/errors';
 import { createLogger } from '../../src/logger';
 import { createStore } from '../../src/store';
 import { RedisStore } from '../../src/store/redis';
+import { attemptSecret, putSecret, secretWrite } from '../support/secrets';
 import {
   describeRedis,
   freePort,
@@ -144,21 +145,19 @@ describeRedis('redis', () => {
       ['increment (opens window)', () => store.increment(`c-${Math.random()}`, 60), 'evalsha'],
       ['increment', () => store.increment('c', 60), 'evalsha'],
       ['decrement', () => store.decrement('c'), 'evalsha'],
-      ['putSecret', () => store.putSecret('s', 'right', 60), 'evalsha'],
-      ['attemptSecret (mismatch)', () => store.attemptSecret('s', 'wrong', 2), 'evalsha'],
-      ['attemptSecret (match)', () => store.attemptSecret('s', 'right', 2), 'evalsha'],
-      ['attemptSecret (missing)', () => store.attemptSecret('s', 'right', 2), 'evalsha'],
-      ['attemptSecret (locked)', () => store.attemptSecret('locked', 'right', 0), 'evalsha'],
       [
-        'attemptSecret with a blocker',
-        () => store.attemptSecret('s', 'right', 2, { blocker: 'lock' }),
+        'admit (secret)',
+        () => store.admit({ counters: [], secret: secretWrite('w', 'right', 60) }),
         'evalsha',
       ],
+      ['attemptSecret (mismatch)', () => attemptSecret(store, 's', 'wrong', 2), 'evalsha'],
+      ['attemptSecret (match)', () => attemptSecret(store, 's', 'right', 2), 'evalsha'],
+      ['attemptSecret (missing)', () => attemptSecret(store, 's', 'right', 2), 'evalsha'],
+      ['attemptSecret (locked)', () => attemptSecret(store, 'locked', 'right', 0), 'evalsha'],
       [
         'admit',
         () =>
           store.admit({
-            blockers: ['lock'],
             gate: { key: `gate-${Math.random()}`, value: 'v', ttlSeconds: 60 },
             counters: [
               { key: 'c', windowSeconds: 60, max: 1000 },
@@ -174,11 +173,11 @@ describeRedis('redis', () => {
       // The scripts are loaded once by earlier calls; steady state is what is measured.
       await store.increment('c', 60);
       await store.decrement('c');
-      await store.putSecret('s', 'right', 60);
-      await store.attemptSecret('never-stored', 'right', 2);
-      await store.putSecret('locked', 'right', 60);
+      await putSecret(store, 's', 'right', 60);
+      await attemptSecret(store, 'never-stored', 'right', 2);
+      await putSecret(store, 'locked', 'right', 60);
       await store.admit({ counters: [] });
-      if (name === 'attemptSecret (missing)') await store.attemptSecret('s', 'right', 2);
+      if (name === 'attemptSecret (missing)') await attemptSecret(store, 's', 'right', 2);
       expect(await commandsDuring(op)).toEqual({ [command]: 1 });
     });
 

@@ -1,0 +1,85 @@
+-- A send's admission (Store.admit) in one script, on one server or one cluster slot.
+-- KEYS: the gate (when there is one), the counters, the markers of the counters that have one
+-- (in counter order), then the verification (when there is a secret).
+-- ARGV: gate flag, counter count, gate value, gate TTL, secret flag, hash, TTL, keep, binding,
+-- data ('' when absent, else '+' and the data), max attempts, then per counter: window, max,
+-- marker flag, marker TTL.
+-- Returns {'admitted', binding, joined, counted...}, {'gated', value} or
+-- {'exceeded', index, pttl}; joined and counted are 1 or 0, binding '' without a secret.
+--
+-- Counters are counted first and taken back when one is full: the script runs alone, so nobody
+-- sees the counts in between, and an admitted send (the usual case) reads no counter before
+-- counting it. A counter this call opened is deleted rather than left at 0.
+--
+-- The verification is a hash: b (binding), n and m (attempts in the open and the bound lane),
+-- i (codes written so far), and h<k>/d<k> (the k-th code's hash and data). A new code joins a
+-- live verification and the oldest beyond `keep` drops out; a verification with a used-up lane
+-- is replaced instead (see SecretWrite).
+local hasGate, counters = tonumber(ARGV[1]), tonumber(ARGV[2])
+if hasGate == 1 then
+  if not redis.call('SET', KEYS[1], ARGV[3], 'NX', 'EX', ARGV[4]) then
+    return {'gated', redis.call('GET', KEYS[1]) or ''}
+  end
+end
+local first = hasGate
+local nextMarker = first + counters + 1
+local counts, opened, markers = {}, {}, {}
+for i = 1, counters do
+  local arg = 12 + (i - 1) * 4
+  local key = KEYS[first + i]
+  counts[i] = 1
+  if ARGV[arg + 2] == '1' then
+    local marker = KEYS[nextMarker]
+    nextMarker = nextMarker + 1
+    if redis.call('SET', marker, '1', 'NX', 'EX', ARGV[arg + 3]) then
+      markers[i] = marker
+    else
+      counts[i] = 0
+    end
+  end
+  if counts[i] == 1 then
+    local count = redis.call('INCR', key)
+    opened[i] = count == 1
+    if count > tonumber(ARGV[arg + 1]) then
+      for j = 1, i do
+        if counts[j] == 1 then
+          local counted = KEYS[first + j]
+          if opened[j] then redis.call('DEL', counted) else redis.call('DECR', counted) end
+          if markers[j] then redis.call('DEL', markers[j]) end
+        end
+      end
+      local ttl = redis.call('PTTL', key)
+      if ttl == -1 then
+        redis.call('EXPIRE', key, ARGV[arg])
+        ttl = ARGV[arg] * 1000
+      end
+      return {'exceeded', i - 1, ttl}
+    end
+    if opened[i] then redis.call('EXPIRE', key, ARGV[arg]) end
+  end
+end
+local binding, joined = '', 0
+if ARGV[5] == '1' then
+  local key = KEYS[nextMarker]
+  -- Anything at the key that is not a verification is replaced.
+  if redis.call('TYPE', key).ok ~= 'hash' then redis.call('DEL', key) end
+  local lanes = redis.call('HMGET', key, 'n', 'm')
+  local max = tonumber(ARGV[11])
+  if (tonumber(lanes[1]) or 0) >= max or (tonumber(lanes[2]) or 0) >= max then
+    redis.call('DEL', key)
+  end
+  local k = redis.call('HINCRBY', key, 'i', 1)
+  if k == 1 then
+    binding = ARGV[9]
+    redis.call('HSET', key, 'b', binding, 'n', 0, 'm', 0, 'h1', ARGV[6])
+  else
+    joined = 1
+    binding = redis.call('HGET', key, 'b')
+    redis.call('HSET', key, 'h' .. k, ARGV[6])
+    local old = k - tonumber(ARGV[8])
+    if old >= 1 then redis.call('HDEL', key, 'h' .. old, 'd' .. old) end
+  end
+  if ARGV[10] ~= '' then redis.call('HSET', key, 'd' .. k, string.sub(ARGV[10], 2)) end
+  redis.call('EXPIRE', key, ARGV[7])
+end
+return {'admitted', binding, joined, unpack(counts)}
