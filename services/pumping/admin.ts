@@ -30,7 +30,7 @@ export interface CountryView {
 /** What holds one prefix right now. */
 export interface PrefixView {
   prefix: string;
-  /** As logs show it: "+44740012xxx". */
+  /** As logs show it: "+447400123xxx". */
   shown: string;
   country: string;
   block?: HeldState;
@@ -171,7 +171,7 @@ function parseJournal(
   }
 }
 
-/** A country code (GB, 001) or a prefix as the listing prints it (+44740012, with or without x). */
+/** A country code (GB, 001) or a prefix as the listing prints it (+447400123, with or without x). */
 export function parseDestination(text: string): Scope | undefined {
   const trimmed = text.trim();
   const prefix = /^(\+[1-9]\d{0,14})x*$/i.exec(trimmed);

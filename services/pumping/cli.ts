@@ -22,7 +22,7 @@ const USAGE = 2;
 
 export const FRAUD_USAGE = `  fraud [--lift <country or prefix>]
                        SMS pumping blocks and escalations in force; --lift GB or
-                       --lift +44740012 ends one and keeps it from returning for a hold`;
+                       --lift +447400123 ends one and keeps it from returning for a hold`;
 
 /**
  * `cli fraud`: lists what the SMS pumping defences hold right now (countries past their hourly
@@ -37,7 +37,7 @@ export async function fraudCommand(options: FraudCommandOptions): Promise<number
     const scope = parseDestination(options.lift);
     if (!scope) {
       err(
-        `--lift takes a country code (GB, or 001 for numbers outside any country) or a prefix as listed (+44740012), not "${options.lift}".`,
+        `--lift takes a country code (GB, or 001 for numbers outside any country) or a prefix as listed (+447400123), not "${options.lift}".`,
       );
       return USAGE;
     }

@@ -1,6 +1,6 @@
 /**
  * Every key the pumping defences write. Placement (see Store): a country's keys share the
- * `{c:GB}` tag and a prefix's keys the `{p:+44740012}` tag, so on Redis Cluster or several
+ * `{c:GB}` tag and a prefix's keys the `{p:+447400123}` tag, so on Redis Cluster or several
  * Memcached servers each destination lives on one shard, and a dead shard fails closed only the
  * sends to its own destinations. Every key expires: counters after two of their windows, records
  * with the code, states a while after they end.
@@ -23,7 +23,7 @@ export type ScopeKind = 'country' | 'prefix';
 /** A destination the defences judge: a country or a prefix. */
 export interface Scope {
   kind: ScopeKind;
-  /** GB, 001, or +44740012. */
+  /** GB, 001, or +447400123. */
   name: string;
   /** The hash tag every key of this destination carries. */
   tag: string;

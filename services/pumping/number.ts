@@ -9,7 +9,7 @@ export interface NumberFacts {
   type: NumberType;
   /** ISO 3166-1 alpha-2 code, or 001 for a number outside any country (+800, +870, +881, ...). */
   country: string;
-  /** The number without its last `dropped` digits, in E.164 form: "+44740012". */
+  /** The number without its last `dropped` digits, in E.164 form: "+447400123". */
   prefix: string;
   /** How many digits the prefix leaves off: SMS_PREFIX_DROP_DIGITS, or fewer for a short number. */
   dropped: number;
@@ -45,7 +45,7 @@ export function numberFacts(
   };
 }
 
-/** The prefix as logs and the CLI show it: "+44740012xxx", so nobody reads it as a number. */
+/** The prefix as logs and the CLI show it: "+447400123xxx", so nobody reads it as a number. */
 export function shownPrefix(facts: Pick<NumberFacts, 'prefix' | 'dropped'>): string {
   return `${facts.prefix}${'x'.repeat(facts.dropped)}`;
 }
