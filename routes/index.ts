@@ -1,5 +1,6 @@
 import { type RequestHandler, Router } from 'express';
 import { countRouteRefusals } from '../services/observed-verification';
+import type { PumpingSignal } from '../services/pumping';
 import { type Clock, cryptoRandom, type RandomSource, systemClock } from '../services/runtime';
 import type { Config } from '../src/config';
 import { parseBodies } from '../src/http/body';
@@ -49,6 +50,8 @@ export interface VerificationRouterDeps {
   events?: VerificationEvents;
   /** Where the routes mounted here are described, for the OpenAPI document. */
   api?: ApiRegistry;
+  /** Called for every SMS pumping signal (country, signal, action), e.g. to count it in metrics. */
+  onPumpingSignal?: (event: PumpingSignal) => void;
 }
 
 /** The base URL links are built on: what the router is told, else where it listens. */
@@ -95,6 +98,7 @@ export function createVerificationRouter(deps: VerificationRouterDeps): Router {
     random,
     defaultLinkBase: underBase(publicBase(config, deps.publicUrl), 'verify-email-token'),
     ...(deps.events ? { events: deps.events } : {}),
+    ...(deps.onPumpingSignal ? { onPumpingSignal: deps.onPumpingSignal } : {}),
   });
   // Sends the per-client request limit refuses never reach the service: counted here.
   const errorHandler = deps.events

@@ -6,6 +6,7 @@
 import { existsSync } from 'node:fs';
 import { parseArgs, styleText } from 'node:util';
 import { z } from 'zod';
+import { fraudCommand } from '../services/pumping/cli';
 import { maskKey, summarizeStore } from '../services/store-stats';
 import { type Config, loadConfig } from '../src/config';
 import { ConfigError, StoreUnavailableError } from '../src/errors';
@@ -409,6 +410,7 @@ const TO: Flag = { name: 'to', type: 'string', value: '<address>' };
 const URL_FLAG: Flag = { name: 'url', type: 'string', value: '<base URL>' };
 const YES: Flag = { name: 'yes', type: 'boolean', short: 'y', required: true };
 const HELP: Flag = { name: 'help', type: 'boolean', short: 'h' };
+const LIFT: Flag = { name: 'lift', type: 'string', value: '<country or prefix>' };
 
 export const COMMANDS: readonly Command[] = [
   {
@@ -454,6 +456,14 @@ export const COMMANDS: readonly Command[] = [
     flags: [],
     summary: 'Create or migrate the postgres or sqlite tables (the server also does it at start)',
     run: async ({ config }) => migrateTables(config),
+  },
+  {
+    name: 'fraud',
+    flags: [LIFT],
+    summary:
+      'SMS pumping blocks and escalations in force; --lift GB or --lift +447400123 ends one and keeps it from returning for a hold',
+    run: async ({ config, values, store }) =>
+      fraudCommand({ config, store: await store(), lift: values.lift, out, err }),
   },
   {
     name: 'outbox',
@@ -513,7 +523,11 @@ function parserOptions() {
   return options;
 }
 
-type ParsedValues = Record<string, string | boolean | undefined> & { to?: string; url?: string };
+type ParsedValues = Record<string, string | boolean | undefined> & {
+  to?: string;
+  url?: string;
+  lift?: string;
+};
 
 /** Wrong invocations throw UsageError; otherwise the command and its flags. */
 export function parseCommandLine(argv: string[]): { command: Command; values: ParsedValues } {

@@ -28,8 +28,11 @@ export interface BotProtection {
    * Proof travels in the JSON body: `challengeSession: <token>` from POST /challenge/verify, good
    * for CHALLENGE_SESSION_MAX_SENDS sends from the client that redeemed it, or `altcha: <payload>`
    * straight from the widget, used up by this one check.
+   *
+   * `required` (the SMS pumping defences escalated the send) demands a proof even where the
+   * adaptive policy would let the send through free.
    */
-  check(proof: Proof, client: string): Promise<void>;
+  check(proof: Proof, client: string, required?: boolean): Promise<void>;
 }
 
 /** The proof a send carries, as the request schema parsed it. */
@@ -84,11 +87,11 @@ export function createBotProtection(options: BotProtectionOptions): BotProtectio
 
   return {
     kind: mode,
-    async check(proof, client) {
+    async check(proof, client, required = false) {
       if (policy === 'adaptive') {
         // Every send counts, proven or not, so proof does not buy extra free sends later.
         const { count } = await store.increment(keys.botSends(client), FREE_WINDOW_SECONDS);
-        if (count <= freeSends) return;
+        if (count <= freeSends && !required) return;
       }
       await checkPow(proof, client);
     },

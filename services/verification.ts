@@ -13,6 +13,7 @@ import type { Links } from './links';
 import { linkWithToken, renderSms, renderVerificationEmail } from './messages';
 import { countryOf, observeChecks, observeRefusal, observeSend } from './observed-verification';
 import type { ProofService } from './proof';
+import type { PumpingDefence } from './pumping';
 import type { Clock } from './runtime';
 import type { SendLimits } from './send-limits';
 import {
@@ -61,6 +62,8 @@ export interface VerificationDeps {
   failures: FailureLimits;
   /** Absent when bot protection is off. */
   botProtection?: Pick<BotProtection, 'check'>;
+  /** The SMS pumping defences: a guard around each SMS send, told of each right code. */
+  pumping?: Pick<PumpingDefence, 'guard' | 'recordApproved'>;
   webhook?: Pick<WebhookNotifier, 'notify'>;
   /** Told of every send, check and approval (metrics). */
   events?: VerificationEvents;
@@ -76,6 +79,8 @@ export interface SendRequest {
   /** Bot protection's proof, when the request carries one. */
   proof?: Proof;
   isResend: boolean;
+  /** The pumping defences escalated the send: bot protection asks for a proof in any case. */
+  proofRequired?: boolean;
 }
 
 export interface PendingVerification {
@@ -95,6 +100,9 @@ export interface Approved {
   to: string;
   proof: string;
 }
+
+/** Without the pumping defences (embedders wiring the service themselves) a send goes as it is. */
+const NO_PUMPING: Pick<PumpingDefence, 'guard'> = { guard: (_target, send) => send(false) };
 
 /**
  * Links cannot be guessed once their signature checks, so their misses are only old links and a
@@ -164,7 +172,9 @@ export function createVerificationService(settings: VerificationSettings, deps: 
     deliver: () => Promise<unknown>,
     testIdentity?: TestIdentity,
   ): Promise<{ binding: string | undefined; key: string }> {
-    if (deps.botProtection) await deps.botProtection.check(request.proof ?? {}, request.client);
+    if (deps.botProtection) {
+      await deps.botProtection.check(request.proof ?? {}, request.client, request.proofRequired);
+    }
     const id = idOf(target);
     const plan = limits.plan({
       channel: target.channel,
@@ -299,25 +309,33 @@ export function createVerificationService(settings: VerificationSettings, deps: 
           : settings.codeTtlSeconds;
       const expiresAt = new Date(clock.now() + ttlSeconds * 1000);
       const key = keys.verification('sms', input.purpose, idOf(target));
-      const sent = await send(
-        target,
-        input,
-        {
-          hash: codes.hash(input.purpose, target.to, code),
-          ttlSeconds,
-          maxAttempts: settings.maxAttempts,
-          // The send's userId goes with its code, so that the proof names the user the code was
-          // sent for, not whichever user a check names. Sealed: a store dump must not show it.
-          ...(input.userId === undefined ? {} : { data: seal(settings.secret, key, input.userId) }),
-        },
-        () =>
-          deps.sms.send({
-            to: target.to,
-            body: renderSms(settings.smsTemplate, code),
-            validForSeconds: (expiresAt.getTime() - clock.now()) / 1000,
-          }),
-        fixed,
-      );
+      const deliverTo = (proofRequired: boolean) =>
+        send(
+          target,
+          { ...input, proofRequired },
+          {
+            hash: codes.hash(input.purpose, target.to, code),
+            ttlSeconds,
+            maxAttempts: settings.maxAttempts,
+            // The send's userId goes with its code, so that the proof names the user the code was
+            // sent for, not whichever user a check names. Sealed: a store dump must not show it.
+            ...(input.userId === undefined
+              ? {}
+              : { data: seal(settings.secret, key, input.userId) }),
+          },
+          () =>
+            deps.sms.send({
+              to: target.to,
+              body: renderSms(settings.smsTemplate, code),
+              validForSeconds: (expiresAt.getTime() - clock.now()) / 1000,
+            }),
+          fixed,
+        );
+      // The pumping defences may refuse the send, or escalate it to a required proof; a test
+      // identity sends no message, so there is nothing for them to guard.
+      const sent = await (fixed
+        ? deliverTo(false)
+        : (deps.pumping ?? NO_PUMPING).guard(target, deliverTo));
       return {
         ...pending(target, expiresAt),
         codeLength: codes.length,
@@ -386,6 +404,7 @@ export function createVerificationService(settings: VerificationSettings, deps: 
           // The verification is used up either way: it was for one user and must not be
           // redeemed for another.
           if (input.userId !== undefined && input.userId !== userId) throw userMismatch();
+          await deps.pumping?.recordApproved(target);
           return { verified: true, to: target.to, proof: approve(target, input.purpose, userId) };
         }
         case 'mismatch':

@@ -178,6 +178,55 @@ export const CONFIG_DOCS: Record<Variable, { group: string; text: string }> = {
     group: 'Limits',
     text: 'Requests per client (IPv4 address or IPv6 network) per window, over all routes but /health',
   },
+  SMS_PUMPING_DEFENCES: {
+    group: 'SMS pumping',
+    text: 'auto (on with a real SMS provider, off with the mock), on or off: the number-type, country, prefix, conversion-rate and daily-budget defences below',
+  },
+  SMS_ALLOWED_NUMBER_TYPES: {
+    group: 'SMS pumping',
+    text: 'Number types SMS may go to (libphonenumber-js, lower case): mobile, fixed_line_or_mobile, fixed_line, toll_free, premium_rate, shared_cost, voip, personal_number, pager, uan, voicemail, unknown (a number it cannot type); or any. Others get 403 number_type_not_allowed',
+  },
+  SMS_COUNTRY_HOURLY_LIMIT: {
+    group: 'SMS pumping',
+    text: 'SMS per destination country per clock hour before each send needs a bot-protection proof: a number for every country and/or overrides, e.g. 250,US:800,GB:200 (001: numbers outside any country)',
+  },
+  SMS_COUNTRY_REFUSE_FACTOR: {
+    group: 'SMS pumping',
+    text: 'Past this many times its SMS_COUNTRY_HOURLY_LIMIT, a country gets 429 country_limit_reached until the hour ends',
+  },
+  SMS_PREFIX_DROP_DIGITS: {
+    group: 'SMS pumping',
+    text: 'A prefix is the number without this many last digits (3: blocks of 1,000 numbers); never shorter than the calling code and the first national digit',
+  },
+  SMS_PREFIX_HOURLY_DISTINCT: {
+    group: 'SMS pumping',
+    text: 'Distinct numbers of one prefix SMS may go to within an hour; the next one blocks the prefix (403 prefix_blocked)',
+  },
+  SMS_PREFIX_BLOCK_SECONDS: { group: 'SMS pumping', text: 'How long a prefix block lasts' },
+  SMS_CONVERSION_FLOOR: {
+    group: 'SMS pumping',
+    text: "Share of numbers sent a code that must enter it: a country's or prefix's sends escalate (proof, then 403 destination_suspended) when the 95% Wilson upper bound of its rate is below this",
+  },
+  SMS_CONVERSION_MIN_SAMPLE: {
+    group: 'SMS pumping',
+    text: 'Numbers sent a code within the window before a conversion rate is judged (and again at the proof stage before refusal)',
+  },
+  SMS_CONVERSION_WINDOW_SECONDS: {
+    group: 'SMS pumping',
+    text: 'Sliding window over which conversion rates are counted',
+  },
+  SMS_CONVERSION_HOLD_SECONDS: {
+    group: 'SMS pumping',
+    text: 'A conversion escalation lasts this long after the rate was last credibly below the floor',
+  },
+  SMS_DAILY_SOFT_BUDGET: {
+    group: 'SMS pumping',
+    text: 'SMS per 24 hours past which every send needs a bot-protection proof (0 disables); SMS_HOURLY_BUDGET stays the hard cap',
+  },
+  SMS_SAFE_LIST: {
+    group: 'SMS pumping',
+    text: 'Comma-separated E.164 numbers or prefixes (e.g. +4474001) that bypass the pumping defences, not the per-recipient limits',
+  },
   VERIFIED_WEBHOOK_URL: {
     group: 'Webhook',
     text: 'Receives verification.approved events when set',

@@ -1,8 +1,70 @@
 import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
+import { isSupportedCountry } from 'libphonenumber-js/max';
 import { z } from 'zod';
 import { ConfigError } from './errors';
 import { PRODUCTION_MAX_DAYS, parseTestIdentities } from './test-identities';
+
+/**
+ * What SMS_ALLOWED_NUMBER_TYPES may list: libphonenumber-js's number types, lower-cased; `unknown`
+ * for a number it cannot type (only the mock provider accepts such numbers, e.g. +1 555); or
+ * `any` alone, which turns the check off.
+ */
+export const NUMBER_TYPE_SETTINGS = [
+  'any',
+  'mobile',
+  'fixed_line_or_mobile',
+  'fixed_line',
+  'toll_free',
+  'premium_rate',
+  'shared_cost',
+  'voip',
+  'personal_number',
+  'pager',
+  'uan',
+  'voicemail',
+  'unknown',
+] as const;
+
+/** libphonenumber's region code for numbers outside any country (+800, +870, +881, +882, ...). */
+export const NON_GEOGRAPHIC = '001';
+
+export interface CountryLimits {
+  /** The limit of every country without an override. */
+  every: number | undefined;
+  /** Upper-case ISO code (or 001) to its own limit. */
+  overrides: Record<string, number>;
+}
+
+/**
+ * SMS_COUNTRY_HOURLY_LIMIT: "250", "US:800,GB:200" or both ("250,US:800"). Undefined when any item
+ * is malformed, names a country libphonenumber does not know, or repeats one.
+ */
+export function parseCountryLimits(value: string): CountryLimits | undefined {
+  const limits: CountryLimits = { every: undefined, overrides: {} };
+  const items = value
+    .split(',')
+    .map((item) => item.trim())
+    .filter(Boolean);
+  if (items.length === 0) return undefined;
+  for (const item of items) {
+    const match = /^(?:([A-Za-z]{2}|001):)?(\d{1,9})$/.exec(item);
+    const count = Number(match?.[2]);
+    if (!match || count < 1) return undefined;
+    const country = match[1]?.toUpperCase();
+    if (country === undefined) {
+      if (limits.every !== undefined) return undefined;
+      limits.every = count;
+      continue;
+    }
+    const known = country === NON_GEOGRAPHIC || isSupportedCountry(country);
+    if (!known || limits.overrides[country] !== undefined) return undefined;
+    limits.overrides[country] = count;
+  }
+  return limits;
+}
+
+const isCountryLimitList = (value: string) => parseCountryLimits(value) !== undefined;
 
 /** Purposes go into store keys and token claims, so they are kept short and plain. */
 // Spelt out in both cases rather than with the i flag: JSON Schema patterns have no flags, and the
@@ -302,6 +364,49 @@ export const configSchema = z.object({
       .transform((a) => a.map((c) => c.toUpperCase())),
   ),
   SMS_HOURLY_BUDGET: int(1, 100_000_000, 1000),
+
+  // SMS pumping defences (services/pumping). With the mock provider nothing is paid for, and CI
+  // suites send to fictional numbers in sequence, which the prefix defence would block; so auto
+  // means on only with a real provider.
+  SMS_PUMPING_DEFENCES: z.enum(['auto', 'on', 'off'], 'auto, on or off').default('auto'),
+  SMS_ALLOWED_NUMBER_TYPES: list
+    .pipe(
+      z
+        .array(z.enum(NUMBER_TYPE_SETTINGS, `any, or a list of ${NUMBER_TYPE_SETTINGS.join(', ')}`))
+        .min(1, `any, or a list of ${NUMBER_TYPE_SETTINGS.join(', ')}`),
+    )
+    .default(['mobile', 'fixed_line_or_mobile'])
+    .refine(
+      (types) => !types.includes('any') || types.length === 1,
+      'any alone, or a list of number types',
+    ),
+  SMS_COUNTRY_HOURLY_LIMIT: z
+    .string()
+    .default('250')
+    .refine(
+      isCountryLimitList,
+      'a number for every country and/or COUNTRY:number overrides, e.g. 250,US:800,GB:200 (known ISO codes, or 001 for numbers outside any country)',
+    ),
+  SMS_COUNTRY_REFUSE_FACTOR: int(1, 100, 2),
+  SMS_PREFIX_DROP_DIGITS: int(1, 8, 3),
+  SMS_PREFIX_HOURLY_DISTINCT: int(1, 1_000_000, 10),
+  SMS_PREFIX_BLOCK_SECONDS: int(60, 7 * 86_400, 43_200),
+  SMS_CONVERSION_FLOOR: z.coerce
+    .number('a fraction from 0.01 to 0.99')
+    .min(0.01, 'a fraction from 0.01 to 0.99')
+    .max(0.99, 'a fraction from 0.01 to 0.99')
+    .default(0.3),
+  SMS_CONVERSION_MIN_SAMPLE: int(5, 1_000_000, 20),
+  SMS_CONVERSION_WINDOW_SECONDS: int(300, 86_400, 3600),
+  SMS_CONVERSION_HOLD_SECONDS: int(60, 7 * 86_400, 43_200),
+  SMS_DAILY_SOFT_BUDGET: int(0, 1_000_000_000, 5000),
+  SMS_SAFE_LIST: list.pipe(
+    z.array(
+      z
+        .string()
+        .regex(/^\+[1-9]\d{0,14}$/, 'comma-separated numbers or prefixes in E.164, e.g. +4474001'),
+    ),
+  ),
 
   RATE_LIMIT_WINDOW_SECONDS: int(1, 86_400, 60),
   RATE_LIMIT_MAX: int(1, 10_000_000, 60),

@@ -4,6 +4,8 @@ import { createFailureLimits } from '../services/failure-limits';
 import { createLinks } from '../services/links';
 import { createPowChallengeService } from '../services/pow-challenge';
 import { createProofService } from '../services/proof';
+import { createPumpingDefence, type PumpingSignal } from '../services/pumping';
+import { pumpingSettings } from '../services/pumping/settings';
 import type { Clock, RandomSource } from '../services/runtime';
 import { createSendLimits } from '../services/send-limits';
 import { createTestIdentities } from '../services/test-identities';
@@ -28,6 +30,8 @@ export interface WiringDeps {
   defaultLinkBase: string;
   /** Told of every send, check and approval (metrics). */
   events?: VerificationEvents;
+  /** Receives every SMS pumping signal, e.g. for metrics. */
+  onPumpingSignal?: (event: PumpingSignal) => void;
 }
 
 /**
@@ -74,6 +78,14 @@ export function wireServices(deps: WiringDeps) {
         random,
       })
     : undefined;
+  const pumping = createPumpingDefence({
+    store,
+    settings: pumpingSettings(config),
+    clock,
+    logger,
+    proofAvailable: config.BOT_PROTECTION !== 'off',
+    ...(deps.onPumpingSignal ? { onSignal: deps.onPumpingSignal } : {}),
+  });
   const verification = createVerificationService(
     {
       secret: config.OTP_SECRET,
@@ -125,6 +137,7 @@ export function wireServices(deps: WiringDeps) {
         maxDailyFailures: config.TARGET_MAX_DAILY_FAILURES,
       }),
       ...(config.BOT_PROTECTION === 'off' ? {} : { botProtection }),
+      pumping,
       ...(webhook ? { webhook } : {}),
       ...(deps.events ? { events: deps.events } : {}),
       ...(config.TEST_IDENTITIES

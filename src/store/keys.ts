@@ -1,7 +1,8 @@
 /**
  * Every store key verifyd writes, built here and nowhere else, so that the layout is readable in
  * one place, the maintenance CLI and /health derive the kinds from it, and `clear` removes exactly
- * the service's own keys.
+ * the service's own keys. The one exception is the SMS pumping defences' `fraud:` namespace,
+ * built with the windows it is numbered by in services/pumping/keys.ts (its kind is listed below).
  *
  * Placement: what is in braces places a key where the store spreads keys over several servers
  * (Redis Cluster hash slots, memcached servers; see Store). A recipient's state shares its id's
@@ -52,6 +53,7 @@ export const KEY_KINDS = {
   'session:': 'challenge session',
   'rl:': 'rate-limit counter',
   'limit:': 'send/attempt limit',
+  'fraud:': 'pumping defence',
 } as const;
 
 export type KeyKind = (typeof KEY_KINDS)[keyof typeof KEY_KINDS] | 'other';

@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import type { Express } from 'express';
 import { type Clock, cryptoRandom, type RandomSource } from '../../services/runtime';
-import { createApp } from '../../src/app';
+import { type AppDeps, createApp } from '../../src/app';
 import { buildConfig, type Config } from '../../src/config';
 import { createLogger } from '../../src/logger';
 import {
@@ -37,6 +37,8 @@ export interface TestAppOptions {
   logLines?: string[];
   /** The router's public URL; pass undefined to let PUBLIC_URL or HOST:PORT decide. */
   publicUrl?: string | undefined;
+  /** Receives every SMS pumping signal, as a metrics exporter would. */
+  onPumpingSignal?: AppDeps['onPumpingSignal'];
 }
 
 export interface TestApp {
@@ -88,6 +90,7 @@ export function buildTestApp(options: TestAppOptions = {}): TestApp {
     clock: options.clock ?? { now: Date.now },
     random: options.random ?? cryptoRandom,
     publicUrl: 'publicUrl' in options ? options.publicUrl : 'http://verifyd.test',
+    ...(options.onPumpingSignal ? { onPumpingSignal: options.onPumpingSignal } : {}),
   });
   // Every answer is checked against the OpenAPI document the app serves (./contract.ts).
   return { app: checkedAgainstDocument(app), config, store, outbox, sms, email };
