@@ -79,6 +79,7 @@ export function createApp(deps: AppDeps): Express {
       sms: metrics.observeSms(deps.sms),
       email: metrics.observeEmail(deps.email),
       events: deps.events ?? metrics.events,
+      onPumpingSignal: deps.onPumpingSignal ?? metrics.pumpingSignal,
       api,
     }),
   );

@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Request, RequestHandler } from 'express';
 import { Counter, collectDefaultMetrics, Histogram, type LabelValues, Registry } from 'prom-client';
+import type { PumpingSignal } from '../services/pumping';
 import { DeliveryFailedError, StoreUnavailableError, VerifydError } from './errors';
 import type { EmailProvider, SmsProvider } from './providers/types';
 import type { Store } from './store/types';
@@ -59,6 +60,8 @@ export interface Metrics {
   /** This app's own series; processMetrics() holds the process's. */
   readonly registry: Registry;
   readonly events: VerificationEvents;
+  /** Counts each SMS pumping signal by country, signal and action (escalated, refused, ...). */
+  readonly pumpingSignal: (event: PumpingSignal) => void;
   /** The store, with every call timed and every failure counted. */
   observeStore(store: Store): Store;
   observeSms(provider: SmsProvider): SmsProvider;
@@ -87,6 +90,12 @@ export function createMetrics(): Metrics {
     name: 'verifyd_approvals_total',
     help: 'Verifications approved (a proof issued), by channel and country; divide by verifyd_sends_total{outcome="sent"} for the conversion',
     labelNames: ['channel', 'country'] as const,
+    registers: [registry],
+  });
+  const pumping = new Counter({
+    name: 'verifyd_pumping_signals_total',
+    help: 'SMS pumping defences that fired, by destination country, signal and action',
+    labelNames: ['country', 'signal', 'action'] as const,
     registers: [registry],
   });
   const providerDuration = new Histogram({
@@ -160,6 +169,7 @@ export function createMetrics(): Metrics {
   return {
     registry,
     events,
+    pumpingSignal: ({ country, signal, action }) => pumping.inc({ country, signal, action }),
     observeStore: (store) => observedStore(store, storeDuration, storeErrors),
     observeSms: (provider) => observeProvider(provider, 'sms'),
     observeEmail: (provider) => observeProvider(provider, 'email'),
