@@ -15,6 +15,7 @@ import { wireServices } from '../src/wiring';
 import { createChallengeRouter } from './challenges';
 import { createDevOutboxRouter } from './dev-outbox';
 import { createHealthHandler } from './health';
+import { createTwilioCompatRouter } from './twilio-compat';
 import { createVerificationRoutes, FORM_PATHS } from './verification';
 
 export interface VerificationRouterDeps {
@@ -74,6 +75,7 @@ export function createVerificationRouter(deps: VerificationRouterDeps): Router {
   const { config, store, logger } = deps;
   const clock = deps.clock ?? systemClock;
   const random = deps.random ?? cryptoRandom;
+  const base = publicBase(config, deps.publicUrl);
   const services = wireServices({
     config,
     store,
@@ -82,7 +84,7 @@ export function createVerificationRouter(deps: VerificationRouterDeps): Router {
     logger,
     clock,
     random,
-    defaultLinkBase: underBase(publicBase(config, deps.publicUrl), 'verify-email-token'),
+    defaultLinkBase: underBase(base, 'verify-email-token'),
   });
   const errorHandler = createErrorHandler(logger);
   const router = Router();
@@ -93,6 +95,20 @@ export function createVerificationRouter(deps: VerificationRouterDeps): Router {
   if (deps.health !== false) {
     const botProtection = { kind: config.BOT_PROTECTION, mode: config.BOT_PROTECTION_MODE };
     router.get('/health', createHealthHandler({ store, describe: () => ({ botProtection }) }));
+  }
+  // Before the per-client limits: its callers are app servers, which all share one address; the
+  // per-client limits of its sends key on the DeviceIp they pass (see routes/twilio-compat.ts).
+  if (services.twilio) {
+    router.use(
+      '/v2',
+      createTwilioCompatRouter({
+        twilio: services.twilio,
+        authToken: config.TWILIO_COMPAT_AUTH_TOKEN ?? '',
+        ipv6Subnet: config.IPV6_SUBNET,
+        urlOf: (path) => underBase(base, `v2/${path}`),
+        logger,
+      }),
+    );
   }
   // The client key every per-client limit counts, worked out once; /health above needs none.
   router.use(

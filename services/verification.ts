@@ -1,5 +1,6 @@
 import { seal, unseal } from '../src/crypto';
 import { DeliveryFailedError, RateLimitError, VerifydError } from '../src/errors';
+import { INVALID_CLIENT } from '../src/http/client-key';
 import type { Logger } from '../src/logger';
 import type { EmailProvider, SmsProvider } from '../src/providers/types';
 import { type Channel, keys } from '../src/store/keys';
@@ -8,18 +9,11 @@ import type { BotProtection, Proof } from './bot-protection';
 import { type Codes, recipientId } from './codes';
 import type { CheckPath, FailureLimits } from './failure-limits';
 import type { Links } from './links';
-import { linkWithToken, renderSms, renderVerificationEmail } from './messages';
+import { linkWithToken, renderCodeEmail, renderSms, renderVerificationEmail } from './messages';
 import type { ProofService } from './proof';
 import type { Clock } from './runtime';
 import type { SendLimits } from './send-limits';
-import {
-  type EmailTarget,
-  emailTarget,
-  type PhoneTarget,
-  parseEmail,
-  parsePhone,
-  type Target,
-} from './targets';
+import { emailTarget, type PhoneTarget, parseEmail, parsePhone, type Target } from './targets';
 import type { WebhookNotifier } from './webhook';
 
 /** What the verification flows are told, and nothing more (the wiring maps Config onto it). */
@@ -28,6 +22,11 @@ export interface VerificationSettings {
   secret: string;
   /** PURPOSES: the purposes a request may name. */
   purposes: readonly string[];
+  /**
+   * Purposes accepted besides PURPOSES, for a front door that derives its own (the
+   * Twilio-compatible API keeps each of its services' verifications under a purpose of its own).
+   */
+  extraPurpose?: (purpose: string) => boolean;
   codeTtlSeconds: number;
   maxAttempts: number;
   /** RESEND_MAX: a verification keeps its newest RESEND_MAX + 1 codes or links usable. */
@@ -40,6 +39,9 @@ export interface VerificationSettings {
   allowUnassignedNumbers: boolean;
   smsTemplate: string;
   emailSubject: string;
+  /** EMAIL_CODE_SUBJECT and EMAIL_CODE_TEMPLATE: the email that carries a code. */
+  emailCodeSubject: string;
+  emailCodeTemplate: string;
   /** Where email links point (EMAIL_LINK_BASE_URL, else this service's confirm page). */
   linkBase: string;
 }
@@ -63,8 +65,11 @@ export interface VerificationDeps {
 export interface SendRequest {
   purpose: string;
   userId?: string | undefined;
-  /** The sender's client key: its IPv4 address or IPv6 network (see src/http/client-key.ts). */
-  client: string;
+  /**
+   * The sender's client key: its IPv4 address or IPv6 network (see src/http/client-key.ts).
+   * Undefined only for an authenticated backend that names no device: no per-client limit then.
+   */
+  client: string | undefined;
   /** Bot protection's proof, when the request carries one. */
   proof?: Proof;
   isResend: boolean;
@@ -78,7 +83,7 @@ export interface PendingVerification {
   expiresAt: string;
   resendAvailableAt: string;
   codeLength?: number;
-  /** SMS only: the handle a check presents to be judged on this verification alone. */
+  /** Codes only: the handle a check presents to be judged on this verification alone. */
   verificationId?: string;
 }
 
@@ -116,7 +121,7 @@ export function createVerificationService(settings: VerificationSettings, deps: 
   function assertPurpose(purpose: string): void {
     // Each purpose holds a verification of its own, so a caller free to name any purpose could
     // keep as many codes live for one number as it likes.
-    if (!settings.purposes.includes(purpose)) {
+    if (!settings.purposes.includes(purpose) && !settings.extraPurpose?.(purpose)) {
       throw new VerifydError(
         'invalid_request',
         `Invalid request: purpose must be one of ${settings.purposes.join(', ')}.`,
@@ -150,8 +155,11 @@ export function createVerificationService(settings: VerificationSettings, deps: 
     request: SendRequest,
     secret: Omit<SecretWrite, 'key' | 'keep' | 'binding'> & { binding?: string },
     deliver: () => Promise<unknown>,
+    kind: SecretKind = target.channel,
   ): Promise<{ binding: string | undefined; key: string }> {
-    if (deps.botProtection) await deps.botProtection.check(request.proof ?? {}, request.client);
+    if (deps.botProtection) {
+      await deps.botProtection.check(request.proof ?? {}, request.client ?? INVALID_CLIENT);
+    }
     const id = idOf(target);
     const plan = limits.plan({
       channel: target.channel,
@@ -159,7 +167,7 @@ export function createVerificationService(settings: VerificationSettings, deps: 
       client: request.client,
       isResend: request.isResend,
     });
-    const key = keys.verification(target.channel, request.purpose, id);
+    const key = verificationKey(kind, request.purpose, id);
     const outcome = await store.admit({
       ...plan.admission,
       secret: { ...secret, key, keep, binding: secret.binding ?? codes.newBinding() },
@@ -262,117 +270,182 @@ export function createVerificationService(settings: VerificationSettings, deps: 
     return proof;
   }
 
+  /** Where a target's codes live: a phone's verification, or an address's emailed codes. */
+  function codeKey(target: Target, purpose: string): string {
+    return verificationKey(target.channel === 'sms' ? 'sms' : 'email-code', purpose, idOf(target));
+  }
+
+  /** What a code's HMAC names besides the code: the number, or the mailbox behind an address. */
+  const codeSubject = (target: Target) =>
+    target.channel === 'sms' ? target.to : `email:${target.mailbox}`;
+
+  /**
+   * The code flows, shared by phone and email: one code minted (or the caller's own, where a
+   * front door allows one), admitted with the send's limits, then delivered.
+   */
+  async function sendCode(
+    target: Target,
+    input: SendRequest & { code?: string | undefined },
+    deliver: (code: string, validForSeconds: number) => Promise<unknown>,
+  ): Promise<PendingVerification> {
+    const code = input.code === undefined ? codes.mint() : codes.normalise(input.code);
+    if (code === undefined) {
+      throw new VerifydError(
+        'invalid_request',
+        `Invalid request: code must be ${codes.length} digits.`,
+        { field: 'code' },
+      );
+    }
+    const expiresAt = new Date(clock.now() + settings.codeTtlSeconds * 1000);
+    const key = codeKey(target, input.purpose);
+    const sent = await send(
+      target,
+      input,
+      {
+        hash: codes.hash(input.purpose, codeSubject(target), code),
+        ttlSeconds: settings.codeTtlSeconds,
+        maxAttempts: settings.maxAttempts,
+        // The send's userId goes with its code, so that the proof names the user the code was
+        // sent for, not whichever user a check names. Sealed: a store dump must not show it.
+        ...(input.userId === undefined ? {} : { data: seal(settings.secret, key, input.userId) }),
+      },
+      () => deliver(code, (expiresAt.getTime() - clock.now()) / 1000),
+      target.channel === 'sms' ? 'sms' : 'email-code',
+    );
+    return {
+      ...pending(target, expiresAt),
+      codeLength: codes.length,
+      verificationId: codes.verificationId(sent.key, sent.binding ?? ''),
+    };
+  }
+
+  async function checkCode(target: Target, input: CodeCheck): Promise<Approved> {
+    const code = codes.normalise(input.code);
+    // A malformed code is a client mistake, not a guess: refused before it reaches the store,
+    // so it uses up none of the verification's attempts.
+    if (code === undefined) {
+      throw new VerifydError(
+        'invalid_request',
+        `Invalid request: code must be ${codes.length} digits.`,
+        { field: 'code' },
+      );
+    }
+    // Without recipient-only checks nothing below is reached without an id, so a stranger who
+    // knows only the number learns nothing: not whether a code is pending, nor its attempts.
+    if (input.verificationId === undefined && !settings.checkByRecipient) {
+      throw new VerifydError('invalid_request', 'Invalid request: verificationId is required.', {
+        field: 'verificationId',
+      });
+    }
+    const id = idOf(target);
+    const key = codeKey(target, input.purpose);
+    const path: CheckPath = input.verificationId === undefined ? 'recipient' : 'verification';
+    const binding =
+      input.verificationId === undefined ? undefined : codes.bindingOf(key, input.verificationId);
+    const recipient = target.channel === 'sms' ? 'number' : 'address';
+    const noCode = () =>
+      new VerifydError(
+        'code_expired',
+        path === 'verification'
+          ? 'There is no pending code for this verification; request a new one.'
+          : `There is no pending code for this ${recipient}; request a new one.`,
+      );
+    // A forged id is answered as a wrong one: the same as no verification.
+    if (path === 'verification' && binding === undefined) throw noCode();
+    // The recipient's failure counts are checked and counted by the attempt itself, so no burst
+    // of guesses, over any number of codes and purposes, passes them.
+    const result = await store.attempt({
+      key,
+      hash: codes.hash(input.purpose, codeSubject(target), code),
+      maxAttempts: settings.maxAttempts,
+      failures: failures.failures(id, path),
+      ...(binding === undefined ? {} : { binding }),
+    });
+    switch (result.status) {
+      case 'exhausted':
+        // Refused before the comparison: the verification is neither tried nor used up.
+        throw failures.refusal(result.resetMs);
+      case 'match': {
+        await store.delete(failures.clearedOnSuccess(id));
+        const userId =
+          result.data === undefined ? undefined : unseal(settings.secret, key, result.data);
+        // The verification is used up either way: it was for one user and must not be
+        // redeemed for another.
+        if (input.userId !== undefined && input.userId !== userId) throw userMismatch();
+        return { verified: true, to: target.to, proof: approve(target, input.purpose, userId) };
+      }
+      case 'mismatch':
+        throw new VerifydError('invalid_code', 'The code is incorrect.', {
+          attemptsRemaining: result.remaining,
+        });
+      case 'locked':
+        // This lane is dead: nothing was compared, so nothing was counted.
+        throw new RateLimitError(
+          'too_many_attempts',
+          'Too many wrong attempts; request a new code.',
+          settings.cooldownSeconds,
+        );
+      case 'missing':
+        throw noCode();
+    }
+  }
+
   return {
     proofs,
 
-    async sendPhoneCode(input: SendRequest & { phone: string }): Promise<PendingVerification> {
+    sendPhoneCode(input: SendRequest & PhoneCodeOptions & { phone: string }) {
       assertPurpose(input.purpose);
       const target = parsePhone(input.phone, phonePolicy);
       assertCountry(target);
-      const code = codes.mint();
-      const expiresAt = new Date(clock.now() + settings.codeTtlSeconds * 1000);
-      const key = keys.verification('sms', input.purpose, idOf(target));
-      const sent = await send(
-        target,
-        input,
-        {
-          hash: codes.hash(input.purpose, target.to, code),
-          ttlSeconds: settings.codeTtlSeconds,
-          maxAttempts: settings.maxAttempts,
-          // The send's userId goes with its code, so that the proof names the user the code was
-          // sent for, not whichever user a check names. Sealed: a store dump must not show it.
-          ...(input.userId === undefined ? {} : { data: seal(settings.secret, key, input.userId) }),
-        },
-        () =>
-          deps.sms.send({
-            to: target.to,
-            body: renderSms(settings.smsTemplate, code),
-            validForSeconds: (expiresAt.getTime() - clock.now()) / 1000,
-          }),
+      return sendCode(target, input, (code, validForSeconds) =>
+        deps.sms.send({
+          to: target.to,
+          body: renderSms(input.template ?? settings.smsTemplate, code),
+          validForSeconds,
+        }),
       );
-      return {
-        ...pending(target, expiresAt),
-        codeLength: codes.length,
-        verificationId: codes.verificationId(sent.key, sent.binding ?? ''),
-      };
     },
 
-    async checkPhoneCode(input: {
-      phone: string;
-      code: string;
-      purpose: string;
-      userId?: string | undefined;
-      verificationId?: string | undefined;
-    }): Promise<Approved> {
+    checkPhoneCode(input: CodeCheck & { phone: string }): Promise<Approved> {
       assertPurpose(input.purpose);
-      const target = parsePhone(input.phone, phonePolicy);
-      const code = codes.normalise(input.code);
-      // A malformed code is a client mistake, not a guess: refused before it reaches the store,
-      // so it uses up none of the verification's attempts.
-      if (code === undefined) {
-        throw new VerifydError(
-          'invalid_request',
-          `Invalid request: code must be ${codes.length} digits.`,
-          { field: 'code' },
-        );
-      }
-      // Without recipient-only checks nothing below is reached without an id, so a stranger who
-      // knows only the number learns nothing: not whether a code is pending, nor its attempts.
-      if (input.verificationId === undefined && !settings.checkByRecipient) {
-        throw new VerifydError('invalid_request', 'Invalid request: verificationId is required.', {
-          field: 'verificationId',
-        });
-      }
-      const id = idOf(target);
-      const key = keys.verification('sms', input.purpose, id);
-      const path: CheckPath = input.verificationId === undefined ? 'recipient' : 'verification';
-      const binding =
-        input.verificationId === undefined ? undefined : codes.bindingOf(key, input.verificationId);
-      const noCode = () =>
-        new VerifydError(
-          'code_expired',
-          path === 'verification'
-            ? 'There is no pending code for this verification; request a new one.'
-            : 'There is no pending code for this number; request a new one.',
-        );
-      // A forged id is answered as a wrong one: the same as no verification.
-      if (path === 'verification' && binding === undefined) throw noCode();
-      // The recipient's failure counts are checked and counted by the attempt itself, so no burst
-      // of guesses, over any number of codes and purposes, passes them.
-      const result = await store.attempt({
-        key,
-        hash: codes.hash(input.purpose, target.to, code),
-        maxAttempts: settings.maxAttempts,
-        failures: failures.failures(id, path),
-        ...(binding === undefined ? {} : { binding }),
-      });
-      switch (result.status) {
-        case 'exhausted':
-          // Refused before the comparison: the verification is neither tried nor used up.
-          throw failures.refusal(result.resetMs);
-        case 'match': {
-          await store.delete(failures.clearedOnSuccess(id));
-          const userId =
-            result.data === undefined ? undefined : unseal(settings.secret, key, result.data);
-          // The verification is used up either way: it was for one user and must not be
-          // redeemed for another.
-          if (input.userId !== undefined && input.userId !== userId) throw userMismatch();
-          return { verified: true, to: target.to, proof: approve(target, input.purpose, userId) };
-        }
-        case 'mismatch':
-          throw new VerifydError('invalid_code', 'The code is incorrect.', {
-            attemptsRemaining: result.remaining,
-          });
-        case 'locked':
-          // This lane is dead: nothing was compared, so nothing was counted.
-          throw new RateLimitError(
-            'too_many_attempts',
-            'Too many wrong attempts; request a new code.',
-            settings.cooldownSeconds,
-          );
-        case 'missing':
-          throw noCode();
-      }
+      return checkCode(parsePhone(input.phone, phonePolicy), input);
+    },
+
+    /** A code by email, for whoever cannot open a link on the device they sign up on. */
+    sendEmailCode(input: SendRequest & { email: string; code?: string }) {
+      assertPurpose(input.purpose);
+      const target = parseEmail(input.email);
+      return sendCode(target, input, (code, validForSeconds) =>
+        deps.email.send(
+          renderCodeEmail(
+            target.to,
+            settings.emailCodeSubject,
+            settings.emailCodeTemplate,
+            code,
+            validForSeconds,
+          ),
+        ),
+      );
+    },
+
+    checkEmailCode(input: CodeCheck & { email: string }): Promise<Approved> {
+      assertPurpose(input.purpose);
+      return checkCode(parseEmail(input.email), input);
+    },
+
+    /**
+     * Ends a code verification without a check (the Twilio-compatible API's cancel and manual
+     * approval): its codes die at once. Resolves whether there was one to end.
+     */
+    endCodeVerification(input: {
+      channel: Channel;
+      to: string;
+      purpose: string;
+    }): Promise<boolean> {
+      assertPurpose(input.purpose);
+      const target =
+        input.channel === 'sms' ? parsePhone(input.to, phonePolicy) : parseEmail(input.to);
+      return store.delete(codeKey(target, input.purpose));
     },
 
     async sendEmailLink(input: SendRequest & { email: string }): Promise<PendingVerification> {
@@ -444,6 +517,30 @@ export function createVerificationService(settings: VerificationSettings, deps: 
 }
 
 export type VerificationService = ReturnType<typeof createVerificationService>;
+
+/** A phone send's options that only a front door of its own sets (the Twilio-compatible API). */
+export interface PhoneCodeOptions {
+  /** The caller's own code, where its service allows one, instead of a minted one. */
+  code?: string | undefined;
+  /** The SMS text, with {code} where the code goes, instead of SMS_TEMPLATE. */
+  template?: string | undefined;
+}
+
+export interface CodeCheck {
+  code: string;
+  purpose: string;
+  userId?: string | undefined;
+  verificationId?: string | undefined;
+}
+
+/** Which secrets a verification holds: phone codes, email links, or emailed codes. */
+type SecretKind = Channel | 'email-code';
+
+function verificationKey(kind: SecretKind, purpose: string, recipient: string): string {
+  return kind === 'email-code'
+    ? keys.emailCode(purpose, recipient)
+    : keys.verification(kind, purpose, recipient);
+}
 
 /** A check that names another user than the send did. */
 function userMismatch(): VerifydError {
