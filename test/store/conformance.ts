@@ -485,21 +485,27 @@ export function runStoreConformance(name: string, factory: ConformanceFactory): 
         expect(await attemptSecret(store, '{r}s', RIGHT, 2)).toEqual({ status: 'locked' });
         // ...a wrong binding reads as no secret and counts nothing, on any counter...
         for (const binding of ['verification-b', '']) {
-          expect(await attemptSecret(store, '{r}s', WRONG, 2, { binding, failures: [day] })).toEqual({
+          expect(
+            await attemptSecret(store, '{r}s', WRONG, 2, { binding, failures: [day] }),
+          ).toEqual({
             status: 'missing',
           });
         }
         expect(await count(store, day.key)).toBe(0);
         // ...and the bound lane still has both of its attempts.
-        expect(await attemptSecret(store, '{r}s', WRONG, 2, { binding: 'verification-a' })).toEqual({
-          status: 'mismatch',
-          attempts: 1,
-          remaining: 1,
-        });
-        expect(await attemptSecret(store, '{r}s', RIGHT, 2, { binding: 'verification-a' })).toEqual({
-          status: 'match',
-          attempts: 2,
-        });
+        expect(await attemptSecret(store, '{r}s', WRONG, 2, { binding: 'verification-a' })).toEqual(
+          {
+            status: 'mismatch',
+            attempts: 1,
+            remaining: 1,
+          },
+        );
+        expect(await attemptSecret(store, '{r}s', RIGHT, 2, { binding: 'verification-a' })).toEqual(
+          {
+            status: 'match',
+            attempts: 2,
+          },
+        );
         // A match in one lane consumes the secret for both.
         expect(await attemptSecret(store, '{r}s', RIGHT, 2)).toEqual({ status: 'missing' });
       });
@@ -510,7 +516,10 @@ export function runStoreConformance(name: string, factory: ConformanceFactory): 
         expect(await attemptSecret(store, '{r}s', RIGHT, 2, { binding: 'anything' })).toEqual({
           status: 'missing',
         });
-        expect(await attemptSecret(store, '{r}s', RIGHT, 2)).toEqual({ status: 'match', attempts: 1 });
+        expect(await attemptSecret(store, '{r}s', RIGHT, 2)).toEqual({
+          status: 'match',
+          attempts: 1,
+        });
       });
 
       it('hands back the data on a match, from putSecret and from admit, and replaces it', async () => {
@@ -530,7 +539,22 @@ export function runStoreConformance(name: string, factory: ConformanceFactory): 
           attempts: 1,
           data: 'x',
         });
-        expect(await attemptSecret(store, '{r}c', RIGHT, 5)).toEqual({ status: 'match', attempts: 1 });
+        expect(await attemptSecret(store, '{r}c', RIGHT, 5)).toEqual({
+          status: 'match',
+          attempts: 1,
+        });
+      });
+
+      it('deletes the clearOnMatch keys with a match, and only then', async () => {
+        const store = await open('clear-on-match');
+        await putSecret(store, '{r}s', RIGHT, 60);
+        await store.increment('{r}window', 60);
+        const attempt = (hash: string) =>
+          store.attempt({ key: '{r}s', hash, maxAttempts: 5, clearOnMatch: ['{r}window'] });
+        expect(await attempt(WRONG)).toMatchObject({ status: 'mismatch' });
+        expect(await store.get('{r}window')).toBe('1');
+        expect(await attempt(RIGHT)).toMatchObject({ status: 'match' });
+        expect(await store.get('{r}window')).toBeUndefined();
       });
 
       it('restarts a failure window after it ends', async () => {
@@ -559,7 +583,12 @@ export function runStoreConformance(name: string, factory: ConformanceFactory): 
       const gate = { key: 'gate', value: 'ends-at-123', ttlSeconds: 60 };
       const counters = [
         { key: 'per-target', windowSeconds: 60, max: 3 },
-        { key: '{ip}per-ip', windowSeconds: 60, max: 10, distinct: { key: '{ip}seen', ttlSeconds: 60 } },
+        {
+          key: '{ip}per-ip',
+          windowSeconds: 60,
+          max: 10,
+          distinct: { key: '{ip}seen', ttlSeconds: 60 },
+        },
       ];
 
       it('claims the gate and counts every counter once', async () => {
