@@ -96,20 +96,6 @@ export function createVerificationRouter(deps: VerificationRouterDeps): Router {
     const botProtection = { kind: config.BOT_PROTECTION, mode: config.BOT_PROTECTION_MODE };
     router.get('/health', createHealthHandler({ store, describe: () => ({ botProtection }) }));
   }
-  // Before the per-client limits: its callers are app servers, which all share one address; the
-  // per-client limits of its sends key on the DeviceIp they pass (see routes/twilio-compat.ts).
-  if (services.twilio) {
-    router.use(
-      '/v2',
-      createTwilioCompatRouter({
-        twilio: services.twilio,
-        authToken: config.TWILIO_COMPAT_AUTH_TOKEN ?? '',
-        ipv6Subnet: config.IPV6_SUBNET,
-        urlOf: (path) => underBase(base, `v2/${path}`),
-        logger,
-      }),
-    );
-  }
   // The client key every per-client limit counts, worked out once; /health above needs none.
   router.use(
     identifyClient(config.IPV6_SUBNET, () =>
@@ -119,13 +105,29 @@ export function createVerificationRouter(deps: VerificationRouterDeps): Router {
       ),
     ),
   );
-  router.use(
-    ipRateLimit({
-      store,
-      windowSeconds: config.RATE_LIMIT_WINDOW_SECONDS,
-      max: config.RATE_LIMIT_MAX,
-    }),
-  );
+  const requestLimit = ipRateLimit({
+    store,
+    windowSeconds: config.RATE_LIMIT_WINDOW_SECONDS,
+    max: config.RATE_LIMIT_MAX,
+  });
+  // Before the per-client request limit: its callers are authenticated app servers, which all
+  // share one address (the per-client limits of its sends key on the DeviceIp they pass). Only
+  // requests that fail authentication count against their client's limit, so that nobody
+  // guesses credentials at full speed.
+  if (services.twilio) {
+    router.use(
+      '/v2',
+      createTwilioCompatRouter({
+        twilio: services.twilio,
+        authToken: config.TWILIO_COMPAT_AUTH_TOKEN ?? '',
+        ipv6Subnet: config.IPV6_SUBNET,
+        urlOf: (path) => underBase(base, `v2/${path}`),
+        logger,
+        limitUnauthenticated: requestLimit,
+      }),
+    );
+  }
+  router.use(requestLimit);
   // After the per-client limit, so a client over its limit costs no parsing.
   router.use(parseBodies(FORM_PATHS));
   // With bot protection off there is nothing to serve, and every request would still walk

@@ -22,6 +22,8 @@ export interface TwilioCompatDeps {
   /** The absolute URL of a path under this API (PUBLIC_URL based): the SDK follows them as given. */
   urlOf(path: string): string;
   logger: Logger;
+  /** Counts a request that failed authentication against its client (the request limit). */
+  limitUnauthenticated?: RequestHandler;
 }
 
 type Form = Record<string, unknown>;
@@ -140,7 +142,7 @@ export function createTwilioCompatRouter(deps: TwilioCompatDeps): Router {
     sna_attempts_error_codes: [],
   });
 
-  router.use(basicAuth(twilio.accountSid, deps.authToken));
+  router.use(basicAuth(twilio.accountSid, deps.authToken, deps.limitUnauthenticated));
   router.use(requireForm, express.urlencoded({ limit: BODY_LIMIT, extended: false }));
 
   router.post('/Services', async (req, res) => {
@@ -243,7 +245,11 @@ export function createTwilioCompatRouter(deps: TwilioCompatDeps): Router {
  * HTTP Basic with the account sid and token, compared in constant time. Twilio answers a wrong
  * or missing credential 401 with code 20003.
  */
-function basicAuth(accountSid: string, authToken: string): RequestHandler {
+function basicAuth(
+  accountSid: string,
+  authToken: string,
+  limit: RequestHandler | undefined,
+): RequestHandler {
   return (req, res, next) => {
     const encoded = /^Basic ([A-Za-z0-9+/=]{1,1024})$/.exec(req.headers.authorization ?? '')?.[1];
     const decoded = encoded === undefined ? '' : Buffer.from(encoded, 'base64').toString('utf8');
@@ -257,8 +263,17 @@ function basicAuth(accountSid: string, authToken: string): RequestHandler {
       next();
       return;
     }
-    res.setHeader('WWW-Authenticate', 'Basic realm="Twilio API"');
-    res.status(401).json(twilioBody(20003, 401, 'Authenticate'));
+    const deny = (error?: unknown) => {
+      // Past the limit, or the store is down: that answer (20429, 20503) instead.
+      if (error) {
+        next(error);
+        return;
+      }
+      res.setHeader('WWW-Authenticate', 'Basic realm="Twilio API"');
+      res.status(401).json(twilioBody(20003, 401, 'Authenticate'));
+    };
+    if (limit) limit(req, res, deny);
+    else deny();
   };
 }
 

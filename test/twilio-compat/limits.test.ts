@@ -1,7 +1,13 @@
 import twilio from 'twilio';
 import { StoreUnavailableError } from '../../src/errors';
 import type { Store } from '../../src/store/types';
-import { type CompatServer, specProblems, startCompatServer } from './support';
+import {
+  ACCOUNT_SID,
+  type CompatServer,
+  clientFor,
+  specProblems,
+  startCompatServer,
+} from './support';
 
 /**
  * The native limits, answered with Twilio's codes through the official SDK: the same cooldown,
@@ -126,6 +132,25 @@ describe('Twilio-compatible API: limits and policies', () => {
       code: 60605,
     });
     expect(server.app.outbox.list({ to: PHONE })).toHaveLength(0);
+  });
+
+  it('counts only failed authentications against the request limit (20429 past it)', async () => {
+    server = await startCompatServer({ env: { RATE_LIMIT_MAX: '3' } });
+    // Authenticated app servers are not held to a per-address request limit...
+    const created = await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        outcome(server.client.verify.v2.services.create({ friendlyName: `S${i}` })),
+      ),
+    );
+    expect(created.every((r) => r.ok)).toBe(true);
+    // ...while a burst of guessed tokens from one address is.
+    const guesser = clientFor(server.base, ACCOUNT_SID, 'guessed-token-guessed-token-guessed');
+    const guesses = await Promise.all(
+      Array.from({ length: 8 }, () => outcome(guesser.verify.v2.services.list())),
+    );
+    expect(guesses.filter((r) => !r.ok && r.code === 20003)).toHaveLength(3);
+    expect(guesses.filter((r) => !r.ok && r.code === 20429)).toHaveLength(5);
+    expect(await outcome(server.client.verify.v2.services.list())).toEqual({ ok: true });
   });
 
   it('fails closed with 20503 when the store is down, and serves again once it is back', async () => {
