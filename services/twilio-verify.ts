@@ -275,6 +275,13 @@ export function createTwilioVerify(settings: TwilioVerifySettings, deps: TwilioV
       if (input.customCode !== undefined && !service.customCodeEnabled) {
         throw new TwilioApiError(60204, 403, 'Service does not support this feature: CustomCode');
       }
+      // The code is checked as the service's codes are: its CodeLength in digits.
+      if (
+        input.customCode !== undefined &&
+        !new RegExp(`^\\d{${service.codeLength}}$`).test(input.customCode)
+      ) {
+        throw invalidParameter('CustomCode', `${service.codeLength} digits`);
+      }
       const recipient = recipientOf(input.to, channel);
       const pointer = keys.twilioPending(service.sid, channel, recipient.id);
       const earlier = await store.get(pointer);

@@ -212,6 +212,13 @@ function suite(name: string, makeStore: (() => Promise<Store>) | undefined) {
         customCodeEnabled: true,
       });
       expect(custom.customCodeEnabled).toBe(true);
+      const short = await failure(
+        client.verify.v2
+          .services(custom.sid)
+          .verifications.create({ to: PHONE, channel: 'sms', customCode: '4242' }),
+      );
+      expect(short).toMatchObject({ status: 400, code: 60200 });
+      expect(short.message).toContain('CustomCode');
       await client.verify.v2
         .services(custom.sid)
         .verifications.create({ to: PHONE, channel: 'sms', customCode: '424242' });
