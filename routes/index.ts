@@ -21,6 +21,7 @@ import { challengeDocs, devOutboxDocs, healthDocs, verificationDocs } from './ap
 import { createChallengeRouter } from './challenges';
 import { createDevOutboxRouter } from './dev-outbox';
 import { createHealthHandler, createReadyHandler, liveHandler } from './health';
+import { createTwilioCompatRouter } from './twilio-compat';
 import { createVerificationRoutes, FORM_PATHS } from './verification';
 
 export interface VerificationRouterDeps {
@@ -88,6 +89,7 @@ export function createVerificationRouter(deps: VerificationRouterDeps): Router {
   const { config, store, logger } = deps;
   const clock = deps.clock ?? systemClock;
   const random = deps.random ?? cryptoRandom;
+  const base = publicBase(config, deps.publicUrl);
   const services = wireServices({
     config,
     store,
@@ -96,7 +98,7 @@ export function createVerificationRouter(deps: VerificationRouterDeps): Router {
     logger,
     clock,
     random,
-    defaultLinkBase: underBase(publicBase(config, deps.publicUrl), 'verify-email-token'),
+    defaultLinkBase: underBase(base, 'verify-email-token'),
     ...(deps.events ? { events: deps.events } : {}),
     ...(deps.onPumpingSignal ? { onPumpingSignal: deps.onPumpingSignal } : {}),
   });
@@ -130,13 +132,29 @@ export function createVerificationRouter(deps: VerificationRouterDeps): Router {
       ),
     ),
   );
-  router.use(
-    ipRateLimit({
-      store,
-      windowSeconds: config.RATE_LIMIT_WINDOW_SECONDS,
-      max: config.RATE_LIMIT_MAX,
-    }),
-  );
+  const requestLimit = ipRateLimit({
+    store,
+    windowSeconds: config.RATE_LIMIT_WINDOW_SECONDS,
+    max: config.RATE_LIMIT_MAX,
+  });
+  // Before the per-client request limit: its callers are authenticated app servers, which all
+  // share one address (the per-client limits of its sends key on the DeviceIp they pass). Only
+  // requests that fail authentication count against their client's limit, so that nobody
+  // guesses credentials at full speed.
+  if (services.twilio) {
+    router.use(
+      '/v2',
+      createTwilioCompatRouter({
+        twilio: services.twilio,
+        authToken: config.TWILIO_COMPAT_AUTH_TOKEN ?? '',
+        ipv6Subnet: config.IPV6_SUBNET,
+        urlOf: (path) => underBase(base, `v2/${path}`),
+        logger,
+        limitUnauthenticated: requestLimit,
+      }),
+    );
+  }
+  router.use(requestLimit);
   // After the per-client limit, so a client over its limit costs no parsing.
   router.use(parseBodies(FORM_PATHS));
   // With bot protection off there is nothing to serve, and every request would still walk

@@ -35,7 +35,20 @@ export const checkPhoneBody = z.object({
   userId,
   purpose,
 });
-export const sendEmailBody = z.object({ email, userId, purpose, ...proof });
+/** What an email carries: a link to open (the default) or a code to type. */
+const method = z.enum(['link', 'code'], 'method must be "link" or "code"').default('link');
+export const sendEmailBody = z.object({ email, userId, purpose, method, ...proof });
+export const checkEmailCodeBody = z.object({
+  email,
+  code: z.string('code must be a string').max(32, 'code is too long'),
+  verificationId: z
+    .string('verificationId must be a string')
+    .min(1, 'verificationId must not be empty')
+    .max(128, 'verificationId is too long')
+    .optional(),
+  userId,
+  purpose,
+});
 export const confirmEmailBody = z.object({
   token: z
     .string('token must be a string')
@@ -45,7 +58,14 @@ export const confirmEmailBody = z.object({
   purpose,
 });
 export const resendBody = z
-  .object({ phone: phone.optional(), email: email.optional(), userId, purpose, ...proof })
+  .object({
+    phone: phone.optional(),
+    email: email.optional(),
+    userId,
+    purpose,
+    method,
+    ...proof,
+  })
   .refine((body) => (body.phone === undefined) !== (body.email === undefined), {
     message: 'send exactly one of phone or email',
   });

@@ -5,6 +5,7 @@ import { clientOf } from '../src/http/client-key';
 import { sendPage } from '../src/http/security-headers';
 import { renderConfirmPage, renderConfirmResult } from './confirm-page';
 import {
+  checkEmailCodeBody,
   checkPhoneBody,
   confirmEmailBody,
   parseBody,
@@ -64,14 +65,18 @@ export function createVerificationRoutes({
     body: ReturnType<typeof sendEmailBody.parse>,
     isResend: boolean,
   ) => {
-    const pending = await verification.sendEmailLink({
+    const input = {
       email: body.email,
       purpose: body.purpose,
       userId: body.userId,
       client: clientOf(req),
       proof: proofOf(body),
       isResend,
-    });
+    };
+    const pending =
+      body.method === 'code'
+        ? await verification.sendEmailCode(input)
+        : await verification.sendEmailLink(input);
     res.status(202).json(pending);
   };
 
@@ -87,6 +92,11 @@ export function createVerificationRoutes({
 
   router.post('/verify-email', async (req, res) => {
     await sendEmail(req, res, parseBody(sendEmailBody, req.body), false);
+  });
+
+  router.post('/verify-email-code', async (req, res) => {
+    const result = await verification.checkEmailCode(parseBody(checkEmailCodeBody, req.body));
+    res.json({ verified: true, email: result.to, proof: result.proof });
   });
 
   router.get('/verify-email-token', (req, res) => {

@@ -51,3 +51,33 @@ export function escapeHtml(value: string): string {
     .replaceAll('"', '&quot;')
     .replaceAll("'", '&#39;');
 }
+
+/**
+ * An email carrying a code instead of a link: the code works on whichever device the person types
+ * it on. `template` is EMAIL_CODE_TEMPLATE, with {code} where the code goes.
+ */
+export function renderCodeEmail(
+  to: string,
+  subject: string,
+  template: string,
+  code: string,
+  ttlSeconds: number,
+): EmailMessage {
+  const minutes = Math.max(1, Math.round(ttlSeconds / 60));
+  const line = template.replaceAll('{code}', code);
+  const text = [
+    line,
+    '',
+    `The code works once and expires in ${minutes} minutes.`,
+    'If you did not ask for this, ignore this email.',
+  ].join('\n');
+  const [before, after] = escapeHtml(template).split('{code}', 2);
+  const html = [
+    '<!doctype html><html><body style="font-family:sans-serif">',
+    // The template's text around the first {code}, with the code set large enough to read off.
+    `<p>${before ?? ''}<strong style="font-size:1.5em;letter-spacing:0.1em">${escapeHtml(code)}</strong>${(after ?? '').replaceAll('{code}', escapeHtml(code))}</p>`,
+    `<p>The code works once and expires in ${minutes} minutes. If you did not ask for this, ignore this email.</p>`,
+    '</body></html>',
+  ].join('');
+  return { to, subject, text, html };
+}

@@ -17,8 +17,12 @@ export interface SendRequest {
   channel: Channel;
   /** Non-reversible id of the phone number or mailbox (see recipientId). */
   recipient: string;
-  /** The sender's client key (an IPv4 address or an IPv6 network). */
-  client: string;
+  /**
+   * The sender's client key (an IPv4 address or an IPv6 network). Absent when the caller is a
+   * backend that did not say whose request it relays (the Twilio-compatible API without
+   * DeviceIp): then no per-client limit applies, since every request would share its address.
+   */
+  client: string | undefined;
   /** Resends also count against RESEND_MAX. */
   isResend: boolean;
 }
@@ -37,16 +41,36 @@ interface Limit {
 
 const HOUR = 3600;
 
+/** Which limit refused a send, for a front door that answers each differently (the Twilio API). */
+export type SendLimitKind = 'cooldown' | 'resend' | 'send' | 'client';
+
+/** A send refused by one of its limits; `sendLimit` says which (the Twilio front door maps it). */
+export class SendLimitError extends RateLimitError {
+  constructor(
+    readonly sendLimit: SendLimitKind,
+    message: string,
+    retryAfterSeconds: number,
+  ) {
+    super('rate_limited', message, retryAfterSeconds);
+  }
+}
+
 /** What each limit answers when it refuses, given the seconds until its window ends. */
 const refusals = {
   resend: (wait: number) =>
-    refusedBy('resend', tooSoon('Too many resends for this recipient; try again later.', wait)),
+    refusedBy(
+      'resend',
+      tooSoon('resend', 'Too many resends for this recipient; try again later.', wait),
+    ),
   send: (wait: number) =>
-    refusedBy('recipient', tooSoon('Too many messages to this recipient; try again later.', wait)),
+    refusedBy(
+      'recipient',
+      tooSoon('send', 'Too many messages to this recipient; try again later.', wait),
+    ),
   ipTargets: (wait: number) =>
     refusedBy(
       'client_recipients',
-      tooSoon('Too many different recipients from this network; try again later.', wait),
+      tooSoon('client', 'Too many different recipients from this network; try again later.', wait),
     ),
   smsBudget: (wait: number) => refusedBy('sms_budget', budgetSpent(wait)),
 };
@@ -80,15 +104,17 @@ export function createSendLimits(settings: SendLimitSettings, clock: Clock) {
     });
     // Counting distinct recipients per client stops one client from pumping messages to many
     // numbers; a recipient already counted for this client in the hour costs nothing again.
-    limits.push({
-      counter: {
-        key: keys.clientRecipients(client),
-        windowSeconds: HOUR,
-        max: settings.ipMaxTargetsPerHour,
-        distinct: { key: keys.clientRecipient(client, recipient), ttlSeconds: HOUR },
-      },
-      refusal: refusals.ipTargets,
-    });
+    if (client !== undefined) {
+      limits.push({
+        counter: {
+          key: keys.clientRecipients(client),
+          windowSeconds: HOUR,
+          max: settings.ipMaxTargetsPerHour,
+          distinct: { key: keys.clientRecipient(client, recipient), ttlSeconds: HOUR },
+        },
+        refusal: refusals.ipTargets,
+      });
+    }
     if (channel === 'sms') {
       limits.push({
         counter: { key: keys.smsBudget(), windowSeconds: HOUR, max: settings.smsHourlyBudget },
@@ -122,6 +148,7 @@ export function createSendLimits(settings: SendLimitSettings, clock: Clock) {
           return refusedBy(
             'cooldown',
             tooSoon(
+              'cooldown',
               `Wait before requesting another ${request.channel === 'sms' ? 'code' : 'link'}.`,
               wait,
             ),
@@ -142,6 +169,6 @@ function budgetSpent(retryAfterSeconds: number): VerifydError {
   );
 }
 
-function tooSoon(message: string, retryAfterSeconds: number): RateLimitError {
-  return new RateLimitError('rate_limited', message, retryAfterSeconds);
+function tooSoon(limit: SendLimitKind, message: string, retryAfterSeconds: number): RateLimitError {
+  return new SendLimitError(limit, message, retryAfterSeconds);
 }

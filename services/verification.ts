@@ -1,5 +1,6 @@
 import { seal, unseal } from '../src/crypto';
 import { DeliveryFailedError, RateLimitError, VerifydError } from '../src/errors';
+import { INVALID_CLIENT } from '../src/http/client-key';
 import type { Logger } from '../src/logger';
 import type { VerificationEvents } from '../src/metrics';
 import type { EmailProvider, SmsProvider } from '../src/providers/types';
@@ -10,20 +11,13 @@ import type { BotProtection, Proof } from './bot-protection';
 import { type Codes, recipientId } from './codes';
 import type { CheckPath, FailureLimits } from './failure-limits';
 import type { Links } from './links';
-import { linkWithToken, renderSms, renderVerificationEmail } from './messages';
+import { linkWithToken, renderCodeEmail, renderSms, renderVerificationEmail } from './messages';
 import { countryOf, observeChecks, observeRefusal, observeSend } from './observed-verification';
 import type { ProofService } from './proof';
 import type { PumpingDefence } from './pumping';
 import type { Clock } from './runtime';
 import type { SendLimits } from './send-limits';
-import {
-  type EmailTarget,
-  emailTarget,
-  type PhoneTarget,
-  parseEmail,
-  parsePhone,
-  type Target,
-} from './targets';
+import { emailTarget, type PhoneTarget, parseEmail, parsePhone, type Target } from './targets';
 import type { TestIdentities } from './test-identities';
 import type { WebhookNotifier } from './webhook';
 
@@ -33,6 +27,11 @@ export interface VerificationSettings {
   secret: string;
   /** PURPOSES: the purposes a request may name. */
   purposes: readonly string[];
+  /**
+   * Purposes accepted besides PURPOSES, for a front door that derives its own (the
+   * Twilio-compatible API keeps each of its services' verifications under a purpose of its own).
+   */
+  extraPurpose?: (purpose: string) => boolean;
   codeTtlSeconds: number;
   maxAttempts: number;
   /** RESEND_MAX: a verification keeps its newest RESEND_MAX + 1 codes or links usable. */
@@ -45,6 +44,9 @@ export interface VerificationSettings {
   allowUnassignedNumbers: boolean;
   smsTemplate: string;
   emailSubject: string;
+  /** EMAIL_CODE_SUBJECT and EMAIL_CODE_TEMPLATE: the email that carries a code. */
+  emailCodeSubject: string;
+  emailCodeTemplate: string;
   /** Where email links point (EMAIL_LINK_BASE_URL, else this service's confirm page). */
   linkBase: string;
 }
@@ -74,8 +76,11 @@ export interface VerificationDeps {
 export interface SendRequest {
   purpose: string;
   userId?: string | undefined;
-  /** The sender's client key: its IPv4 address or IPv6 network (see src/http/client-key.ts). */
-  client: string;
+  /**
+   * The sender's client key: its IPv4 address or IPv6 network (see src/http/client-key.ts).
+   * Undefined only for an authenticated backend that names no device: no per-client limit then.
+   */
+  client: string | undefined;
   /** Bot protection's proof, when the request carries one. */
   proof?: Proof;
   isResend: boolean;
@@ -91,7 +96,7 @@ export interface PendingVerification {
   expiresAt: string;
   resendAvailableAt: string;
   codeLength?: number;
-  /** SMS only: the handle a check presents to be judged on this verification alone. */
+  /** Codes only: the handle a check presents to be judged on this verification alone. */
   verificationId?: string;
 }
 
@@ -101,15 +106,15 @@ export interface Approved {
   proof: string;
 }
 
-/** Without the pumping defences (embedders wiring the service themselves) a send goes as it is. */
-const NO_PUMPING: Pick<PumpingDefence, 'guard'> = { guard: (_target, send) => send(false) };
-
 /**
  * Links cannot be guessed once their signature checks, so their misses are only old links and a
  * cap would let somebody clicking old links kill the newest. The cap stays finite because the
  * store contract takes a number, and high enough that no person reaches it.
  */
 const LINK_ATTEMPT_CAP = 1_000_000;
+
+/** Without the pumping defences (embedders wiring the service themselves) a send goes as it is. */
+const NO_PUMPING: Pick<PumpingDefence, 'guard'> = { guard: (_target, send) => send(false) };
 
 /**
  * The verification flows, independent of HTTP. Each flow is owned here: this module decides it,
@@ -132,7 +137,7 @@ export function createVerificationService(settings: VerificationSettings, deps: 
   function assertPurpose(purpose: string): void {
     // Each purpose holds a verification of its own, so a caller free to name any purpose could
     // keep as many codes live for one number as it likes.
-    if (!settings.purposes.includes(purpose)) {
+    if (!settings.purposes.includes(purpose) && !settings.extraPurpose?.(purpose)) {
       throw new VerifydError(
         'invalid_request',
         `Invalid request: purpose must be one of ${settings.purposes.join(', ')}.`,
@@ -170,10 +175,15 @@ export function createVerificationService(settings: VerificationSettings, deps: 
     request: SendRequest,
     secret: Omit<SecretWrite, 'key' | 'keep' | 'binding'> & { binding?: string },
     deliver: () => Promise<unknown>,
+    kind: SecretKind = target.channel,
     testIdentity?: TestIdentity,
   ): Promise<{ binding: string | undefined; key: string }> {
     if (deps.botProtection) {
-      await deps.botProtection.check(request.proof ?? {}, request.client, request.proofRequired);
+      await deps.botProtection.check(
+        request.proof ?? {},
+        request.client ?? INVALID_CLIENT,
+        request.proofRequired,
+      );
     }
     const id = idOf(target);
     const plan = limits.plan({
@@ -184,7 +194,7 @@ export function createVerificationService(settings: VerificationSettings, deps: 
     });
     // A test identity gets no message: its code is stored with no send limit and nothing is sent.
     const admission = testIdentity ? { counters: [] } : plan.admission;
-    const key = keys.verification(target.channel, request.purpose, id);
+    const key = verificationKey(kind, request.purpose, id);
     const outcome = await store.admit({
       ...admission,
       secret: { ...secret, key, keep, binding: secret.binding ?? codes.newBinding() },
@@ -292,135 +302,199 @@ export function createVerificationService(settings: VerificationSettings, deps: 
     return proof;
   }
 
+  /** Where a target's codes live: a phone's verification, or an address's emailed codes. */
+  function codeKey(target: Target, purpose: string): string {
+    return verificationKey(target.channel === 'sms' ? 'sms' : 'email-code', purpose, idOf(target));
+  }
+
+  /** What a code's HMAC names besides the code: the number, or the mailbox behind an address. */
+  const codeSubject = (target: Target) =>
+    target.channel === 'sms' ? target.to : `email:${target.mailbox}`;
+
+  /**
+   * The code flows, shared by phone and email: one code minted (or the caller's own, where a
+   * front door allows one), admitted with the send's limits, then delivered.
+   */
+  async function sendCode(
+    target: Target,
+    input: SendRequest & { code?: string | undefined },
+    deliver: (code: string, validForSeconds: number) => Promise<unknown>,
+  ): Promise<PendingVerification> {
+    // A test identity's code is fixed, and dies where the identity ends.
+    const identities = deps.testIdentities;
+    const fixed = target.channel === 'sms' ? identities?.lookup(target.to) : undefined;
+    const code =
+      fixed?.code ?? (input.code === undefined ? codes.mint() : codes.normalise(input.code));
+    if (code === undefined) {
+      throw new VerifydError(
+        'invalid_request',
+        `Invalid request: code must be ${codes.length} digits.`,
+        { field: 'code' },
+      );
+    }
+    const ttlSeconds =
+      fixed && identities
+        ? identities.ttlSeconds(fixed, settings.codeTtlSeconds)
+        : settings.codeTtlSeconds;
+    const expiresAt = new Date(clock.now() + ttlSeconds * 1000);
+    const key = codeKey(target, input.purpose);
+    const deliverTo = (proofRequired: boolean) =>
+      send(
+        target,
+        { ...input, proofRequired },
+        {
+          hash: codes.hash(input.purpose, codeSubject(target), code),
+          ttlSeconds,
+          maxAttempts: settings.maxAttempts,
+          // The send's userId goes with its code, so that the proof names the user the code was
+          // sent for, not whichever user a check names. Sealed: a store dump must not show it.
+          ...(input.userId === undefined ? {} : { data: seal(settings.secret, key, input.userId) }),
+        },
+        () => deliver(code, (expiresAt.getTime() - clock.now()) / 1000),
+        target.channel === 'sms' ? 'sms' : 'email-code',
+        fixed,
+      );
+    // The pumping defences guard SMS sends: they may refuse one, or escalate it to a required
+    // proof. A test identity sends no message, so there is nothing for them to guard.
+    const sent = await (fixed || target.channel !== 'sms'
+      ? deliverTo(false)
+      : (deps.pumping ?? NO_PUMPING).guard(target, deliverTo));
+    return {
+      ...pending(target, expiresAt),
+      codeLength: codes.length,
+      verificationId: codes.verificationId(sent.key, sent.binding ?? ''),
+    };
+  }
+
+  async function checkCode(target: Target, input: CodeCheck): Promise<Approved> {
+    const code = codes.normalise(input.code);
+    // A malformed code is a client mistake, not a guess: refused before it reaches the store,
+    // so it uses up none of the verification's attempts.
+    if (code === undefined) {
+      throw new VerifydError(
+        'invalid_request',
+        `Invalid request: code must be ${codes.length} digits.`,
+        { field: 'code' },
+      );
+    }
+    // Without recipient-only checks nothing below is reached without an id, so a stranger who
+    // knows only the number learns nothing: not whether a code is pending, nor its attempts.
+    if (input.verificationId === undefined && !settings.checkByRecipient) {
+      throw new VerifydError('invalid_request', 'Invalid request: verificationId is required.', {
+        field: 'verificationId',
+      });
+    }
+    const id = idOf(target);
+    const key = codeKey(target, input.purpose);
+    const path: CheckPath = input.verificationId === undefined ? 'recipient' : 'verification';
+    const binding =
+      input.verificationId === undefined ? undefined : codes.bindingOf(key, input.verificationId);
+    const recipient = target.channel === 'sms' ? 'number' : 'address';
+    const noCode = () =>
+      new VerifydError(
+        'code_expired',
+        path === 'verification'
+          ? 'There is no pending code for this verification; request a new one.'
+          : `There is no pending code for this ${recipient}; request a new one.`,
+      );
+    // A forged id is answered as a wrong one: the same as no verification.
+    if (path === 'verification' && binding === undefined) throw noCode();
+    // The recipient's failure counts are checked and counted by the attempt itself, so no burst
+    // of guesses, over any number of codes and purposes, passes them.
+    const result = await store.attempt({
+      key,
+      hash: codes.hash(input.purpose, codeSubject(target), code),
+      maxAttempts: settings.maxAttempts,
+      failures: failures.failures(id, path),
+      // A success starts the recipient's failure window over, in the same step.
+      clearOnMatch: [failures.clearedOnSuccess(id)],
+      ...(binding === undefined ? {} : { binding }),
+    });
+    switch (result.status) {
+      case 'exhausted':
+        // Refused before the comparison: the verification is neither tried nor used up.
+        throw failures.refusal(result.resetMs);
+      case 'match': {
+        const userId =
+          result.data === undefined ? undefined : unseal(settings.secret, key, result.data);
+        // The verification is used up either way: it was for one user and must not be
+        // redeemed for another.
+        if (input.userId !== undefined && input.userId !== userId) throw userMismatch();
+        if (target.channel === 'sms') await deps.pumping?.recordApproved(target);
+        return { verified: true, to: target.to, proof: approve(target, input.purpose, userId) };
+      }
+      case 'mismatch':
+        throw new VerifydError('invalid_code', 'The code is incorrect.', {
+          attemptsRemaining: result.remaining,
+        });
+      case 'locked':
+        // This lane is dead: nothing was compared, so nothing was counted.
+        throw new RateLimitError(
+          'too_many_attempts',
+          'Too many wrong attempts; request a new code.',
+          settings.cooldownSeconds,
+        );
+      case 'missing':
+        throw noCode();
+    }
+  }
+
   return observeChecks(deps.events, {
     proofs,
 
-    async sendPhoneCode(input: SendRequest & { phone: string }): Promise<PendingVerification> {
+    sendPhoneCode(input: SendRequest & PhoneCodeOptions & { phone: string }) {
       assertPurpose(input.purpose);
       const target = parsePhone(input.phone, phonePolicy);
       observeRefusal(deps.events, target, () => assertCountry(target));
-      // A test identity's code is fixed, and dies where the identity ends.
-      const identities = deps.testIdentities;
-      const fixed = identities?.lookup(target.to);
-      const code = fixed?.code ?? codes.mint();
-      const ttlSeconds =
-        fixed && identities
-          ? identities.ttlSeconds(fixed, settings.codeTtlSeconds)
-          : settings.codeTtlSeconds;
-      const expiresAt = new Date(clock.now() + ttlSeconds * 1000);
-      const key = keys.verification('sms', input.purpose, idOf(target));
-      const deliverTo = (proofRequired: boolean) =>
-        send(
-          target,
-          { ...input, proofRequired },
-          {
-            hash: codes.hash(input.purpose, target.to, code),
-            ttlSeconds,
-            maxAttempts: settings.maxAttempts,
-            // The send's userId goes with its code, so that the proof names the user the code was
-            // sent for, not whichever user a check names. Sealed: a store dump must not show it.
-            ...(input.userId === undefined
-              ? {}
-              : { data: seal(settings.secret, key, input.userId) }),
-          },
-          () =>
-            deps.sms.send({
-              to: target.to,
-              body: renderSms(settings.smsTemplate, code),
-              validForSeconds: (expiresAt.getTime() - clock.now()) / 1000,
-            }),
-          fixed,
-        );
-      // The pumping defences may refuse the send, or escalate it to a required proof; a test
-      // identity sends no message, so there is nothing for them to guard.
-      const sent = await (fixed
-        ? deliverTo(false)
-        : (deps.pumping ?? NO_PUMPING).guard(target, deliverTo));
-      return {
-        ...pending(target, expiresAt),
-        codeLength: codes.length,
-        verificationId: codes.verificationId(sent.key, sent.binding ?? ''),
-      };
+      return sendCode(target, input, (code, validForSeconds) =>
+        deps.sms.send({
+          to: target.to,
+          body: renderSms(input.template ?? settings.smsTemplate, code),
+          validForSeconds,
+        }),
+      );
     },
 
-    async checkPhoneCode(input: {
-      phone: string;
-      code: string;
-      purpose: string;
-      userId?: string | undefined;
-      verificationId?: string | undefined;
-    }): Promise<Approved> {
+    checkPhoneCode(input: CodeCheck & { phone: string }): Promise<Approved> {
       assertPurpose(input.purpose);
-      const target = parsePhone(input.phone, phonePolicy);
-      const code = codes.normalise(input.code);
-      // A malformed code is a client mistake, not a guess: refused before it reaches the store,
-      // so it uses up none of the verification's attempts.
-      if (code === undefined) {
-        throw new VerifydError(
-          'invalid_request',
-          `Invalid request: code must be ${codes.length} digits.`,
-          { field: 'code' },
-        );
-      }
-      // Without recipient-only checks nothing below is reached without an id, so a stranger who
-      // knows only the number learns nothing: not whether a code is pending, nor its attempts.
-      if (input.verificationId === undefined && !settings.checkByRecipient) {
-        throw new VerifydError('invalid_request', 'Invalid request: verificationId is required.', {
-          field: 'verificationId',
-        });
-      }
-      const id = idOf(target);
-      const key = keys.verification('sms', input.purpose, id);
-      const path: CheckPath = input.verificationId === undefined ? 'recipient' : 'verification';
-      const binding =
-        input.verificationId === undefined ? undefined : codes.bindingOf(key, input.verificationId);
-      const noCode = () =>
-        new VerifydError(
-          'code_expired',
-          path === 'verification'
-            ? 'There is no pending code for this verification; request a new one.'
-            : 'There is no pending code for this number; request a new one.',
-        );
-      // A forged id is answered as a wrong one: the same as no verification.
-      if (path === 'verification' && binding === undefined) throw noCode();
-      // The recipient's failure counts are checked and counted by the attempt itself, so no burst
-      // of guesses, over any number of codes and purposes, passes them.
-      const result = await store.attempt({
-        key,
-        hash: codes.hash(input.purpose, target.to, code),
-        maxAttempts: settings.maxAttempts,
-        failures: failures.failures(id, path),
-        // A success starts the recipient's failure window over, in the same step.
-        clearOnMatch: [failures.clearedOnSuccess(id)],
-        ...(binding === undefined ? {} : { binding }),
-      });
-      switch (result.status) {
-        case 'exhausted':
-          // Refused before the comparison: the verification is neither tried nor used up.
-          throw failures.refusal(result.resetMs);
-        case 'match': {
-          const userId =
-            result.data === undefined ? undefined : unseal(settings.secret, key, result.data);
-          // The verification is used up either way: it was for one user and must not be
-          // redeemed for another.
-          if (input.userId !== undefined && input.userId !== userId) throw userMismatch();
-          await deps.pumping?.recordApproved(target);
-          return { verified: true, to: target.to, proof: approve(target, input.purpose, userId) };
-        }
-        case 'mismatch':
-          throw new VerifydError('invalid_code', 'The code is incorrect.', {
-            attemptsRemaining: result.remaining,
-          });
-        case 'locked':
-          // This lane is dead: nothing was compared, so nothing was counted.
-          throw new RateLimitError(
-            'too_many_attempts',
-            'Too many wrong attempts; request a new code.',
-            settings.cooldownSeconds,
-          );
-        case 'missing':
-          throw noCode();
-      }
+      return checkCode(parsePhone(input.phone, phonePolicy), input);
+    },
+
+    /** A code by email, for whoever cannot open a link on the device they sign up on. */
+    sendEmailCode(input: SendRequest & { email: string; code?: string }) {
+      assertPurpose(input.purpose);
+      const target = parseEmail(input.email);
+      return sendCode(target, input, (code, validForSeconds) =>
+        deps.email.send(
+          renderCodeEmail(
+            target.to,
+            settings.emailCodeSubject,
+            settings.emailCodeTemplate,
+            code,
+            validForSeconds,
+          ),
+        ),
+      );
+    },
+
+    checkEmailCode(input: CodeCheck & { email: string }): Promise<Approved> {
+      assertPurpose(input.purpose);
+      return checkCode(parseEmail(input.email), input);
+    },
+
+    /**
+     * Ends a code verification without a check (the Twilio-compatible API's cancel and manual
+     * approval): its codes die at once. Resolves whether there was one to end.
+     */
+    endCodeVerification(input: {
+      channel: Channel;
+      to: string;
+      purpose: string;
+    }): Promise<boolean> {
+      assertPurpose(input.purpose);
+      const target =
+        input.channel === 'sms' ? parsePhone(input.to, phonePolicy) : parseEmail(input.to);
+      return store.delete(codeKey(target, input.purpose));
     },
 
     async sendEmailLink(input: SendRequest & { email: string }): Promise<PendingVerification> {
@@ -492,6 +566,30 @@ export function createVerificationService(settings: VerificationSettings, deps: 
 }
 
 export type VerificationService = ReturnType<typeof createVerificationService>;
+
+/** A phone send's options that only a front door of its own sets (the Twilio-compatible API). */
+export interface PhoneCodeOptions {
+  /** The caller's own code, where its service allows one, instead of a minted one. */
+  code?: string | undefined;
+  /** The SMS text, with {code} where the code goes, instead of SMS_TEMPLATE. */
+  template?: string | undefined;
+}
+
+export interface CodeCheck {
+  code: string;
+  purpose: string;
+  userId?: string | undefined;
+  verificationId?: string | undefined;
+}
+
+/** Which secrets a verification holds: phone codes, email links, or emailed codes. */
+type SecretKind = Channel | 'email-code';
+
+function verificationKey(kind: SecretKind, purpose: string, recipient: string): string {
+  return kind === 'email-code'
+    ? keys.emailCode(purpose, recipient)
+    : keys.verification(kind, purpose, recipient);
+}
 
 /** A check that names another user than the send did. */
 function userMismatch(): VerifydError {

@@ -134,6 +134,14 @@ export const CONFIG_DOCS: Record<Variable, { group: string; text: string }> = {
     text: "Page the email link opens (?token= is appended); default: this service's GET /verify-email-token",
   },
   EMAIL_SUBJECT: { group: 'Codes and links', text: 'Subject of the verification email' },
+  EMAIL_CODE_SUBJECT: {
+    group: 'Codes and links',
+    text: 'Subject of the email that carries a code (POST /verify-email with "method": "code", and Channel=email of the Twilio-compatible API)',
+  },
+  EMAIL_CODE_TEMPLATE: {
+    group: 'Codes and links',
+    text: 'Text of that email, containing {code}; the HTML part sets the code in bold',
+  },
   JWT_ISSUER: { group: 'Codes and links', text: 'iss claim of email links and proofs' },
   PROOF_AUDIENCE: { group: 'Codes and links', text: 'aud claim of proofs; your app checks it' },
   PROOF_TTL_SECONDS: { group: 'Codes and links', text: 'Lifetime of a proof JWT' },
@@ -283,6 +291,18 @@ export const CONFIG_DOCS: Record<Variable, { group: string; text: string }> = {
   TEST_IDENTITIES_EXPIRE: {
     group: 'Testing',
     text: 'Expiry of the TEST_IDENTITIES entries that name none: a date (2027-03-01, the entry stops at 00:00 UTC that day) or an ISO 8601 time; production refuses any expiry more than 90 days away',
+  },
+  TWILIO_COMPAT: {
+    group: 'Twilio-compatible API',
+    text: 'on serves a Twilio Verify v2 compatible API under /v2 (see "Replacing Twilio Verify"); off by default',
+  },
+  TWILIO_COMPAT_ACCOUNT_SID: {
+    group: 'Twilio-compatible API',
+    text: 'The Account SID its clients authenticate with (AC followed by 32 hexadecimal digits, as the SDK demands); required when TWILIO_COMPAT=on',
+  },
+  TWILIO_COMPAT_AUTH_TOKEN: {
+    group: 'Twilio-compatible API',
+    text: 'The Auth Token its clients authenticate with; required when TWILIO_COMPAT=on, at least 32 bytes in production',
   },
   BOT_PROTECTION: {
     group: 'Bot protection',

@@ -343,6 +343,11 @@ export const configSchema = z.object({
   EMAIL_TOKEN_TTL_SECONDS: int(60, 7 * 86_400, 600),
   EMAIL_LINK_BASE_URL: z.url('an absolute http(s) URL').optional(),
   EMAIL_SUBJECT: z.string().min(1).default('Confirm your email address'),
+  EMAIL_CODE_SUBJECT: z.string().min(1).default('Your verification code'),
+  EMAIL_CODE_TEMPLATE: z
+    .string()
+    .refine((v) => v.includes('{code}'), 'text containing {code}')
+    .default('Your verification code is {code}'),
   JWT_ISSUER: z.string().min(1).default('verifyd'),
   PROOF_AUDIENCE: z.string().min(1).default('verifyd:proof'),
   PROOF_TTL_SECONDS: int(30, 86_400, 300),
@@ -438,6 +443,10 @@ export const configSchema = z.object({
   TEST_IDENTITIES: optionalText,
   TEST_IDENTITIES_EXPIRE: optionalText,
 
+  TWILIO_COMPAT: z.enum(['on', 'off'], 'on or off').default('off'),
+  TWILIO_COMPAT_ACCOUNT_SID: twilioSid('AC', 'an Account SID'),
+  TWILIO_COMPAT_AUTH_TOKEN: optionalText,
+
   // The image captcha was removed (a script using svg-captcha itself read every image back), so
   // a deployment that still asks for it is told what to use instead of being told "invalid".
   BOT_PROTECTION: z
@@ -524,6 +533,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const secrets = resolveSecrets(findings);
   if (findings.values.NODE_ENV === 'production') checkProductionReady(findings);
   checkProvidersConfigured(findings);
+  checkTwilioCompat(findings);
   checkChallengeDifficulty(findings);
   checkHttpTimeouts(findings);
   checkClusterPrefix(findings);
@@ -696,6 +706,32 @@ function checkProvidersConfigured(findings: Findings): void {
       problems.push('Missing SENDGRID_API_KEY: required when EMAIL_PROVIDER=sendgrid.');
     if (absent(findings, 'EMAIL_FROM'))
       problems.push('Missing EMAIL_FROM: required when EMAIL_PROVIDER=sendgrid.');
+  }
+}
+
+/** The Twilio-compatible API is its clients' one credential check: it needs both halves. */
+function checkTwilioCompat(findings: Findings): void {
+  const { values, problems } = findings;
+  if (values.TWILIO_COMPAT !== 'on') return;
+  if (absent(findings, 'TWILIO_COMPAT_ACCOUNT_SID'))
+    problems.push('Missing TWILIO_COMPAT_ACCOUNT_SID: required when TWILIO_COMPAT=on.');
+  const token = values.TWILIO_COMPAT_AUTH_TOKEN;
+  if (absent(findings, 'TWILIO_COMPAT_AUTH_TOKEN')) {
+    problems.push('Missing TWILIO_COMPAT_AUTH_TOKEN: required when TWILIO_COMPAT=on.');
+  } else if (
+    token !== undefined &&
+    values.NODE_ENV === 'production' &&
+    Buffer.byteLength(token) < MIN_SECRET_BYTES
+  ) {
+    problems.push(
+      `Invalid TWILIO_COMPAT_AUTH_TOKEN: expected at least ${MIN_SECRET_BYTES} bytes in production.`,
+    );
+  }
+  // Every url the API answers is one the SDK will follow as it is.
+  if (values.NODE_ENV === 'production' && absent(findings, 'PUBLIC_URL')) {
+    problems.push(
+      'Missing PUBLIC_URL: production needs it when TWILIO_COMPAT=on, for the absolute URLs the API answers.',
+    );
   }
 }
 

@@ -9,6 +9,7 @@ import { pumpingSettings } from '../services/pumping/settings';
 import type { Clock, RandomSource } from '../services/runtime';
 import { createSendLimits } from '../services/send-limits';
 import { createTestIdentities } from '../services/test-identities';
+import { createTwilioVerify, isTwilioPurpose } from '../services/twilio-verify';
 import { createVerificationService } from '../services/verification';
 import { createWebhookNotifier } from '../services/webhook';
 import type { Config } from './config';
@@ -86,66 +87,93 @@ export function wireServices(deps: WiringDeps) {
     proofAvailable: config.BOT_PROTECTION !== 'off',
     ...(deps.onPumpingSignal ? { onSignal: deps.onPumpingSignal } : {}),
   });
-  const verification = createVerificationService(
-    {
-      secret: config.OTP_SECRET,
-      purposes: config.PURPOSES,
-      codeTtlSeconds: config.OTP_TTL_SECONDS,
-      maxAttempts: config.OTP_MAX_ATTEMPTS,
-      resendMax: config.RESEND_MAX,
-      cooldownSeconds: config.SEND_COOLDOWN_SECONDS,
-      checkByRecipient: config.CHECK_BY_RECIPIENT,
-      allowedCountries: config.SMS_ALLOWED_COUNTRIES,
-      allowUnassignedNumbers: config.SMS_PROVIDER === 'mock',
-      smsTemplate: config.SMS_TEMPLATE,
-      emailSubject: config.EMAIL_SUBJECT,
-      linkBase: config.EMAIL_LINK_BASE_URL ?? deps.defaultLinkBase,
-    },
-    {
-      store,
-      sms: deps.sms,
-      email: deps.email,
-      logger,
+  const verificationSettings = {
+    secret: config.OTP_SECRET,
+    purposes: config.PURPOSES,
+    codeTtlSeconds: config.OTP_TTL_SECONDS,
+    maxAttempts: config.OTP_MAX_ATTEMPTS,
+    resendMax: config.RESEND_MAX,
+    cooldownSeconds: config.SEND_COOLDOWN_SECONDS,
+    checkByRecipient: config.CHECK_BY_RECIPIENT,
+    allowedCountries: config.SMS_ALLOWED_COUNTRIES,
+    allowUnassignedNumbers: config.SMS_PROVIDER === 'mock',
+    smsTemplate: config.SMS_TEMPLATE,
+    emailSubject: config.EMAIL_SUBJECT,
+    emailCodeSubject: config.EMAIL_CODE_SUBJECT,
+    emailCodeTemplate: config.EMAIL_CODE_TEMPLATE,
+    linkBase: config.EMAIL_LINK_BASE_URL ?? deps.defaultLinkBase,
+  };
+  const verificationDeps = {
+    store,
+    sms: deps.sms,
+    email: deps.email,
+    logger,
+    clock,
+    links: createLinks(
+      {
+        jwtSecret: config.JWT_SECRET,
+        hashSecret: config.OTP_SECRET,
+        issuer: config.JWT_ISSUER,
+        ttlSeconds: config.EMAIL_TOKEN_TTL_SECONDS,
+      },
       clock,
-      codes: createCodes({ secret: config.OTP_SECRET, length: config.OTP_LENGTH }, random),
-      links: createLinks(
-        {
-          jwtSecret: config.JWT_SECRET,
-          hashSecret: config.OTP_SECRET,
-          issuer: config.JWT_ISSUER,
-          ttlSeconds: config.EMAIL_TOKEN_TTL_SECONDS,
-        },
-        clock,
-        random,
-      ),
-      proofs,
-      limits: createSendLimits(
-        {
-          cooldownSeconds: config.SEND_COOLDOWN_SECONDS,
-          resendMax: config.RESEND_MAX,
-          resendWindowSeconds: config.RESEND_WINDOW_SECONDS,
-          sendMaxPerTarget: config.SEND_MAX_PER_TARGET,
-          sendTargetWindowSeconds: config.SEND_TARGET_WINDOW_SECONDS,
-          ipMaxTargetsPerHour: config.IP_MAX_TARGETS_PER_HOUR,
-          smsHourlyBudget: config.SMS_HOURLY_BUDGET,
-        },
-        clock,
-      ),
-      failures: createFailureLimits({
-        maxFailures: config.TARGET_MAX_FAILURES,
-        windowSeconds: config.TARGET_FAILURE_WINDOW_SECONDS,
-        maxDailyFailures: config.TARGET_MAX_DAILY_FAILURES,
-      }),
-      ...(config.BOT_PROTECTION === 'off' ? {} : { botProtection }),
-      pumping,
-      ...(webhook ? { webhook } : {}),
-      ...(deps.events ? { events: deps.events } : {}),
-      ...(config.TEST_IDENTITIES
-        ? { testIdentities: createTestIdentities(config, logger, clock) }
-        : {}),
-    },
-  );
-  return { store, verification, proofs, pow };
+      random,
+    ),
+    proofs,
+    limits: createSendLimits(
+      {
+        cooldownSeconds: config.SEND_COOLDOWN_SECONDS,
+        resendMax: config.RESEND_MAX,
+        resendWindowSeconds: config.RESEND_WINDOW_SECONDS,
+        sendMaxPerTarget: config.SEND_MAX_PER_TARGET,
+        sendTargetWindowSeconds: config.SEND_TARGET_WINDOW_SECONDS,
+        ipMaxTargetsPerHour: config.IP_MAX_TARGETS_PER_HOUR,
+        smsHourlyBudget: config.SMS_HOURLY_BUDGET,
+      },
+      clock,
+    ),
+    failures: createFailureLimits({
+      maxFailures: config.TARGET_MAX_FAILURES,
+      windowSeconds: config.TARGET_FAILURE_WINDOW_SECONDS,
+      maxDailyFailures: config.TARGET_MAX_DAILY_FAILURES,
+    }),
+    ...(webhook ? { webhook } : {}),
+  };
+  const verification = createVerificationService(verificationSettings, {
+    ...verificationDeps,
+    codes: createCodes({ secret: config.OTP_SECRET, length: config.OTP_LENGTH }, random),
+    ...(config.BOT_PROTECTION === 'off' ? {} : { botProtection }),
+  });
+  // The Twilio-compatible API is a second front door to the same flows: the same service with the
+  // same store, limits and providers, told only what differs there. Its callers are app servers,
+  // whose own front ends carry bot protection; each Twilio service has its own code length and
+  // keeps its verifications under a purpose of its own.
+  const twilio =
+    config.TWILIO_COMPAT === 'on'
+      ? createTwilioVerify(
+          {
+            accountSid: config.TWILIO_COMPAT_ACCOUNT_SID ?? '',
+            secret: config.OTP_SECRET,
+            codeTtlSeconds: config.OTP_TTL_SECONDS,
+            maxAttempts: config.OTP_MAX_ATTEMPTS,
+            allowUnassignedNumbers: config.SMS_PROVIDER === 'mock',
+          },
+          {
+            store,
+            clock,
+            random,
+            verificationFor: (codeLength) =>
+              createVerificationService(
+                { ...verificationSettings, extraPurpose: isTwilioPurpose },
+                {
+                  ...verificationDeps,
+                  codes: createCodes({ secret: config.OTP_SECRET, length: codeLength }, random),
+                },
+              ),
+          },
+        )
+      : undefined;
+  return { store, verification, proofs, pow, twilio };
 }
 
 export type Services = ReturnType<typeof wireServices>;

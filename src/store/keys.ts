@@ -16,6 +16,16 @@ export const keys = {
   /** A verification's codes (sms) or links (email): see SecretWrite. */
   verification: (channel: Channel, purpose: string, recipient: string) =>
     channel === 'sms' ? `code:${purpose}:{${recipient}}` : `email:${purpose}:{${recipient}}`,
+  /** A verification's emailed codes (POST /verify-email with method "code"). */
+  emailCode: (purpose: string, recipient: string) => `email-code:${purpose}:{${recipient}}`,
+  /** A Twilio-compatible Verify service (see routes/twilio-compat), and its slot in the list. */
+  twilioService: (sid: string) => `twilio:service:${sid}`,
+  twilioServiceSlot: (slot: number) => `twilio:service-slot:${slot}`,
+  twilioServiceSlots: () => 'twilio:service-slots',
+  /** A Twilio-compatible verification (VE sid), and the one pending per service and recipient. */
+  twilioVerification: (sid: string) => `twilio:verification:${sid}`,
+  twilioPending: (service: string, channel: Channel, recipient: string) =>
+    `twilio:pending:${service}:${channel}:{${recipient}}`,
   /** A recipient's cooldown gate; holds when it ends (epoch ms). */
   cooldown: (channel: Channel, recipient: string) => `limit:cooldown:${channel}:{${recipient}}`,
   /** Sends to a recipient per SEND_TARGET_WINDOW_SECONDS. */
@@ -49,6 +59,8 @@ export const keys = {
 export const KEY_KINDS = {
   'code:': 'phone code',
   'email:': 'email token',
+  'email-code:': 'email code',
+  'twilio:': 'twilio-compatible record',
   'challenge:': 'challenge',
   'session:': 'challenge session',
   'rl:': 'rate-limit counter',

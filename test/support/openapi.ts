@@ -40,7 +40,14 @@ export interface HttpRequestLike {
 }
 
 /** Keywords that only annotate; everything else must be implemented below. */
-const ANNOTATIONS = new Set(['default', 'description', 'title', 'example', 'examples']);
+const ANNOTATIONS = new Set([
+  'default',
+  'description',
+  'title',
+  'example',
+  'examples',
+  'deprecated',
+]);
 const IMPLEMENTED = new Set([
   'type',
   'nullable',
@@ -112,7 +119,9 @@ export class OpenApiValidator {
         if (parameter.required) problems.push(`${where}: missing`);
         continue;
       }
-      problems.push(...this.validate(raw, parameter.schema, where));
+      // A path or query parameter is text, as a form field is: read as its schema's type.
+      const value = fromForm(raw, this.#resolve(parameter.schema).type);
+      problems.push(...this.validate(value, parameter.schema, where));
     }
     for (const name of url.searchParams.keys()) {
       if (!parameters.some((p) => p.in === 'query' && p.name === name)) {

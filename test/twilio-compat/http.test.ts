@@ -1,0 +1,118 @@
+import request from 'supertest';
+import { buildTestApp } from '../support/app';
+import { ACCOUNT_SID, AUTH_TOKEN } from './support';
+
+/**
+ * What the SDK never sends but a hand-written client might: every such request gets Twilio's
+ * error shape with the right status, never a 500 and never the native shape.
+ */
+
+const auth = `Basic ${Buffer.from(`${ACCOUNT_SID}:${AUTH_TOKEN}`).toString('base64')}`;
+
+function compatApp(env: Record<string, string> = {}) {
+  return buildTestApp({
+    env: {
+      TWILIO_COMPAT: 'on',
+      TWILIO_COMPAT_ACCOUNT_SID: ACCOUNT_SID,
+      TWILIO_COMPAT_AUTH_TOKEN: AUTH_TOKEN,
+      ...env,
+    },
+  }).app;
+}
+
+const twilioError = (code: number, status: number) => ({
+  code,
+  status,
+  message: expect.any(String),
+  more_info: `https://www.twilio.com/docs/errors/${code}`,
+});
+
+describe('Twilio-compatible API over plain HTTP', () => {
+  it('is not there unless TWILIO_COMPAT=on', async () => {
+    const res = await request(buildTestApp().app).get('/v2/Services').set('authorization', auth);
+    expect(res.status).toBe(404);
+    expect(res.body.error.code).toBe('not_found');
+  });
+
+  it('asks for credentials with 401 20003 and a Basic challenge', async () => {
+    for (const header of [
+      undefined,
+      'Bearer x',
+      'Basic !!!',
+      `Basic ${Buffer.from(ACCOUNT_SID).toString('base64')}`,
+    ]) {
+      const req = request(compatApp()).get('/v2/Services');
+      const res = await (header === undefined ? req : req.set('authorization', header));
+      expect(res.status).toBe(401);
+      expect(res.body).toEqual(twilioError(20003, 401));
+      expect(res.headers['www-authenticate']).toBe('Basic realm="Twilio API"');
+    }
+  });
+
+  it('answers bad bodies and parameters in Twilio shape', async () => {
+    const app = compatApp();
+    const json = await request(app)
+      .post('/v2/Services')
+      .set('authorization', auth)
+      .send({ FriendlyName: 'Acme' });
+    expect(json.status).toBe(415);
+    expect(json.body).toEqual(twilioError(60200, 415));
+
+    const missing = await request(app)
+      .post('/v2/Services')
+      .set('authorization', auth)
+      .type('form')
+      .send({});
+    expect(missing.body).toEqual(twilioError(60200, 400));
+    expect(missing.body.message).toContain('FriendlyName');
+
+    const flag = await request(app)
+      .post('/v2/Services')
+      .set('authorization', auth)
+      .type('form')
+      .send({ FriendlyName: 'Acme', CustomCodeEnabled: 'yes' });
+    expect(flag.body).toEqual(twilioError(60200, 400));
+    expect(flag.body.message).toContain('CustomCodeEnabled');
+
+    const tooLarge = await request(app)
+      .post('/v2/Services')
+      .set('authorization', auth)
+      .type('form')
+      .send({ FriendlyName: 'x'.repeat(20_000) });
+    expect(tooLarge.status).toBe(413);
+    expect(tooLarge.body).toEqual(twilioError(60200, 413));
+
+    const unknown = await request(app).get('/v2/Nope').set('authorization', auth);
+    expect(unknown.body).toEqual(twilioError(20404, 404));
+    const badSid = await request(app).get('/v2/Services/VA123').set('authorization', auth);
+    expect(badSid.body).toEqual(twilioError(20404, 404));
+  });
+
+  it('checks need To or VerificationSid, and a code of the right form', async () => {
+    const app = compatApp();
+    const service = await request(app)
+      .post('/v2/Services')
+      .set('authorization', auth)
+      .type('form')
+      .send({ FriendlyName: 'Acme' });
+    const path = `/v2/Services/${service.body.sid}/VerificationCheck`;
+    const neither = await request(app)
+      .post(path)
+      .set('authorization', auth)
+      .type('form')
+      .send({ Code: '123456' });
+    expect(neither.body).toEqual(twilioError(60200, 400));
+    await request(app)
+      .post(`/v2/Services/${service.body.sid}/Verifications`)
+      .set('authorization', auth)
+      .type('form')
+      .send({ To: '+15555550123', Channel: 'sms' });
+    const letters = await request(app)
+      .post(path)
+      .set('authorization', auth)
+      .type('form')
+      .send({ Code: 'abcdef', To: '+15555550123' });
+    expect(letters.body).toEqual(twilioError(60200, 400));
+    expect(letters.body.message).toContain('Code');
+  });
+});
