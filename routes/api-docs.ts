@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { ErrorCode } from '../src/errors';
 import type { RouteDoc } from '../src/openapi';
 import {
+  checkEmailCodeBody,
   checkPhoneBody,
   confirmEmailBody,
   resendBody,
@@ -59,6 +60,11 @@ const SMS_SEND_ERRORS: readonly ErrorCode[] = [
   'country_not_allowed',
   'recipient_opted_out',
   'sms_budget_exhausted',
+  // The SMS pumping defences (README, "SMS pumping").
+  'number_type_not_allowed',
+  'prefix_blocked',
+  'destination_suspended',
+  'country_limit_reached',
 ];
 
 export interface VerificationDocsOptions {
@@ -110,6 +116,28 @@ export function verificationDocs({ botProtection }: VerificationDocsOptions): Ro
       body: sendEmailBody,
       responses: { 202: { description: 'Sent', body: pending } },
       errors: [...SEND_ERRORS, 'invalid_email', ...bot],
+    },
+    {
+      method: 'post',
+      path: '/verify-email-code',
+      tag: 'Email',
+      summary: 'Check a code sent by email',
+      body: checkEmailCodeBody,
+      responses: {
+        200: {
+          description: 'The code is right; here is the proof',
+          body: z.object({ verified: z.literal(true), email: z.string(), proof }),
+        },
+      },
+      errors: [
+        ...BODY,
+        ...LIMITED,
+        'invalid_email',
+        'invalid_code',
+        'code_expired',
+        'too_many_attempts',
+        'user_mismatch',
+      ],
     },
     {
       method: 'get',
@@ -214,6 +242,10 @@ const outboxMessage = z.object({
   to: z.string(),
   subject: z.string().optional(),
   body: z.string(),
+  html: z.string().optional(),
+  /** The code or link the message carries, read out of it; null when it carries none. */
+  code: z.string().nullable(),
+  link: z.string().nullable(),
   sentAt: isoTime,
 });
 
@@ -240,14 +272,73 @@ export function devOutboxDocs(): RouteDoc[] {
       errors: hidden,
     },
     {
+      method: 'get',
+      path: '/dev/outbox/latest',
+      tag: 'Development',
+      summary: 'The newest message, waiting for one to arrive (long poll)',
+      description,
+      query: {
+        to: { description: 'Only messages to this number or address', schema: { type: 'string' } },
+        after: {
+          description: 'Only a message newer than the one with this id',
+          schema: { type: 'string' },
+        },
+        wait: {
+          description: 'Seconds to wait for a message, 0 to 30 (default 0)',
+          schema: { type: 'integer', minimum: 0, maximum: 30 },
+        },
+      },
+      responses: {
+        200: { description: 'The message', body: z.object({ message: outboxMessage }) },
+      },
+      errors: [...hidden, 'invalid_request'],
+    },
+    {
+      method: 'get',
+      path: '/dev/outbox/events',
+      tag: 'Development',
+      summary: 'The outbox as server-sent events: a snapshot, then each change',
+      description,
+      responses: { 200: { description: 'An event stream', media: { type: 'text/event-stream' } } },
+      errors: hidden,
+    },
+    {
       method: 'delete',
       path: '/dev/outbox',
       tag: 'Development',
-      summary: 'Empty the outbox',
+      summary: 'Empty the outbox, or the messages to one recipient',
       description,
+      query: {
+        to: { description: 'Only messages to this number or address', schema: { type: 'string' } },
+      },
       responses: { 204: { description: 'Emptied' } },
       errors: hidden,
     },
+  ];
+}
+
+/** The dev inbox page and its two files (routes/dev-inbox.ts). */
+export function devInboxDocs(): RouteDoc[] {
+  const hidden: readonly ErrorCode[] = [...LIMITED, 'not_found'];
+  const description = 'The dev inbox: mock providers only, never in production.';
+  const file = (path: string, type: string, summary: string): RouteDoc => ({
+    method: 'get',
+    path,
+    tag: 'Development',
+    summary,
+    description,
+    responses: { 200: { description: summary, media: { type } } },
+    errors: hidden,
+  });
+  const page = file('/dev', 'text/html', 'The dev inbox page');
+  page.responses[302] = {
+    description: '/dev/ is sent on to /dev, where its relative URLs resolve',
+    media: { type: 'text/plain' },
+  };
+  return [
+    page,
+    file('/dev/inbox.js', 'text/javascript', "The inbox page's script"),
+    file('/dev/inbox.css', 'text/css', "The inbox page's stylesheet"),
   ];
 }
 

@@ -17,7 +17,13 @@ import type { Outbox } from '../src/providers/mock';
 import type { EmailProvider, SmsProvider } from '../src/providers/types';
 import type { Store } from '../src/store/types';
 import { wireServices } from '../src/wiring';
-import { challengeDocs, devOutboxDocs, healthDocs, verificationDocs } from './api-docs';
+import {
+  challengeDocs,
+  devInboxDocs,
+  devOutboxDocs,
+  healthDocs,
+  verificationDocs,
+} from './api-docs';
 import { createChallengeRouter } from './challenges';
 import { createDevOutboxRouter } from './dev-outbox';
 import { createHealthHandler, createReadyHandler, liveHandler } from './health';
@@ -169,7 +175,7 @@ export function createVerificationRouter(deps: VerificationRouterDeps): Router {
   deps.api?.add(...verificationDocs({ botProtection: config.BOT_PROTECTION !== 'off' }));
   if (deps.outbox && config.NODE_ENV !== 'production') {
     router.use(createDevOutboxRouter(deps.outbox, { public: config.DEV_ROUTES_PUBLIC }));
-    deps.api?.add(...devOutboxDocs());
+    deps.api?.add(...devOutboxDocs(), ...devInboxDocs());
   }
   router.use(errorHandler);
   return router;

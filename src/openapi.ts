@@ -56,6 +56,10 @@ const ERROR_DETAILS: Record<string, JsonSchema> = {
   kind: { type: 'string', description: 'challenge_*: the bot protection asking' },
   reason: { type: 'string', description: 'challenge_failed: why the proof was refused' },
   country: { type: 'string', description: 'country_not_allowed: the number’s region' },
+  numberType: {
+    type: 'string',
+    description: 'number_type_not_allowed: the kind of number refused (premium_rate, voip, …)',
+  },
 };
 
 /** Codes whose answer carries Retry-After. */

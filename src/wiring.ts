@@ -137,7 +137,12 @@ export function wireServices(deps: WiringDeps) {
       windowSeconds: config.TARGET_FAILURE_WINDOW_SECONDS,
       maxDailyFailures: config.TARGET_MAX_DAILY_FAILURES,
     }),
+    pumping,
     ...(webhook ? { webhook } : {}),
+    ...(deps.events ? { events: deps.events } : {}),
+    ...(config.TEST_IDENTITIES
+      ? { testIdentities: createTestIdentities(config, logger, clock) }
+      : {}),
   };
   const verification = createVerificationService(verificationSettings, {
     ...verificationDeps,
