@@ -445,3 +445,90 @@ export function documentationDocs(): RouteDoc[] {
     },
   ];
 }
+
+/** Twilio's error shape, which the /v2 routes answer instead of verifyd's own. */
+const twilioError = z.object({
+  code: z.number().int(),
+  message: z.string(),
+  more_info: z.string(),
+  status: z.number().int(),
+});
+/** A Twilio resource: its sid and whatever Twilio's own description gives it (see README). */
+const twilioResource = z.looseObject({ sid: z.string() });
+const twilioList = z.looseObject({ meta: z.looseObject({}) });
+
+/**
+ * The Twilio Verify v2 compatible API (routes/twilio-compat.ts): its resources keep the shapes of
+ * Twilio's own description (test/providers/spec/twilio-verify-v2.json holds the extract the SDK
+ * tests check against), and its errors Twilio's shape with the codes of src/http/twilio-errors.ts.
+ */
+export function twilioCompatDocs(): RouteDoc[] {
+  const description =
+    'Twilio Verify v2 compatible (TWILIO_COMPAT=on): HTTP Basic auth with TWILIO_COMPAT_ACCOUNT_SID and TWILIO_COMPAT_AUTH_TOKEN; form-encoded bodies as the twilio SDK sends them.';
+  const errors = Object.fromEntries(
+    [400, 401, 403, 404, 413, 415, 429, 500, 502, 503].map((status) => [
+      status,
+      {
+        description: 'A Twilio-shaped error (code, message, more_info, status)',
+        body: twilioError,
+        ...(status === 429
+          ? {
+              headers: {
+                'Retry-After': {
+                  description: 'Seconds to wait before the same request can succeed',
+                  schema: { type: 'integer', minimum: 1 },
+                },
+              },
+            }
+          : {}),
+      },
+    ]),
+  );
+  const op = (
+    method: RouteDoc['method'],
+    path: string,
+    summary: string,
+    ok: Record<number, { description: string; body?: z.ZodType }>,
+  ): RouteDoc => ({
+    method,
+    path: `/v2${path}`,
+    tag: 'Twilio Verify compatible',
+    summary,
+    description,
+    responses: { ...errors, ...ok },
+    errors: [],
+  });
+  return [
+    op('post', '/Services', 'Create a service', {
+      201: { description: 'Created', body: twilioResource },
+    }),
+    op('get', '/Services', 'List services', { 200: { description: 'A page', body: twilioList } }),
+    op('get', '/Services/{sid}', 'Fetch a service', {
+      200: { description: 'The service', body: twilioResource },
+    }),
+    op('post', '/Services/{sid}', 'Update a service', {
+      200: { description: 'Updated', body: twilioResource },
+    }),
+    op('delete', '/Services/{sid}', 'Delete a service', { 204: { description: 'Deleted' } }),
+    op(
+      'post',
+      '/Services/{sid}/Verifications',
+      'Start a verification (or add a send to the pending one)',
+      {
+        201: { description: 'Pending', body: twilioResource },
+      },
+    ),
+    op('get', '/Services/{sid}/Verifications/{verification}', 'Fetch a verification', {
+      200: { description: 'The verification', body: twilioResource },
+    }),
+    op('post', '/Services/{sid}/Verifications/{verification}', 'Cancel or approve a verification', {
+      200: { description: 'Updated', body: twilioResource },
+    }),
+    op('post', '/Services/{sid}/VerificationCheck', 'Check a code', {
+      200: {
+        description: 'The check (status pending, approved or max_attempts_reached)',
+        body: twilioResource,
+      },
+    }),
+  ];
+}

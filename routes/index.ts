@@ -22,6 +22,7 @@ import {
   devInboxDocs,
   devOutboxDocs,
   healthDocs,
+  twilioCompatDocs,
   verificationDocs,
 } from './api-docs';
 import { createChallengeRouter } from './challenges';
@@ -159,6 +160,7 @@ export function createVerificationRouter(deps: VerificationRouterDeps): Router {
         limitUnauthenticated: requestLimit,
       }),
     );
+    deps.api?.add(...twilioCompatDocs());
   }
   router.use(requestLimit);
   // After the per-client limit, so a client over its limit costs no parsing.

@@ -238,7 +238,9 @@ function observedStore(store: Store, duration: StoreHistogram, errors: StoreCoun
         const timer = duration.labels(labels);
         wrapper = (...args: unknown[]) => {
           const started = performance.now();
-          const result = (value as (...a: unknown[]) => unknown).apply(target, args);
+          // Looked up at each call, so a member replaced on the store later is the one that runs.
+          const current = Reflect.get(target, property, target) as (...a: unknown[]) => unknown;
+          const result = current.apply(target, args);
           // scan() returns an iterator, not a promise: it is passed through untimed.
           if (!(result instanceof Promise)) return result;
           return result.then(

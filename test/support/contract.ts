@@ -99,6 +99,13 @@ export function checkExchange(document: Json, exchange: Exchange): string[] {
       body = undefined;
     }
     const code = (body?.error as Json | undefined)?.code as keyof typeof ERROR_STATUS | undefined;
+    // Under /v2 the Twilio-compatible API answers unknown resources in Twilio's error shape.
+    const twilioShaped =
+      path.startsWith('/v2/') &&
+      typeof body?.code === 'number' &&
+      typeof body?.message === 'string' &&
+      body?.status === exchange.status;
+    if (twilioShaped) return problems;
     if (type !== 'application/json' || !code || ERROR_STATUS[code] !== exchange.status) {
       problems.push(
         `${where}: no operation, and not a documented error: ${exchange.body.slice(0, 200)}`,
