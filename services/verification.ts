@@ -359,6 +359,8 @@ export function createVerificationService(settings: VerificationSettings, deps: 
         hash: codes.hash(input.purpose, target.to, code),
         maxAttempts: settings.maxAttempts,
         failures: failures.failures(id, path),
+        // A success starts the recipient's failure window over, in the same step.
+        clearOnMatch: [failures.clearedOnSuccess(id)],
         ...(binding === undefined ? {} : { binding }),
       });
       switch (result.status) {
@@ -366,7 +368,6 @@ export function createVerificationService(settings: VerificationSettings, deps: 
           // Refused before the comparison: the verification is neither tried nor used up.
           throw failures.refusal(result.resetMs);
         case 'match': {
-          await store.delete(failures.clearedOnSuccess(id));
           const userId =
             result.data === undefined ? undefined : unseal(settings.secret, key, result.data);
           // The verification is used up either way: it was for one user and must not be

@@ -189,7 +189,7 @@ export async function writeSecretStepwise(
 /** Store.attempt from single-key atomic steps; see StoreCapabilities.attempt and completeStore. */
 export async function attemptStepwise(
   store: StorePrimitives,
-  { key, hash, maxAttempts, binding, failures = [] }: Attempt,
+  { key, hash, maxAttempts, binding, failures = [], clearOnMatch = [] }: Attempt,
 ): Promise<AttemptOutcome> {
   assertFailureWindows(failures);
   const record = await liveRecord(store, key);
@@ -222,7 +222,7 @@ export async function attemptStepwise(
     // The marker, not a delete, consumes it: a delete racing with a send that starts a new
     // verification at the same key could remove that one instead. The record expires by itself.
     const won = await store.setIfAbsent(usedKey(key, record.g), '1', DERIVED_TTL);
-    await giveBack();
+    await Promise.all([giveBack(), ...(won ? clearOnMatch.map((k) => store.delete(k)) : [])]);
     if (!won) return { status: 'missing' };
     return matched.d === undefined
       ? { status: 'match', attempts: count }

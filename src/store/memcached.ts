@@ -661,6 +661,7 @@ export class MemcachedStore implements Store {
     maxAttempts,
     binding,
     failures = [],
+    clearOnMatch = [],
   }: Attempt): Promise<AttemptOutcome> {
     assertFailureWindows(failures);
     const found = await this.getVersioned(key);
@@ -717,7 +718,7 @@ export class MemcachedStore implements Store {
     }
     if (matched) {
       const won = await this.consume(key, record.id, found.cas);
-      await giveBack();
+      await Promise.all([giveBack(), ...(won ? clearOnMatch.map((k) => this.delete(k)) : [])]);
       if (!won) return { status: 'missing' };
       return matched.data === undefined
         ? { status: 'match', attempts }

@@ -180,6 +180,7 @@ export class MemoryStore implements Store {
     maxAttempts,
     binding,
     failures = [],
+    clearOnMatch = [],
   }: Attempt): Promise<AttemptOutcome> {
     assertFailureWindows(failures);
     const entry = this.live(key);
@@ -201,6 +202,7 @@ export class MemoryStore implements Store {
     for (const code of secret.codes) if (safeEqual(code.hash, hash)) matched = code;
     if (matched) {
       this.entries.delete(this.prefix + key);
+      for (const cleared of clearOnMatch) this.entries.delete(this.prefix + cleared);
       return matched.data === undefined
         ? { status: 'match', attempts }
         : { status: 'match', attempts, data: matched.data };

@@ -100,11 +100,12 @@ const scripts = {
   attempt: defineScript({
     SCRIPT: lua('attempt'),
     parseCommand(parser: CommandParser, attempt: Attempt, prefixed: (key: string) => string) {
-      const { key, hash, maxAttempts, binding, failures = [] } = attempt;
-      parser.push(String(1 + failures.length));
+      const { key, hash, maxAttempts, binding, failures = [], clearOnMatch = [] } = attempt;
+      parser.push(String(1 + failures.length + clearOnMatch.length));
       parser.pushKey(prefixed(key));
       for (const failure of failures) parser.pushKey(prefixed(failure.key));
-      parser.push(hash, String(maxAttempts), optionalArg(binding));
+      for (const cleared of clearOnMatch) parser.pushKey(prefixed(cleared));
+      parser.push(hash, String(maxAttempts), optionalArg(binding), String(failures.length));
       for (const failure of failures)
         parser.push(String(failure.windowSeconds), String(failure.max));
     },
@@ -514,7 +515,8 @@ export class RedisStore implements Store {
   async attempt(attempt: Attempt): Promise<AttemptOutcome> {
     const { failures = [] } = attempt;
     assertFailureWindows(failures);
-    if (this.cluster && !this.sameSlot([attempt.key, ...failures.map((f) => f.key)])) {
+    const keys = [attempt.key, ...failures.map((f) => f.key), ...(attempt.clearOnMatch ?? [])];
+    if (this.cluster && !this.sameSlot(keys)) {
       throw new Error("every key of an attempt must share the verification's hash tag");
     }
     const [status, n, detail] = await this.run(() =>

@@ -217,6 +217,11 @@ export interface Attempt {
   binding?: string;
   /** Counters that refuse the attempt at their max and count it when it ends wrong. */
   failures?: readonly FailureLimit[];
+  /**
+   * Keys deleted when a code matches (e.g. a failure window that a success starts over), sharing
+   * the verification's placement tag; one step with the match where the backend is native.
+   */
+  clearOnMatch?: readonly string[];
 }
 
 /** A fixed-window counter of wrong attempts, as `increment` keeps it. */

@@ -545,6 +545,18 @@ export function runStoreConformance(name: string, factory: ConformanceFactory): 
         });
       });
 
+      it('deletes the clearOnMatch keys with a match, and only then', async () => {
+        const store = await open('clear-on-match');
+        await putSecret(store, '{r}s', RIGHT, 60);
+        await store.increment('{r}window', 60);
+        const attempt = (hash: string) =>
+          store.attempt({ key: '{r}s', hash, maxAttempts: 5, clearOnMatch: ['{r}window'] });
+        expect(await attempt(WRONG)).toMatchObject({ status: 'mismatch' });
+        expect(await store.get('{r}window')).toBe('1');
+        expect(await attempt(RIGHT)).toMatchObject({ status: 'match' });
+        expect(await store.get('{r}window')).toBeUndefined();
+      });
+
       it('restarts a failure window after it ends', async () => {
         const store = await open('failures-window');
         await putSecret(store, '{r}s', RIGHT, 60);
