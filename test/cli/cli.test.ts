@@ -14,7 +14,7 @@ import { PostgresEngine } from '../../src/store/sql/postgres';
 import { SqliteEngine } from '../../src/store/sql/sqlite';
 import { SqlStore } from '../../src/store/sql/store';
 import { buildTestApp } from '../support/app';
-import { attemptSecret, putSecret } from '../support/secrets';
+import { putSecret } from '../support/secrets';
 import { describeRedis, SHARED_REDIS_URL, uniquePrefix } from '../support/servers';
 import { describePostgres, describeSqlite, testDatabaseUrl } from '../support/sql';
 
