@@ -23,15 +23,20 @@ const proof = {
     .optional(),
 };
 
-export const sendPhoneBody = z.object({ phone, userId, purpose, ...proof });
-export const checkPhoneBody = z.object({
-  phone,
+/** What a code check carries besides its recipient, for a phone and for an email code alike. */
+const codeCheck = {
   code: z.string('code must be a string').max(32, 'code is too long'),
   verificationId: z
     .string('verificationId must be a string')
     .min(1, 'verificationId must not be empty')
     .max(128, 'verificationId is too long')
     .optional(),
+};
+
+export const sendPhoneBody = z.object({ phone, userId, purpose, ...proof });
+export const checkPhoneBody = z.object({
+  phone,
+  ...codeCheck,
   userId,
   purpose,
 });
@@ -40,12 +45,7 @@ const method = z.enum(['link', 'code'], 'method must be "link" or "code"').defau
 export const sendEmailBody = z.object({ email, userId, purpose, method, ...proof });
 export const checkEmailCodeBody = z.object({
   email,
-  code: z.string('code must be a string').max(32, 'code is too long'),
-  verificationId: z
-    .string('verificationId must be a string')
-    .min(1, 'verificationId must not be empty')
-    .max(128, 'verificationId is too long')
-    .optional(),
+  ...codeCheck,
   userId,
   purpose,
 });
