@@ -77,7 +77,9 @@ const RELAXED = {
   NODE_ENV: 'test',
   LOG_LEVEL: 'warn',
   STORE,
-  KEY_PREFIX: `verifyd-bench-${process.pid}:`,
+  // Redis is the bench's own, so its keys carry the default prefix, as a deployment's do; any
+  // other store may be shared, so its keys get a prefix of their own.
+  ...(STORE === 'redis' ? {} : { KEY_PREFIX: `verifyd-bench-${process.pid}:` }),
   RATE_LIMIT_MAX: '10000000',
   IP_MAX_TARGETS_PER_HOUR: '1000000',
   SMS_HOURLY_BUDGET: '100000000',
@@ -614,7 +616,8 @@ async function main(): Promise<void> {
       store: values.store ?? 'redis',
       duration: Number(values.duration),
       connections: Number(values.connections),
-      env: RELAXED,
+      // The same private Redis (or cluster) as the tables above.
+      env: { ...RELAXED, ...env },
     });
   } finally {
     for (const server of servers) server.child.kill();

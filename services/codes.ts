@@ -1,4 +1,4 @@
-import { hmac, safeEqual } from '../src/crypto';
+import { hmac, safeEqual, storedHmac } from '../src/crypto';
 import type { RandomSource } from './runtime';
 
 export interface CodeSettings {
@@ -46,7 +46,7 @@ export function createCodes(settings: CodeSettings, random: RandomSource) {
     /** What the store holds of a code: an HMAC over the purpose and recipient too, so a code can
      * never be replayed for another purpose or number. */
     hash(purpose: string, to: string, code: string): string {
-      return hmac(secret, 'otp', purpose, to, code);
+      return storedHmac(secret, 'otp', purpose, to, code);
     },
     /** A fresh binding for a verification that a send starts (at least 128 random bits). */
     newBinding(): string {
@@ -70,5 +70,5 @@ export type Codes = ReturnType<typeof createCodes>;
 
 /** A stable, non-reversible id for a phone number or mailbox, used in store keys. */
 export function recipientId(secret: string, to: string): string {
-  return hmac(secret, 'target', to).slice(0, 32);
+  return storedHmac(secret, 'target', to);
 }

@@ -1,4 +1,4 @@
-import { hmac } from '../src/crypto';
+import { hmac, storedHmac } from '../src/crypto';
 import { VerifydError } from '../src/errors';
 import { signJwt, verifyJwt } from './jwt';
 import type { Clock, RandomSource } from './runtime';
@@ -55,7 +55,7 @@ export function createLinks(settings: LinkSettings, clock: Clock, random: Random
 
     /** What the store holds of a link. */
     hash(jti: string): string {
-      return hmac(hashSecret, 'email-jti', jti);
+      return storedHmac(hashSecret, 'email-jti', jti);
     },
 
     /** Verifies the JWT (throws invalid_token / token_expired) and reads its claims. */

@@ -164,7 +164,7 @@ describe('a test identity', () => {
     expect(uses[0]).toMatchObject({
       level: 30,
       channel: 'sms',
-      target: expect.stringMatching(/^[\w-]{32}$/),
+      target: expect.stringMatching(/^[\w-]{22}$/),
       msg: 'test identity used: fixed code set, no SMS sent',
     });
     const startup = lines.find((line) => line.testIdentities !== undefined);

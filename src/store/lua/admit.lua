@@ -7,20 +7,31 @@
 -- Returns {'admitted', binding, joined, counted...}, {'gated', value} or
 -- {'exceeded', index, pttl}; joined and counted are 1 or 0, binding '' without a secret.
 --
+-- What a call costs is mostly its writes (each is replicated, and keyed anew when the key is new),
+-- so a send to a new number writes each key once: a counter a window opens is created with its
+-- TTL by one SET NX EX instead of INCR and EXPIRE, and a new verification by one HSET.
+--
 -- Counters are counted first and taken back when one is full: the script runs alone, so nobody
 -- sees the counts in between, and an admitted send (the usual case) reads no counter before
 -- counting it. A counter this call opened is deleted rather than left at 0.
 --
--- The verification is a hash: b (binding), n and m (attempts in the open and the bound lane),
--- i (codes written so far), and h<k>/d<k> (the k-th code's hash and data). A new code joins a
--- live verification and the oldest beyond `keep` drops out; a verification with a used-up lane
--- is replaced instead (see SecretWrite).
+-- The verification is a hash: b (binding), i (codes written so far), h<k>/d<k> (the k-th code's
+-- hash and data), and n and m (attempts in the open and the bound lane, absent until the first).
+-- A new code joins a live verification and the oldest beyond `keep` drops out; a verification
+-- with a used-up lane is replaced instead (see SecretWrite).
 local hasGate, counters = tonumber(ARGV[1]), tonumber(ARGV[2])
 if hasGate == 1 then
   if not redis.call('SET', KEYS[1], ARGV[3], 'NX', 'EX', ARGV[4]) then
     return {'gated', redis.call('GET', KEYS[1]) or ''}
   end
 end
+
+-- Counts 1 at `key`; returns the count and whether this call opened the window.
+local function count(key, window)
+  if redis.call('SET', key, 1, 'NX', 'EX', window) then return 1, true end
+  return redis.call('INCR', key), false
+end
+
 local first = hasGate
 local nextMarker = first + counters + 1
 local counts, opened, markers = {}, {}, {}
@@ -31,16 +42,16 @@ for i = 1, counters do
   if ARGV[arg + 2] == '1' then
     local marker = KEYS[nextMarker]
     nextMarker = nextMarker + 1
-    if redis.call('SET', marker, '1', 'NX', 'EX', ARGV[arg + 3]) then
+    if redis.call('SET', marker, 1, 'NX', 'EX', ARGV[arg + 3]) then
       markers[i] = marker
     else
       counts[i] = 0
     end
   end
   if counts[i] == 1 then
-    local count = redis.call('INCR', key)
-    opened[i] = count == 1
-    if count > tonumber(ARGV[arg + 1]) then
+    local n
+    n, opened[i] = count(key, ARGV[arg])
+    if n > tonumber(ARGV[arg + 1]) then
       for j = 1, i do
         if counts[j] == 1 then
           local counted = KEYS[first + j]
@@ -48,6 +59,7 @@ for i = 1, counters do
           if markers[j] then redis.call('DEL', markers[j]) end
         end
       end
+      -- A counter left without a TTL (written by something else) would refuse forever.
       local ttl = redis.call('PTTL', key)
       if ttl == -1 then
         redis.call('EXPIRE', key, ARGV[arg])
@@ -55,31 +67,36 @@ for i = 1, counters do
       end
       return {'exceeded', i - 1, ttl}
     end
-    if opened[i] then redis.call('EXPIRE', key, ARGV[arg]) end
   end
 end
+
 local binding, joined = '', 0
 if ARGV[5] == '1' then
-  local key = KEYS[nextMarker]
-  -- Anything at the key that is not a verification is replaced.
-  if redis.call('TYPE', key).ok ~= 'hash' then redis.call('DEL', key) end
-  local lanes = redis.call('HMGET', key, 'n', 'm')
-  local max = tonumber(ARGV[11])
-  if (tonumber(lanes[1]) or 0) >= max or (tonumber(lanes[2]) or 0) >= max then
-    redis.call('DEL', key)
+  local key, hash, ttl = KEYS[nextMarker], ARGV[6], ARGV[7]
+  local held = nil
+  if redis.call('EXISTS', key) == 1 then
+    -- Anything at the key that is not a verification (an older layout) is replaced.
+    held = redis.pcall('HMGET', key, 'b', 'i', 'n', 'm')
+    local max = tonumber(ARGV[11])
+    if held.err or not held[1] or (tonumber(held[3]) or 0) >= max
+        or (tonumber(held[4]) or 0) >= max then
+      redis.call('DEL', key)
+      held = nil
+    end
   end
-  local k = redis.call('HINCRBY', key, 'i', 1)
-  if k == 1 then
-    binding = ARGV[9]
-    redis.call('HSET', key, 'b', binding, 'n', 0, 'm', 0, 'h1', ARGV[6])
-  else
+  local k = 1
+  if held then
     joined = 1
-    binding = redis.call('HGET', key, 'b')
-    redis.call('HSET', key, 'h' .. k, ARGV[6])
+    binding = held[1]
+    k = (tonumber(held[2]) or 0) + 1
+    redis.call('HSET', key, 'i', k, 'h' .. k, hash)
     local old = k - tonumber(ARGV[8])
     if old >= 1 then redis.call('HDEL', key, 'h' .. old, 'd' .. old) end
+  else
+    binding = ARGV[9]
+    redis.call('HSET', key, 'b', binding, 'i', 1, 'h1', hash)
   end
   if ARGV[10] ~= '' then redis.call('HSET', key, 'd' .. k, string.sub(ARGV[10], 2)) end
-  redis.call('EXPIRE', key, ARGV[7])
+  redis.call('EXPIRE', key, ttl)
 end
 return {'admitted', binding, joined, unpack(counts)}
