@@ -341,6 +341,20 @@ export class RedisNode {
     await this.command(['FLUSHALL', 'SYNC']);
   }
 
+  /**
+   * Writes `count` string keys with a TTL, each `valueBytes` long under a key shaped like a
+   * verification's, in pipelined batches. Only ever called on a server the bench started itself.
+   */
+  async writeKeys(count: number, valueBytes: number, keyOf: (i: number) => string): Promise<void> {
+    const value = 'v'.repeat(valueBytes);
+    for (let i = 0; i < count; i += 500) {
+      const batch = Array.from({ length: Math.min(500, count - i) }, (_, j) =>
+        this.command(['SET', keyOf(i + j), value, 'EX', '600']),
+      );
+      await Promise.all(batch);
+    }
+  }
+
   /** MEMORY USAGE of every key this node holds, summed, and how many keys there are. */
   async keyBytes(): Promise<{ keys: number; bytes: number }> {
     let keys = 0;

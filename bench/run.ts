@@ -460,6 +460,29 @@ async function memoryPerVerification(server: Server): Promise<MemoryFigures> {
   };
 }
 
+/**
+ * What one pending verification costs at the least with a key of its own: a string with a TTL
+ * holding the bytes any layout must keep (a 24-character binding, a 22-character HMAC, attempt
+ * counts: 50 bytes), under a key as long as verifyd's. Single Redis only: the figure is Redis's
+ * per-key overhead, the same on every node.
+ */
+async function oneKeyFloor(): Promise<MemoryFigures | undefined> {
+  const node = watched[0];
+  if (!node || watched.length > 1) return undefined;
+  await node.flushAll();
+  const before = await settledSnapshots();
+  const id = (i: number) => String(i).padStart(22, 'x');
+  await node.writeKeys(MEMORY_SENDS, 50, (i) => `verifyd:code:signup:{${id(i)}}`);
+  const after = await settledSnapshots();
+  const keys = await node.keyBytes();
+  return {
+    sends: MEMORY_SENDS,
+    dataBytes: ((after[0]?.dataBytes ?? 0) - (before[0]?.dataBytes ?? 0)) / MEMORY_SENDS,
+    keyBytes: keys.bytes / MEMORY_SENDS,
+    keys: keys.keys / MEMORY_SENDS,
+  };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Figures
 
@@ -589,6 +612,7 @@ async function main(): Promise<void> {
     const memory = new Map<Kind, MemoryFigures>();
     for (const server of codeApps)
       if (server.onRedis) memory.set(server.kind, await memoryPerVerification(server));
+    const floor = STORE === 'redis' ? await oneKeyFloor() : undefined;
     progress('memory measured');
 
     // The measured rounds, interleaved: every target once per round, the bare endpoint first and
@@ -611,7 +635,7 @@ async function main(): Promise<void> {
       );
     }
 
-    report(byKind, rounds, counts, memory, (Date.now() - started) / 1000);
+    report(byKind, rounds, counts, memory, floor, (Date.now() - started) / 1000);
     await benchWorkers({
       store: values.store ?? 'redis',
       duration: Number(values.duration),
@@ -639,6 +663,7 @@ function report(
   rounds: Array<Map<string, Sample | undefined>>,
   counts: Map<Kind, Partial<Record<Scenario, CommandCount>>>,
   memory: Map<Kind, MemoryFigures>,
+  floor: MemoryFigures | undefined,
   seconds: number,
 ): void {
   const rows: Row[] = [
@@ -766,6 +791,11 @@ function report(
         `| ${APP_NAMES[kind]} | ${fmt(m.dataBytes)} | ${fmt(m.keyBytes)} | ${fmt(m.keys, 2)} |`,
       );
     }
+    if (floor) {
+      console.log(
+        `| one key per verification, 50 bytes with a TTL (floor) | ${fmt(floor.dataBytes)} | ${fmt(floor.keyBytes)} | ${fmt(floor.keys, 2)} |`,
+      );
+    }
   }
 
   const legend = [
@@ -780,6 +810,7 @@ function report(
         ]
       : []),
     "× seed: per round, this row's node + Redis CPU per request over the seed's in the same scenario and round, then the median; with Redis process or command time.",
+    "Floor: SET of a 50-byte value with a TTL (a binding, an HMAC and attempt counts, the least a pending verification holds) under a key shaped like a verification's, once per send: what Redis spends on any key, the least a layout with a key per verification can cost.",
     "Memory: the delta of used_memory, less clients' and replication buffers, once the server settles, divided by the sends; and MEMORY USAGE (SAMPLES 0) of every key SCAN finds, summed, which leaves out the hash tables' slots and the expiry table. On an emptied private server, so the tables grow in the window measured.",
   ];
   console.log(`\n${legend.map((line) => `(${line})`).join('\n')}`);

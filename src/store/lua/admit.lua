@@ -7,9 +7,8 @@
 -- Returns {'admitted', binding, joined, counted...}, {'gated', value} or
 -- {'exceeded', index, pttl}; joined and counted are 1 or 0, binding '' without a secret.
 --
--- What a call costs is mostly its writes (each is replicated, and keyed anew when the key is new),
--- so a send to a new number writes each key once: a counter a window opens is created with its
--- TTL by one SET NX EX instead of INCR and EXPIRE, and a new verification by one HSET.
+-- What a call costs is mostly the commands it runs, so a new verification is written by one HSET
+-- (after one EXISTS) and nothing is read that the outcome does not need.
 --
 -- Counters are counted first and taken back when one is full: the script runs alone, so nobody
 -- sees the counts in between, and an admitted send (the usual case) reads no counter before
@@ -28,8 +27,9 @@ end
 
 -- Counts 1 at `key`; returns the count and whether this call opened the window.
 local function count(key, window)
-  if redis.call('SET', key, 1, 'NX', 'EX', window) then return 1, true end
-  return redis.call('INCR', key), false
+  local n = redis.call('INCR', key)
+  if n == 1 then redis.call('EXPIRE', key, window) end
+  return n, n == 1
 end
 
 local first = hasGate

@@ -56,9 +56,10 @@ while k >= 1 do
   k = k - 1
 end
 
--- A window's first failure creates its counter with the TTL in one write.
+-- A window's first failure opens it. (A counter that somehow has no TTL gets one when it refuses,
+-- above, so it can never refuse forever.)
 for i = 1, failures do
   local key = KEYS[i + 1]
-  if not redis.call('SET', key, 1, 'NX', 'EX', ARGV[3 + i * 2]) then redis.call('INCR', key) end
+  if redis.call('INCR', key) == 1 then redis.call('EXPIRE', key, ARGV[3 + i * 2]) end
 end
 return {'mismatch', n}
