@@ -1,11 +1,21 @@
+import { createSecretKey, type KeyObject } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { VerifydError } from '../src/errors';
 
 /** The only algorithm ever accepted: pinning it rules out "none" and HS/RS key confusion. */
 export const JWT_ALGORITHM = 'HS256' as const;
 
+/**
+ * A secret as the key object jsonwebtoken signs and verifies with, made once per secret. Handed a
+ * string, jsonwebtoken first tries to read it as a PEM key, and that failed parse cost about
+ * 450 µs of CPU per token on the bench's machine (half of what a right code cost).
+ */
+export function jwtKey(secret: string): KeyObject {
+  return createSecretKey(Buffer.from(secret, 'utf8'));
+}
+
 export interface JwtCheck {
-  key: string;
+  key: KeyObject;
   issuer: string;
   audience: string;
   /** The clock, in epoch ms, so expiry follows the injected clock in tests. */
@@ -34,7 +44,7 @@ export function verifyJwt(token: string, check: JwtCheck): jwt.JwtPayload {
   }
 }
 
-export function signJwt(payload: object, key: string): string {
+export function signJwt(payload: object, key: KeyObject): string {
   // Callers set iat and exp from the injected clock; jsonwebtoken keeps a given iat.
   return jwt.sign(payload, key, { algorithm: JWT_ALGORITHM });
 }

@@ -1,6 +1,6 @@
 import { hmac, storedHmac } from '../src/crypto';
 import { VerifydError } from '../src/errors';
-import { signJwt, verifyJwt } from './jwt';
+import { jwtKey, signJwt, verifyJwt } from './jwt';
 import type { Clock, RandomSource } from './runtime';
 
 export const EMAIL_TOKEN_AUDIENCE = 'verifyd:email-link';
@@ -28,7 +28,7 @@ export interface LinkClaims {
  */
 export function createLinks(settings: LinkSettings, clock: Clock, random: RandomSource) {
   const { issuer, ttlSeconds, hashSecret } = settings;
-  const key = hmac(settings.jwtSecret, 'email-link-signing-key');
+  const key = jwtKey(hmac(settings.jwtSecret, 'email-link-signing-key'));
 
   return {
     ttlSeconds,

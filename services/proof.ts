@@ -1,4 +1,4 @@
-import { signJwt, verifyJwt } from './jwt';
+import { jwtKey, signJwt, verifyJwt } from './jwt';
 import type { Clock, RandomSource } from './runtime';
 import type { Channel } from './targets';
 
@@ -25,7 +25,8 @@ export interface ProofClaims {
  * Its audience differs from the email link's, and so does its key, so neither passes for the other.
  */
 export function createProofService(options: ProofOptions) {
-  const { secret, issuer, audience, ttlSeconds, clock, random } = options;
+  const { issuer, audience, ttlSeconds, clock, random } = options;
+  const key = jwtKey(options.secret);
   return {
     issue(claims: ProofClaims): string {
       const iat = Math.floor(clock.now() / 1000);
@@ -41,12 +42,12 @@ export function createProofService(options: ProofOptions) {
           iss: issuer,
           aud: audience,
         },
-        secret,
+        key,
       );
     },
 
     verify(token: string) {
-      return verifyJwt(token, { key: secret, issuer, audience, now: clock.now() });
+      return verifyJwt(token, { key, issuer, audience, now: clock.now() });
     },
   };
 }
