@@ -42,6 +42,16 @@ const optionalArg = (value: string | undefined) => (value === undefined ? '' : `
  * name first, mapped to the contract's outcomes in the store's methods.
  */
 const scripts = {
+  windowIncrement: defineScript({
+    NUMBER_OF_KEYS: 1,
+    SCRIPT: lua('window-increment'),
+    parseCommand(parser: CommandParser, key: string, windowSeconds: number) {
+      parser.pushKey(key);
+      parser.push(String(windowSeconds));
+    },
+    transformReply: (reply: unknown) => reply as [number, number],
+  }),
+
   decrement: defineScript({
     NUMBER_OF_KEYS: 1,
     SCRIPT: lua('decrement'),
@@ -358,31 +368,12 @@ export class RedisStore implements Store {
     return (await this.run(() => this.client.del(this.key(key)))) > 0;
   }
 
-  /**
-   * Three plain commands sent together, in one round trip: SET NX EX opens the window with its
-   * TTL when there is none, INCR counts, PTTL reads what is left. Each is atomic and together they
-   * count exactly however many callers race (a reader may see a new window's counter at 0 for the
-   * instant between the first two). No script: calling one costs Redis several times what these
-   * three do, and every request pays for this one (the per-IP limit).
-   */
   async increment(key: string, windowSeconds: number): Promise<CounterState> {
     assertTtl(windowSeconds);
-    const counter = this.key(key);
-    const [, count, ttl] = await this.run(() =>
-      Promise.all([
-        this.client.set(counter, '0', {
-          condition: 'NX',
-          expiration: { type: 'EX', value: windowSeconds },
-        }),
-        this.client.incr(counter),
-        this.client.pTTL(counter),
-      ]),
+    const [count, ttl] = await this.run(() =>
+      this.client.windowIncrement(this.key(key), windowSeconds),
     );
-    if (ttl >= 0) return { count, resetMs: ttl };
-    // The window ended between SET and INCR (INCR then made a counter without a TTL), or something
-    // else wrote the key without one: a counter must never outlive its window.
-    await this.run(() => this.client.expire(counter, windowSeconds));
-    return { count, resetMs: windowSeconds * 1000 };
+    return { count: Number(count), resetMs: Math.max(0, Number(ttl)) };
   }
 
   async decrement(key: string): Promise<void> {
