@@ -62,7 +62,7 @@ const scripts = {
   }),
 
   admit: defineScript({
-    SCRIPT: lua('admit'),
+    SCRIPT: lua('verification') + lua('admit'),
     parseCommand(parser: CommandParser, admission: Admission, key: (key: string) => string) {
       const { gate, counters, secret } = admission;
       const keys: string[] = [];
@@ -98,7 +98,7 @@ const scripts = {
   }),
 
   attempt: defineScript({
-    SCRIPT: lua('attempt'),
+    SCRIPT: lua('verification') + lua('attempt'),
     parseCommand(parser: CommandParser, attempt: Attempt, prefixed: (key: string) => string) {
       const { key, hash, maxAttempts, binding, failures = [], clearOnMatch = [] } = attempt;
       parser.push(String(1 + failures.length + clearOnMatch.length));

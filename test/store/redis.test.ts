@@ -117,19 +117,22 @@ describeRedis('redis', () => {
      * The commands clients sent while `op` ran, by name. MONITOR is used rather than INFO
      * commandstats because the latter also counts the commands a script runs inside Redis.
      */
-    async function commandsDuring(op: () => Promise<unknown>): Promise<Record<string, number>> {
+    async function commandsDuring(
+      op: () => Promise<unknown>,
+      from: 'clients' | 'scripts' = 'clients',
+    ): Promise<Record<string, number>> {
       // Markers sent by another connection fence the window, as MONITOR output arrives late.
       const start = `start-${Math.random()}`;
       await admin.echo(start);
-      const from = (await monitor.until(start)).length;
+      const first = (await monitor.until(start)).length;
       await op();
       const end = `end-${Math.random()}`;
       await admin.echo(end);
       const lines = await monitor.until(end);
       const counts: Record<string, number> = {};
-      for (const line of lines.slice(from, -1)) {
+      for (const line of lines.slice(first, -1)) {
         const match = /^\+[\d.]+ \[\d+ ([^\]]+)\] "([^"]+)"/.exec(line);
-        if (!match || match[1] === 'lua') continue;
+        if (!match || (match[1] === 'lua') !== (from === 'scripts')) continue;
         const name = (match[2] ?? '').toLowerCase();
         counts[name] = (counts[name] ?? 0) + 1;
       }
@@ -181,6 +184,17 @@ describeRedis('redis', () => {
       expect(await commandsDuring(op)).toEqual({ [command]: 1 });
     });
 
+    // Inside Redis a command costs about as much in a script as sent on its own, so the usual
+    // cases are held to the commands they need: a new verification is one SET, a wrong code one
+    // read and one write of it.
+    it('writes a new verification with one command, and reads and counts a wrong code with two', async () => {
+      const key = `fresh-${Math.random()}`;
+      const admit = () => store.admit({ counters: [], secret: secretWrite(key, 'right', 60) });
+      expect(await commandsDuring(admit, 'scripts')).toEqual({ set: 1 });
+      const wrong = () => attemptSecret(store, key, 'wrong', 5);
+      expect(await commandsDuring(wrong, 'scripts')).toEqual({ get: 1, set: 1 });
+    });
+
     it('falls back to EVAL once after the script cache was flushed', async () => {
       await store.increment('flushed', 60);
       await admin.scriptFlush();
@@ -226,6 +240,30 @@ describeRedis('redis', () => {
         expect(entries).toEqual([{ key: 'forever', ttlMs: Number.POSITIVE_INFINITY }]);
       } finally {
         await admin.del(`${prefix}forever`);
+        await store.close();
+      }
+    });
+
+    it('treats a verification of the earlier layout (a hash) as none, and replaces it', async () => {
+      const prefix = uniquePrefix('hash-layout');
+      const store = await openStore(SHARED_REDIS_URL, prefix, 2000);
+      try {
+        // What a pending verification looked like before it became one string (deploy-time state).
+        await admin.hSet(`${prefix}v`, { b: 'binding', i: '1', h1: 'old-hash' });
+        await admin.expire(`${prefix}v`, 60);
+        expect(await attemptSecret(store, 'v', 'old-hash', 5)).toEqual({ status: 'missing' });
+        const admitted = await store.admit({
+          counters: [],
+          secret: secretWrite('v', 'new-hash', 60, { keep: 3, binding: 'fresh' }),
+        });
+        expect(admitted).toMatchObject({ status: 'admitted', binding: 'fresh', joined: false });
+        expect(await admin.type(`${prefix}v`)).toBe('string');
+        expect(await attemptSecret(store, 'v', 'old-hash', 5)).toMatchObject({
+          status: 'mismatch',
+        });
+        expect(await attemptSecret(store, 'v', 'new-hash', 5)).toMatchObject({ status: 'match' });
+      } finally {
+        await admin.del(`${prefix}v`);
         await store.close();
       }
     });
