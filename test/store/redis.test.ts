@@ -100,12 +100,13 @@ describeRedis('redis', () => {
     let admin: ReturnType<typeof createClient>;
     let monitor: Monitor;
     let store: RedisStore;
+    const prefix = uniquePrefix('round-trip');
 
     beforeAll(async () => {
       admin = createClient({ url: privateServer().address });
       await admin.connect();
       monitor = await Monitor.open(privateServer().port);
-      store = await openStore(privateServer().address, uniquePrefix('round-trip'), 2000);
+      store = await openStore(privateServer().address, prefix, 2000);
     });
     afterAll(async () => {
       monitor?.close();
@@ -187,12 +188,28 @@ describeRedis('redis', () => {
     // Inside Redis a command costs about as much in a script as sent on its own, so the usual
     // cases are held to the commands they need: a new verification is one SET, a wrong code one
     // read and one write of it.
-    it('writes a new verification with one command, and reads and counts a wrong code with two', async () => {
+    it('writes a new verification with one command, and a wrong code with one read and one write of it and of each failure window', async () => {
       const key = `fresh-${Math.random()}`;
       const admit = () => store.admit({ counters: [], secret: secretWrite(key, 'right', 60) });
       expect(await commandsDuring(admit, 'scripts')).toEqual({ set: 1 });
       const wrong = () => attemptSecret(store, key, 'wrong', 5);
       expect(await commandsDuring(wrong, 'scripts')).toEqual({ get: 1, set: 1 });
+      // With failure windows: read together, then one command each, opening or counting.
+      const failures = [
+        { key: `${key}:hour`, windowSeconds: 3600, max: 10 },
+        { key: `${key}:day`, windowSeconds: 86_400, max: 20 },
+      ];
+      const counted = () => store.attempt({ key, hash: 'wrong', maxAttempts: 5, failures });
+      expect(await commandsDuring(counted, 'scripts')).toEqual({ get: 1, mget: 1, set: 3 });
+      expect(await commandsDuring(counted, 'scripts')).toEqual({
+        get: 1,
+        mget: 1,
+        set: 1,
+        incr: 2,
+      });
+      expect(await store.get(`${key}:hour`)).toBe('2');
+      const ttl = await admin.pTTL(`${prefix}${key}:day`);
+      expect(ttl).toBeGreaterThan(86_000_000);
     });
 
     it('falls back to EVAL once after the script cache was flushed', async () => {

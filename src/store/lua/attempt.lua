@@ -7,7 +7,8 @@
 -- {'mismatch', attempts}.
 --
 -- Reads are one GET (the verification) and one MGET (the failure counters); a wrong code writes
--- the lane's new count back with one SET that keeps the TTL, and counts each failure with one INCR.
+-- the lane's new count back with one SET that keeps the TTL, and counts each failure with one
+-- command (INCR, or a SET that opens the window).
 local v = decode(redis.pcall('GET', KEYS[1]))
 -- Absent, or not a verification (an older layout): nothing to attempt.
 if not v then return {'missing'} end
@@ -19,8 +20,9 @@ if ARGV[3] ~= '' then
 end
 
 local failures = tonumber(ARGV[4])
+local counts = {}
 if failures > 0 then
-  local counts = redis.call('MGET', unpack(KEYS, 2, failures + 1))
+  counts = redis.call('MGET', unpack(KEYS, 2, failures + 1))
   for i = 1, failures do
     local count = tonumber(counts[i])
     if count and count >= tonumber(ARGV[4 + i * 2]) then
@@ -51,10 +53,15 @@ end
 
 v[lane] = n
 redis.call('SET', KEYS[1], encode(v), 'KEEPTTL')
--- A window's first failure opens it. (A counter that somehow has no TTL gets one when it refuses,
--- above, so it can never refuse forever.)
+-- A window's first failure opens it: the counts read above tell which windows are open, so one
+-- command counts each (nothing ran in between: the script runs alone). A counter that somehow has
+-- no TTL gets one when it refuses, above, so it can never refuse forever.
 for i = 1, failures do
   local key = KEYS[i + 1]
-  if redis.call('INCR', key) == 1 then redis.call('EXPIRE', key, ARGV[3 + i * 2]) end
+  if counts[i] then
+    redis.call('INCR', key)
+  else
+    redis.call('SET', key, 1, 'EX', ARGV[3 + i * 2])
+  end
 end
 return {'mismatch', n}
