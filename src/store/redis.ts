@@ -62,7 +62,7 @@ const scripts = {
   }),
 
   admit: defineScript({
-    SCRIPT: lua('verification') + lua('admit'),
+    SCRIPT: lua('admit'),
     parseCommand(parser: CommandParser, admission: Admission, key: (key: string) => string) {
       const { gate, counters, secret } = admission;
       const keys: string[] = [];
@@ -98,7 +98,7 @@ const scripts = {
   }),
 
   attempt: defineScript({
-    SCRIPT: lua('verification') + lua('attempt'),
+    SCRIPT: lua('attempt'),
     parseCommand(parser: CommandParser, attempt: Attempt, prefixed: (key: string) => string) {
       const { key, hash, maxAttempts, binding, failures = [], clearOnMatch = [] } = attempt;
       parser.push(String(1 + failures.length + clearOnMatch.length));

@@ -1,5 +1,4 @@
--- A send's admission (Store.admit) in one script, on one server or one cluster slot;
--- verification.lua comes first.
+-- A send's admission (Store.admit) in one script, on one server or one cluster slot.
 -- KEYS: the gate (when there is one), the counters, the markers of the counters that have one
 -- (in counter order), then the verification (when there is a secret).
 -- ARGV: gate flag, counter count, gate value, gate TTL, secret flag, hash, TTL, keep, binding,
@@ -8,16 +7,17 @@
 -- Returns {'admitted', binding, joined, counted...}, {'gated', value} or
 -- {'exceeded', index, pttl}; joined and counted are 1 or 0, binding '' without a secret.
 --
--- What a call costs is mostly the commands it runs, so a new verification is written by one SET NX
--- and nothing is read that the outcome does not need.
+-- What a call costs is mostly the commands it runs, so a new verification is written by one HSET
+-- (after one EXISTS) and nothing is read that the outcome does not need.
 --
 -- Counters are counted first and taken back when one is full: the script runs alone, so nobody
 -- sees the counts in between, and an admitted send (the usual case) reads no counter before
 -- counting it. A counter this call opened is deleted rather than left at 0.
 --
--- The verification is one string (see verification.lua, prepended to this script): its attempt
--- counts, binding and codes. A new code joins a live verification and the oldest beyond `keep`
--- drops out; a verification with a used-up lane is replaced instead (see SecretWrite).
+-- The verification is a hash: b (binding), i (codes written so far), h<k>/d<k> (the k-th code's
+-- hash and data), and n and m (attempts in the open and the bound lane, absent until the first).
+-- A new code joins a live verification and the oldest beyond `keep` drops out; a verification
+-- with a used-up lane is replaced instead (see SecretWrite).
 local hasGate, counters = tonumber(ARGV[1]), tonumber(ARGV[2])
 if hasGate == 1 then
   if not redis.call('SET', KEYS[1], ARGV[3], 'NX', 'EX', ARGV[4]) then
@@ -72,23 +72,31 @@ end
 
 local binding, joined = '', 0
 if ARGV[5] == '1' then
-  local key, ttl, keep, max = KEYS[nextMarker], ARGV[7], tonumber(ARGV[8]), tonumber(ARGV[11])
-  local code = { ARGV[6], ARGV[10] }
-  binding = ARGV[9]
-  local written = encode({ n = 0, m = 0, b = binding, codes = { code } })
-  -- A new verification (the usual case) costs this one command.
-  if not redis.call('SET', key, written, 'NX', 'EX', ttl) then
-    -- Anything there that is not a live, unlocked verification (one with a used-up lane, or a
-    -- value of another layout) is replaced by the new one.
-    local held = decode(redis.pcall('GET', key))
-    if held and held.n < max and held.m < max then
-      joined = 1
-      binding = held.b
-      table.insert(held.codes, code)
-      while #held.codes > keep do table.remove(held.codes, 1) end
-      written = encode(held)
+  local key, hash, ttl = KEYS[nextMarker], ARGV[6], ARGV[7]
+  local held = nil
+  if redis.call('EXISTS', key) == 1 then
+    -- Anything at the key that is not a verification (an older layout) is replaced.
+    held = redis.pcall('HMGET', key, 'b', 'i', 'n', 'm')
+    local max = tonumber(ARGV[11])
+    if held.err or not held[1] or (tonumber(held[3]) or 0) >= max
+        or (tonumber(held[4]) or 0) >= max then
+      redis.call('DEL', key)
+      held = nil
     end
-    redis.call('SET', key, written, 'EX', ttl)
   end
+  local k = 1
+  if held then
+    joined = 1
+    binding = held[1]
+    k = (tonumber(held[2]) or 0) + 1
+    redis.call('HSET', key, 'i', k, 'h' .. k, hash)
+    local old = k - tonumber(ARGV[8])
+    if old >= 1 then redis.call('HDEL', key, 'h' .. old, 'd' .. old) end
+  else
+    binding = ARGV[9]
+    redis.call('HSET', key, 'b', binding, 'i', 1, 'h1', hash)
+  end
+  if ARGV[10] ~= '' then redis.call('HSET', key, 'd' .. k, string.sub(ARGV[10], 2)) end
+  redis.call('EXPIRE', key, ttl)
 end
 return {'admitted', binding, joined, unpack(counts)}

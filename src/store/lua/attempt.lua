@@ -1,17 +1,19 @@
--- One attempt at a verification (Store.attempt) in one script; verification.lua comes first.
--- KEYS[1]: the verification (as admit.lua writes it), then the failure counters, then the keys to
--- delete on a match.
+-- One attempt at a verification (Store.attempt) in one script.
+-- KEYS[1]: the verification (a hash, as admit.lua writes it), then the failure counters, then the
+-- keys to delete on a match.
 -- ARGV: hash, max attempts, binding ('' for the open lane, else '+' and the binding), the number
 -- of failure counters, then per failure counter its window and max.
 -- Returns {'missing'}, {'exhausted', index, pttl}, {'locked'}, {'match', attempts, data?} or
 -- {'mismatch', attempts}.
 --
--- Reads are one GET (the verification) and one MGET (the failure counters); a wrong code writes
--- the lane's new count back with one SET that keeps the TTL, and counts each failure with one
--- command (INCR, or a SET that opens the window).
-local v = decode(redis.pcall('GET', KEYS[1]))
+-- The verification is read whole (one HGETALL of a few short fields) and the failure counters
+-- together (one MGET): reads are cheap, and each write (the lane's count, a failure counted or its
+-- window opened, the deletes of a match) is one command.
+local all = redis.pcall('HGETALL', KEYS[1])
 -- Absent, or not a verification (an older layout): nothing to attempt.
-if not v then return {'missing'} end
+if all.err or #all == 0 then return {'missing'} end
+local v = {}
+for j = 1, #all, 2 do v[all[j]] = all[j + 1] end
 
 local lane = 'n'
 if ARGV[3] ~= '' then
@@ -37,25 +39,28 @@ if failures > 0 then
   end
 end
 
-local n = v[lane] + 1
--- A used-up lane stays as it is, so every later attempt in it stays locked until expiry.
+local n = redis.call('HINCRBY', KEYS[1], lane, 1)
+-- A locked lane is kept (not deleted), so every later attempt in it stays locked until expiry.
 if n > tonumber(ARGV[2]) then return {'locked'} end
 
--- Newest first: the code a person most likely typed.
-for k = #v.codes, 1, -1 do
-  local code = v.codes[k]
-  if code[1] == ARGV[1] then
+-- The codes still held are h<k> for the newest k down to the first one dropped.
+local k = tonumber(v.i) or 0
+while k >= 1 do
+  local stored = v['h' .. k]
+  if not stored then break end
+  if stored == ARGV[1] then
     redis.call('DEL', KEYS[1], unpack(KEYS, failures + 2))
-    if code[2] ~= '' then return {'match', n, string.sub(code[2], 2)} end
+    local data = v['d' .. k]
+    if data then return {'match', n, data} end
     return {'match', n}
   end
+  k = k - 1
 end
 
-v[lane] = n
-redis.call('SET', KEYS[1], encode(v), 'KEEPTTL')
--- A window's first failure opens it: the counts read above tell which windows are open, so one
--- command counts each (nothing ran in between: the script runs alone). A counter that somehow has
--- no TTL gets one when it refuses, above, so it can never refuse forever.
+-- A window's first failure opens it: the counts read above tell which windows are open, so each
+-- is counted by one command, an INCR or a SET that opens it (nothing ran in between: the script
+-- runs alone). A counter that somehow has no TTL gets one when it refuses, above, so it can never
+-- refuse forever.
 for i = 1, failures do
   local key = KEYS[i + 1]
   if counts[i] then
