@@ -4,28 +4,30 @@
 local now = tonumber(ARGV[1])
 local raw = redis.call('GET', KEYS[1])
 if not raw then return {'missing'} end
-local r = unpackRecord(raw)
-if r.codeEnd <= now then return {'missing'} end
-if r.hourEnd > now and r.hourFailures >= tonumber(ARGV[5]) then return {'exhausted', 0} end
-if r.dayEnd > now and r.dayFailures >= tonumber(ARGV[6]) then return {'exhausted', 1} end
-local n = r.openLane + 1
+local codeEnd, hash, openLane, boundLane, hourFailures, hourEnd, dayFailures, dayEnd =
+  struct.unpack(CHECK, raw)
+if codeEnd <= now then return {'missing'} end
+if hourEnd > now and hourFailures >= tonumber(ARGV[5]) then return {'exhausted', 0} end
+if dayEnd > now and dayFailures >= tonumber(ARGV[6]) then return {'exhausted', 1} end
+local n = openLane + 1
 if n > tonumber(ARGV[3]) then return {'locked'} end
-if r.hash == ARGV[2] then
-  -- Consumed: the code is gone, the hour's wrong codes start over, the rest stays.
-  r.hash, r.codeEnd, r.openLane, r.hourFailures = string.rep('\0', 10), 0, 0, 0
-  redis.call('SET', KEYS[1], packRecord(r), 'EXAT', math.max(lastEnd(r), now + 1))
+if hash == ARGV[2] then
+  -- Consumed: the code is gone and the hour's wrong codes start over; the rest stays.
+  redis.call('SETRANGE', KEYS[1], 0, struct.pack('>I4c10BBI2', 0, string.rep('\0', 10), 0,
+    boundLane, 0))
   return {'match', n}
 end
-r.openLane = n
-if r.hourEnd <= now then
-  r.hourFailures = 0
-  r.hourEnd = now + tonumber(ARGV[4])
+if hourEnd <= now then
+  hourFailures = 0
+  hourEnd = now + tonumber(ARGV[4])
 end
-if r.dayEnd <= now then
-  r.dayFailures = 0
-  r.dayEnd = now + 86400
+local dayOpened = dayEnd <= now
+if dayOpened then
+  dayFailures = 0
+  dayEnd = now + 86400
 end
-r.hourFailures = r.hourFailures + 1
-r.dayFailures = r.dayFailures + 1
-redis.call('SET', KEYS[1], packRecord(r), 'EXAT', lastEnd(r))
+redis.call('SETRANGE', KEYS[1], COUNTS_AT, struct.pack(COUNTS, n, boundLane, hourFailures + 1,
+  hourEnd, dayFailures + 1, dayEnd))
+-- A day window opened now outlives everything else the record holds.
+if dayOpened then redis.call('EXPIREAT', KEYS[1], dayEnd) end
 return {'mismatch', n}
