@@ -18,7 +18,8 @@ if r.sendsEnd <= now then
 end
 if r.sends >= tonumber(ARGV[4]) then return {'exceeded', 0} end
 
--- The client counts this recipient once an hour: the marker is the record's, not a key of its own.
+-- The client counts this recipient once per its window: the marker is the record's, not a key of
+-- its own.
 local counted = not (r.clientTag == ARGV[5] and r.clientEnd > now)
 if counted then
   local n = redis.call('INCR', KEYS[2])
@@ -40,7 +41,7 @@ r.sends = r.sends + 1
 r.cooldownEnd = now + tonumber(ARGV[2])
 if counted then
   r.clientTag = ARGV[5]
-  r.clientEnd = now + 3600
+  r.clientEnd = now + tonumber(ARGV[9])
 end
 r.openLane, r.boundLane, r.binding, r.hash = 0, 0, ARGV[6], ARGV[7]
 r.codeEnd = now + tonumber(ARGV[8])
