@@ -86,13 +86,14 @@ const RELAXED = {
   TARGET_MAX_FAILURES: '10000',
 };
 
-type Kind = 'bare' | 'limited' | 'reference' | 'seed' | 'app';
+type Kind = 'bare' | 'limited' | 'reference' | 'record' | 'seed' | 'app';
 type Scenario = 'echo' | 'send' | 'wrong' | 'right' | 'none';
 
 const APP_NAMES: Record<Kind, string> = {
   bare: 'bare express (JSON parse)',
   limited: 'bare express + per-IP limit only',
   reference: 'reference (least work)',
+  record: 'record floor (record-study layout)',
   seed: 'seed (SETEX, GET + DEL)',
   app: 'verifyd',
 };
@@ -103,7 +104,11 @@ const SCENARIO_NAMES: Record<Scenario, string> = {
   right: 'check, right code',
   none: 'check, no pending code',
 };
-const CODE_APPS: Kind[] = ['app', 'reference', 'seed'];
+/** The record floor's send script spans three slots: single Redis only. */
+const CODE_APPS: Kind[] =
+  STORE === 'redis' && !CLUSTER
+    ? ['app', 'reference', 'record', 'seed']
+    : ['app', 'reference', 'seed'];
 const CHECKS: Scenario[] = ['wrong', 'right', 'none'];
 
 interface Server {
@@ -582,7 +587,7 @@ async function main(): Promise<void> {
     replicaClients = await Promise.all(watched.map((node) => node.replicaClients()));
 
     const byKind = {} as Record<Kind, Server>;
-    for (const kind of ['bare', 'limited', 'reference', 'seed', 'app'] as Kind[]) {
+    for (const kind of ['bare', 'limited', ...CODE_APPS] as Kind[]) {
       const server = await startServer(kind, env);
       servers.push(server);
       byKind[kind] = server;
@@ -801,6 +806,7 @@ function report(
   const legend = [
     "Scenarios: a send to a number no request has used; checks without a verificationId (by number) of codes the sends delivered, read back from each app's /dev/outbox: first a wrong code (its last digit changed), then the right one; and a check of a number that never got a code. Checks run through exactly the codes of the round's sends, so they take as long as the sends allow.",
     'verifyd runs with its defaults (mock providers, bot protection off, LOG_LEVEL=warn) and per-IP and send limits raised through configuration. The reference app does only what the contract asks of any send and check (per-IP limit, E.164 parsing, cooldown + code HMAC in one store call, or one counted attempt): a ceiling, not a service. The seed is the naive pattern verifyd grew from: SETEX of the plain code on a send, GET and, on a match, DEL on a check; no parsing, limits, hashing or attempt count.',
+    "The record floor (single Redis only) keeps every piece of a recipient's state in one packed string (bench/record-study, not verifyd's store) behind the reference app's front: the least Redis work measured for what verifyd must keep, with one pending code, one purpose and one client marker.",
     "node CPU: the server process's user + system time (/proc) over the measured load, per answered request.",
     "Redis command µs: INFO commandstats usec deltas, summed at the top level: a script's usec includes the commands it runs, which commandstats also lists under their own names, so those are left out (apportioned by the counting pass where a command appears both ways). It is execution time, timed by Redis as wall time around each command: on oversubscribed cores it includes waiting for a core and can exceed the process figure. Redis process µs: INFO cpu (used_cpu_user + used_cpu_sys) deltas, which adds reading, parsing and answering each command, expiring keys and the server's timers: the CPU the machine pays. Both summed over the primaries; replicas' CPU is not counted.",
     "Redis round trips: from a pass of requests sent one at a time, with a marker (INFO stats) to every Redis node between requests: the reads each node processed between two markers, less the marker's own and those of replicas. A client that sends commands together (a pipeline, or commands issued in the same tick) writes them at once and Redis takes them in one read; one that waits for each answer causes a read per command. Commands sent: the top-level commands in the same pass, with SLOWLOG logging every command (threshold 0); EVAL/EVALSHA/FCALL count once, and the commands a script runs (logged for the script's client, ?:0) are listed apart: they cost no round trip.",

@@ -8,7 +8,9 @@
  * The apps that send codes do so through the mock SMS provider and serve /dev/outbox, where the
  * bench reads the codes back over HTTP to check them right.
  */
-import { randomInt } from 'node:crypto';
+import { randomBytes, randomInt } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import express from 'express';
 import { createClient, createCluster } from 'redis';
 import { createDevOutboxRouter } from '../routes/dev-outbox';
@@ -16,7 +18,7 @@ import { parsePhone } from '../services/targets';
 import { createApp } from '../src/app';
 import { type Config, loadConfig } from '../src/config';
 import { hmac } from '../src/crypto';
-import { identifyClient } from '../src/http/client-key';
+import { clientOf, identifyClient } from '../src/http/client-key';
 import { ipRateLimit } from '../src/http/rate-limit';
 import { createLogger } from '../src/logger';
 import { createMockEmailProvider, createMockSmsProvider, Outbox } from '../src/providers/mock';
@@ -94,6 +96,77 @@ function reference(app: express.Express, given: Store, config: Config, sms: SmsP
 }
 
 /**
+ * The record layout of bench/record-study (not verifyd's store) behind the same front as the
+ * reference app: every piece of a recipient's send and check state in one packed string, so a send
+ * to a new number creates one key and a wrong code none. It is the least Redis work measured for
+ * what verifyd must keep (cooldown, sends per window, the client's distinct recipients, the SMS
+ * budget, failure windows, attempt lanes, a truncated code HMAC), with one pending code, one
+ * purpose and one client marker: a floor for the store, not a service. Single Redis only (a send's
+ * script spans the recipient's, the client's and the budget's keys).
+ */
+async function recordFloor(app: express.Express, config: Config, sms: SmsProvider): Promise<void> {
+  const redis = createClient({ url: process.env.REDIS_URL });
+  await redis.connect();
+  const study = (name: string) =>
+    readFileSync(path.join(__dirname, '..', '..', 'bench', 'record-study', `${name}.lua`), 'utf8');
+  const [sendSha, checkSha] = await Promise.all(
+    ['send', 'attempt'].map((name) => redis.scriptLoad(`${study('record')}\n${study(name)}`)),
+  );
+  const policy = { allowUnassigned: true };
+  const prefix = config.KEY_PREFIX;
+  const recordKey = (to: string) =>
+    `${prefix}recipient:sms:{${hmac(config.OTP_SECRET, 'recipient', to).slice(0, 22)}}`;
+  const codeHash = (to: string, code: string) => hmac(config.OTP_SECRET, to, code).slice(0, 10);
+  const seconds = () => Math.floor(Date.now() / 1000);
+  app.post('/verify-phone', async (req, res) => {
+    const { to } = parsePhone((req.body as { phone: string }).phone, policy);
+    const code = String(randomInt(0, 10 ** config.OTP_LENGTH)).padStart(config.OTP_LENGTH, '0');
+    const client = clientOf(req);
+    const reply = (await redis.evalSha(sendSha as string, {
+      keys: [recordKey(to), `${prefix}limit:ip-targets:{${client}}`, `${prefix}limit:sms-budget`],
+      arguments: [
+        String(seconds()),
+        String(config.SEND_COOLDOWN_SECONDS),
+        String(config.SEND_TARGET_WINDOW_SECONDS),
+        String(config.SEND_MAX_PER_TARGET),
+        hmac(config.OTP_SECRET, 'client', client).slice(0, 4),
+        randomBytes(6).toString('base64url'),
+        codeHash(to, code),
+        String(config.OTP_TTL_SECONDS),
+        '3600',
+        String(config.IP_MAX_TARGETS_PER_HOUR),
+        '3600',
+        String(config.SMS_HOURLY_BUDGET),
+      ],
+    })) as string[];
+    if (reply[0] !== 'admitted') {
+      res.status(429).json({ error: { code: 'rate_limited', message: 'Wait.' } });
+      return;
+    }
+    await sms.send({ to, body: `Your code is ${code}` });
+    const expiresAt = new Date(Date.now() + config.OTP_TTL_SECONDS * 1000).toISOString();
+    res.status(202).json({ success: true, status: 'pending', channel: 'sms', to, expiresAt });
+  });
+  app.post('/verify-phone-code', async (req, res) => {
+    const body = req.body as { phone: string; code: string };
+    const { to } = parsePhone(body.phone, policy);
+    const reply = (await redis.evalSha(checkSha as string, {
+      keys: [recordKey(to)],
+      arguments: [
+        String(seconds()),
+        codeHash(to, body.code),
+        String(config.OTP_MAX_ATTEMPTS),
+        String(config.TARGET_FAILURE_WINDOW_SECONDS),
+        String(config.TARGET_MAX_FAILURES),
+        String(config.TARGET_MAX_DAILY_FAILURES),
+      ],
+    })) as string[];
+    if (reply[0] === 'match') res.json({ verified: true, phone: to });
+    else res.status(400).json({ error: { code: reply[0], message: 'No match.' } });
+  });
+}
+
+/**
  * The naive pattern verifyd's design notes started from: the code itself in Redis under the
  * number, SETEX on a send, GET on a check and DEL when it matches. No parsing, limits, hashing,
  * attempt counting or atomicity: it is not safe to run, only the least Redis and Node work a code
@@ -140,7 +213,7 @@ async function main(): Promise<void> {
     app.use(express.json({ limit: '10kb' }));
     await seed(app, createMockSmsProvider(outbox));
     app.use(createDevOutboxRouter(outbox));
-  } else if (kind === 'limited' || kind === 'reference') {
+  } else if (kind === 'limited' || kind === 'reference' || kind === 'record') {
     // The floor: the bare app plus only the per-IP limit every verifyd route must pass through,
     // on the configured store. No verifyd route can be faster than this.
     const config = loadConfig();
@@ -156,9 +229,10 @@ async function main(): Promise<void> {
       }),
     );
     app.use(express.json({ limit: '10kb' }));
-    if (kind === 'reference') {
+    if (kind === 'reference' || kind === 'record') {
       const outbox = new Outbox(OUTBOX_CAPACITY);
-      reference(app, store, config, createMockSmsProvider(outbox));
+      if (kind === 'reference') reference(app, store, config, createMockSmsProvider(outbox));
+      else await recordFloor(app, config, createMockSmsProvider(outbox));
       app.use(createDevOutboxRouter(outbox));
     } else {
       echo(app);
