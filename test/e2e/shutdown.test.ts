@@ -21,7 +21,10 @@ interface Answer {
   body: string;
 }
 
-/** One GET on a connection of its own, so that no kept-alive socket hides a closed listener. */
+/**
+ * One GET on a connection of its own, so that no kept-alive socket hides a closed listener. Fails
+ * after 5 s without an answer rather than wait for the test's timeout.
+ */
 function get(port: number, path: string): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const req = http.get({ host: '127.0.0.1', port, path, agent: false }, (res) => {
@@ -31,8 +34,22 @@ function get(port: number, path: string): Promise<Answer> {
       });
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
     });
+    req.setTimeout(5000, () => req.destroy(new Error(`GET ${path} got no answer within 5 s`)));
     req.on('error', reject);
   });
+}
+
+/** `promise`, or a clear failure naming `what` once `ms` have passed without it settling. */
+async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not happen within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /**
@@ -124,12 +141,12 @@ describe('health probes and graceful shutdown of the server process', () => {
     await eventually(() => refused(port), Boolean);
     expect(inFlight.answer()).toBe('');
     inFlight.finish();
-    await inFlight.closed;
+    await within(inFlight.closed, 15_000, "the in-flight request's connection closing");
     // Answered in full, and its connection closed by the server once idle.
     expect(inFlight.answer()).toMatch(/^HTTP\/1\.1 202 /);
     expect(inFlight.answer()).toContain('"status":"pending"');
 
-    expect(await verifyd.exited).toEqual({ code: 0, signal: null });
+    expect(await within(verifyd.exited, 15_000, 'the exit')).toEqual({ code: 0, signal: null });
     expect(verifyd.output()).toContain('"msg":"stopped"');
     expect(verifyd.output()).not.toContain('still in flight');
   }, 60_000);
@@ -147,9 +164,10 @@ describe('health probes and graceful shutdown of the server process', () => {
     );
     await sleep(100);
     verifyd.signal('SIGTERM');
-    await stuck.closed;
+    // verifyd's own bound exits 1 at SHUTDOWN_TIMEOUT_MS + 5 s at the latest, closing the socket.
+    await within(stuck.closed, 15_000, 'the stuck connection closing');
     expect(stuck.answer()).toBe('');
-    expect(await verifyd.exited).toEqual({ code: 0, signal: null });
+    expect(await within(verifyd.exited, 15_000, 'the exit')).toEqual({ code: 0, signal: null });
     expect(verifyd.output()).toContain('requests still in flight after SHUTDOWN_TIMEOUT_MS');
   }, 60_000);
 

@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 
@@ -75,7 +75,12 @@ export async function memcachedAnswers(servers: string, timeoutMs = 1000): Promi
   }
 }
 
-/** A port nobody listens on right now, found by letting the OS pick one. */
+/**
+ * A port nobody listens on right now, found by letting the OS pick one. Nothing reserves it: until
+ * the caller binds it, another process (another jest worker's server, or any listener on port 0)
+ * may take it. Servers started on it must therefore check that what answers there is theirs
+ * (`listenerOwned`) and retry on a fresh port when it is not.
+ */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
@@ -90,6 +95,90 @@ export function freePort(): Promise<number> {
     });
   });
 }
+
+/**
+ * Whether one of `pids` holds the TCP socket listening on `port`, from Linux's /proc: true or
+ * false, or undefined where /proc cannot tell (not Linux), in which case callers trust the answer.
+ */
+export function listenerOwned(port: number, pids: readonly number[]): boolean | undefined {
+  const inodes = new Set<string>();
+  let readable = false;
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text: string;
+    try {
+      text = readFileSync(table, 'utf8');
+    } catch {
+      continue;
+    }
+    readable = true;
+    for (const line of text.split('\n').slice(1)) {
+      // sl local_address rem_address st ... inode; st 0A is LISTEN, the port is hex.
+      const fields = line.trim().split(/\s+/);
+      const localPort = Number.parseInt(fields[1]?.split(':')[1] ?? '', 16);
+      if (fields[3] === '0A' && localPort === port && fields[9]) inodes.add(fields[9]);
+    }
+  }
+  if (!readable) return undefined;
+  for (const pid of pids) {
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue; // Gone already.
+    }
+    for (const fd of fds) {
+      try {
+        const target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+        if (target.startsWith('socket:[') && inodes.has(target.slice(8, -1))) return true;
+      } catch {
+        // Closed meanwhile.
+      }
+    }
+  }
+  return false;
+}
+
+/**
+ * `root` and the processes it started: its descendants, and the members of its process group
+ * (which outlive an intermediate parent). Covers servers a wrapper such as npx or script(1) runs.
+ */
+export function processTree(root: number): number[] {
+  const tree = new Set([root]);
+  let stats: Array<{ pid: number; ppid: number; pgrp: number }>;
+  try {
+    stats = readdirSync('/proc')
+      .filter((name) => /^\d+$/.test(name))
+      .flatMap((pid) => {
+        try {
+          const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+          // The fields after the parenthesised command name: state, ppid, pgrp.
+          const [, ppid, pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+          return [{ pid: Number(pid), ppid: Number(ppid), pgrp: Number(pgrp) }];
+        } catch {
+          return []; // Gone meanwhile.
+        }
+      });
+  } catch {
+    return [root];
+  }
+  for (const { pid, pgrp } of stats) if (pgrp === root) tree.add(pid);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const { pid, ppid } of stats) {
+      if (tree.has(ppid) && !tree.has(pid)) {
+        tree.add(pid);
+        grew = true;
+      }
+    }
+  }
+  return [...tree];
+}
+
+/** Thrown when another process took a port between freePort() and our server's bind. */
+export class PortTakenError extends Error {}
+
+/** How many fresh ports a start tries before it gives up. */
+export const PORT_ATTEMPTS = 3;
 
 export interface PrivateServer {
   readonly port: number;
@@ -151,29 +240,49 @@ async function startPrivate(
   answers: (address: string) => Promise<boolean>,
   address: (port: number) => string,
 ): Promise<PrivateServer> {
-  const port = await freePort();
   let child: ChildProcess | undefined;
 
-  const start = async () => {
-    const proc = spawn(bin, args(port), { stdio: ['ignore', 'ignore', 'pipe'] });
+  /** Starts `bin` on `port` and waits until it, and not another process there, answers. */
+  const start = async (port: number) => {
+    // stdout too: redis-server reports a failed bind there. Both are drained, or a chatty server
+    // would block on a full pipe.
+    const proc = spawn(bin, args(port), { stdio: ['ignore', 'pipe', 'pipe'] });
     child = proc;
     running.add(proc);
     record(proc, bin, port);
-    let stderr = '';
-    proc.stderr?.on('data', (chunk) => {
-      stderr += chunk.toString();
+    let output = '';
+    const keep = (chunk: Buffer) => {
+      output = (output + chunk.toString()).slice(-4000);
+    };
+    proc.stdout?.on('data', keep);
+    proc.stderr?.on('data', keep);
+    let spawnError: Error | undefined;
+    proc.once('error', (err) => {
+      spawnError = err;
     });
+    const fail = (error: Error) => {
+      killNow(proc);
+      forget(proc);
+      child = undefined;
+      throw error;
+    };
     const deadline = Date.now() + 10_000;
-    while (!(await answers(address(port)))) {
+    for (;;) {
+      if (await answers(address(port))) {
+        // Something answers; it is ours only if our process holds the listening socket. Otherwise
+        // another process took the port after freePort() and ours cannot bind it.
+        if (listenerOwned(port, [proc.pid ?? -1]) !== false) return;
+        fail(new PortTakenError(`${bin}: another process answers on port ${port}`));
+      }
+      if (spawnError) fail(spawnError);
       if (proc.exitCode !== null || proc.signalCode !== null) {
-        forget(proc);
-        throw new Error(`${bin} on port ${port} exited: ${stderr.trim()}`);
+        const message = `${bin} on port ${port} exited: ${output.trim()}`;
+        fail(
+          /address already in use/i.test(output) ? new PortTakenError(message) : new Error(message),
+        );
       }
-      if (Date.now() > deadline) {
-        killNow(proc);
-        forget(proc);
-        throw new Error(`${bin} on port ${port} did not answer within 10 s`);
-      }
+      if (Date.now() > deadline)
+        fail(new Error(`${bin} on port ${port} did not answer within 10 s`));
       await sleep(50);
     }
   };
@@ -190,13 +299,24 @@ async function startPrivate(
     forget(proc);
   };
 
-  await start();
+  // The port is only free until someone binds it: on a clash, start again on a fresh one.
+  let port = 0;
+  for (let attempt = 1; ; attempt++) {
+    port = await freePort();
+    try {
+      await start(port);
+      break;
+    } catch (error) {
+      if (!(error instanceof PortTakenError) || attempt >= PORT_ATTEMPTS) throw error;
+    }
+  }
   return {
     port,
     address: address(port),
     start: async () => {
       if (child) throw new Error('server is already running');
-      await start();
+      // A restart keeps its port (clients hold the address): a clash fails with PortTakenError.
+      await start(port);
     },
     stop,
     pause: async () => {

@@ -3,7 +3,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ROOT } from './build';
-import { freePort, sleep } from './servers';
+import {
+  freePort,
+  listenerOwned,
+  PORT_ATTEMPTS,
+  PortTakenError,
+  processTree,
+  sleep,
+} from './servers';
 
 /** The repository's bin, which `npm start` and `npx verifyd` both run. */
 export const VERIFYD_BIN = path.join(ROOT, 'bin', 'verifyd.js');
@@ -41,18 +48,34 @@ process.once('exit', () => {
   for (const child of running) signal(child, 'SIGKILL');
 });
 
-/** Polls `url` until it answers (any status): the process listens. */
-async function waitForHttp(url: string, child: ChildProcess, output: () => string): Promise<void> {
+/**
+ * Polls `url` until it answers (any status) from a socket that the child or its descendants
+ * listen on: an answer from another process that took the port after freePort() (ours then fails
+ * to bind) is no start.
+ */
+async function waitForHttp(
+  url: string,
+  port: number,
+  child: ChildProcess,
+  output: () => string,
+): Promise<void> {
   const deadline = Date.now() + 15_000;
   for (;;) {
     if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(`verifyd exited (${child.exitCode ?? child.signalCode}):\n${output()}`);
+      const message = `verifyd exited (${child.exitCode ?? child.signalCode}):\n${output()}`;
+      throw /EADDRINUSE/.test(output()) ? new PortTakenError(message) : new Error(message);
     }
+    let answered = false;
     try {
       await fetch(url, { signal: AbortSignal.timeout(1000) });
-      return;
+      answered = true;
     } catch {
       // Not listening yet.
+    }
+    if (answered) {
+      if (child.pid === undefined) throw new Error(`verifyd did not start:\n${output()}`);
+      if (listenerOwned(port, processTree(child.pid)) !== false) return;
+      throw new PortTakenError(`another process answers on port ${port}:\n${output()}`);
     }
     if (Date.now() > deadline) throw new Error(`verifyd did not listen within 15 s:\n${output()}`);
     await sleep(100);
@@ -72,7 +95,21 @@ export async function startVerifyd(
     args: [VERIFYD_BIN],
   },
 ): Promise<VerifydProcess> {
-  const port = await freePort();
+  // The port is only free until someone binds it: on a clash, start again on a fresh one.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(await freePort(), env, command);
+    } catch (error) {
+      if (!(error instanceof PortTakenError) || attempt >= PORT_ATTEMPTS) throw error;
+    }
+  }
+}
+
+async function startOnce(
+  port: number,
+  env: Record<string, string> | ((port: number) => Record<string, string>),
+  command: { file: string; args: string[]; cwd?: string },
+): Promise<VerifydProcess> {
   // An empty working directory by default: the server reads ./.env, and a developer's must not
   // change what is tested.
   const scratch = command.cwd ? undefined : mkdtempSync(path.join(tmpdir(), 'verifyd-e2e-'));
@@ -102,7 +139,8 @@ export async function startVerifyd(
   );
   const url = `http://127.0.0.1:${port}`;
   const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
+    // Without a pid (a failed spawn) there is nothing to signal, and 'exit' may never come.
+    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
       signal(child, 'SIGTERM');
       const timer = setTimeout(() => signal(child, 'SIGKILL'), 5000);
       await exited;
@@ -113,8 +151,11 @@ export async function startVerifyd(
     running.delete(child);
     if (scratch) rmSync(scratch, { recursive: true, force: true });
   };
+  child.on('error', (error) => {
+    log += `spawn failed: ${error.message}\n`;
+  });
   try {
-    await waitForHttp(`${url}/health`, child, () => log);
+    await waitForHttp(`${url}/health`, port, child, () => log);
   } catch (error) {
     await stop();
     throw error;
