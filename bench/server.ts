@@ -110,7 +110,9 @@ async function recordFloor(app: express.Express, config: Config, sms: SmsProvide
   const study = (name: string) =>
     readFileSync(path.join(__dirname, '..', '..', 'bench', 'record-study', `${name}.lua`), 'utf8');
   const [sendSha, checkSha] = await Promise.all(
-    ['send', 'attempt'].map((name) => redis.scriptLoad(`${study('record')}\n${study(name)}`)),
+    ['send', 'attempt'].map((name) =>
+      redis.scriptLoad([study('record'), study('store-key'), study(name)].join('\n')),
+    ),
   );
   const policy = { allowUnassigned: true };
   const prefix = config.KEY_PREFIX;

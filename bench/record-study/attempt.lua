@@ -1,8 +1,8 @@
--- A check in the record layout (record.lua comes first).
+-- A check in the record layout (record.lua and a store-*.lua come first).
 -- KEYS: the recipient's record. ARGV: now, code HMAC (10 bytes), attempts allowed, hour window,
 -- wrong codes allowed per hour, per day.
 local now = tonumber(ARGV[1])
-local raw = redis.call('GET', KEYS[1])
+local raw = readRecord()
 if not raw then return {'missing'} end
 local codeEnd, hash, openLane, boundLane, hourFailures, hourEnd, dayFailures, dayEnd =
   struct.unpack(CHECK, raw)
@@ -13,7 +13,7 @@ local n = openLane + 1
 if n > tonumber(ARGV[3]) then return {'locked'} end
 if hash == ARGV[2] then
   -- Consumed: the code is gone and the hour's wrong codes start over; the rest stays.
-  redis.call('SETRANGE', KEYS[1], 0, struct.pack('>I4c10BBI2', 0, string.rep('\0', 10), 0,
+  rewrite(raw, 0, struct.pack('>I4c10BBI2', 0, string.rep('\0', 10), 0,
     boundLane, 0))
   return {'match', n}
 end
@@ -26,8 +26,8 @@ if dayOpened then
   dayFailures = 0
   dayEnd = now + 86400
 end
-redis.call('SETRANGE', KEYS[1], COUNTS_AT, struct.pack(COUNTS, n, boundLane, hourFailures + 1,
+rewrite(raw, COUNTS_AT, struct.pack(COUNTS, n, boundLane, hourFailures + 1,
   hourEnd, dayFailures + 1, dayEnd))
 -- A day window opened now outlives everything else the record holds.
-if dayOpened then redis.call('EXPIREAT', KEYS[1], dayEnd) end
+if dayOpened then outlive(dayEnd) end
 return {'mismatch', n}

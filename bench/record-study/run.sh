@@ -22,13 +22,16 @@ for _ in $(seq 50); do R ping >/dev/null 2>&1 && break; sleep 0.1; done
 LUA=../../src/store/lua
 TODAY_SEND=$(R script load "$(cat "$LUA/admit.lua")")
 TODAY_CHECK=$(R script load "$(cat "$LUA/attempt.lua")")
-RECORD_SEND=$(R script load "$(cat record.lua send.lua)")
-RECORD_CHECK=$(R script load "$(cat record.lua attempt.lua)")
+RECORD_SEND=$(R script load "$(cat record.lua store-key.lua send.lua)")
+RECORD_CHECK=$(R script load "$(cat record.lua store-key.lua attempt.lua)")
+BUCKET_SEND=$(R script load "$(cat record.lua store-bucket.lua send.lua)")
+BUCKET_CHECK=$(R script load "$(cat record.lua store-bucket.lua attempt.lua)")
+SWEEP=$(R script load "$(cat record.lua sweep.lua)")
 PER_IP=$(R script load "$(cat "$LUA/window-increment.lua")")
 NOW=$(date +%s)
 
 # Key names shaped as verifyd builds them (default KEY_PREFIX, 22-character recipient ids); redis-
-# benchmark puts the same 12 random digits in every __rand_int__ of one command.
+# benchmark draws each __rand_int__ of a command on its own (12 digits, below the -r range).
 ID='AAAAAAAAAA__rand_int__'
 TODAY_SEND_ARGS=(6 "verifyd:limit:cooldown:sms:{$ID}" "verifyd:limit:send:sms:{$ID}"
   'verifyd:limit:ip-targets:{127.0.0.1}' 'verifyd:limit:sms-budget'
@@ -43,6 +46,13 @@ TODAY_CHECK_ARGS=(3 "verifyd:code:signup:{$ID}" "verifyd:limit:fail:{$ID}"
   1000000000)
 RECORD_CHECK_ARGS=(1 "verifyd:recipient:sms:{$ID}" "$NOW" WRONGWRONG 200 3600 1000000000
   1000000000)
+# The bucket layout: the same arguments, with the bucket as the record's key and the recipient's
+# field last. Sends spread over 4,096 buckets (fields of 28 characters, three draws, so that a
+# send almost never meets an earlier record); checks go to 100 buckets of 100 records each.
+BUCKET_SEND_ARGS=(3 'verifyd:recipient:sms:{__rand_int__}' "${RECORD_SEND_ARGS[@]:2:2}"
+  "${RECORD_SEND_ARGS[@]:4}" 'AAAA__rand_int____rand_int__')
+BUCKET_CHECK_ARGS=(1 'verifyd:recipient:sms:{__rand_int__}' "${RECORD_CHECK_ARGS[@]:2}"
+  '__rand_int__')
 
 # Microseconds per call of EVALSHA (commandstats), for CALLS calls at 4 connections.
 per_call() {
@@ -68,6 +78,27 @@ check_record() {
     "${RECORD_SEND_ARGS[@]}" >/dev/null 2>&1
   per_call 100000 evalsha "$RECORD_CHECK" "${RECORD_CHECK_ARGS[@]}"
 }
+send_bucket() { R flushall >/dev/null; per_call 4096 evalsha "$BUCKET_SEND" "${BUCKET_SEND_ARGS[@]}"; }
+# Wrong codes at 10,000 records in 100 buckets, each checked about 20 times (the first opens the
+# failure windows). Then one sweep of every bucket, per record looked at (none has ended).
+check_bucket() {
+  R flushall >/dev/null
+  redis-benchmark -p "$PORT" -n 400000 -r 100 -c 4 -q evalsha "$BUCKET_SEND" 3 \
+    'verifyd:recipient:sms:{__rand_int__}' "${RECORD_SEND_ARGS[@]:2:2}" "${RECORD_SEND_ARGS[@]:4}" \
+    '__rand_int__' >/dev/null 2>&1
+  per_call 100 evalsha "$BUCKET_CHECK" "${BUCKET_CHECK_ARGS[@]}"
+}
+sweep_per_record() {
+  R config resetstat >/dev/null
+  local looked=0 bucket reply
+  while read -r bucket; do
+    reply=$(R evalsha "$SWEEP" 1 "$bucket" "$NOW" | head -1)
+    looked=$((looked + reply))
+  done < <(R --scan --pattern 'verifyd:recipient:sms:*')
+  local usec
+  usec=$(R info commandstats | sed -n 's/^cmdstat_evalsha:calls=[0-9]*,usec=\([0-9]*\).*/\1/p')
+  node -e "console.log((${usec} / ${looked}).toFixed(2))"
+}
 # used_memory growth per send to a new number, on an emptied server, over 20,000 sends.
 bytes_per_send() {
   R flushall >/dev/null
@@ -78,18 +109,46 @@ bytes_per_send() {
   echo $(( (after - before) / 20000 ))
 }
 
+# The same for the bucket layout, from Node: real ids (22 base64url characters, the first 2 naming
+# one of 4,096 buckets, the other 20 the field), so that fields are as long as verifyd's would be.
+bytes_per_send_bucket() {
+  R flushall >/dev/null
+  node -e "
+    const { createClient } = require('redis');
+    const { randomBytes } = require('node:crypto');
+    const [port, sha, sends, ...args] = process.argv.slice(1);
+    (async () => {
+      const redis = createClient({ url: 'redis://127.0.0.1:' + port });
+      await redis.connect();
+      const used = async () => Number(/used_memory:(\\d+)/.exec(await redis.info('memory'))[1]);
+      const before = await used();
+      for (let done = 0; done < Number(sends); done += 500) {
+        await Promise.all(Array.from({ length: 500 }, () => {
+          const id = randomBytes(17).toString('base64url').slice(0, 22);
+          const bucket = 'verifyd:recipient:sms:{' + id.slice(0, 2) + '}';
+          return redis.sendCommand(['EVALSHA', sha, '3', bucket, ...args, id.slice(2)]);
+        }));
+      }
+      console.log(Math.round(((await used()) - before) / Number(sends)));
+      await redis.close();
+    })();
+  " "$PORT" "$BUCKET_SEND" "$1" "${RECORD_SEND_ARGS[@]:2:2}" "${RECORD_SEND_ARGS[@]:4}"
+}
+
 echo "record study: redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'), $CALLS calls per figure, 4 connections, $ROUNDS interleaved rounds"
 echo
-echo '| round | send, today µs | send, record µs | wrong code, today µs | wrong code, record µs | bytes per send, today | bytes per send, record |'
-echo '|---|---|---|---|---|---|---|'
+echo '| round | send µs: today, record, bucket | wrong code µs: today, record, bucket | sweep µs per record | bytes per send: today, record, bucket (20,000; 200,000 sends) |'
+echo '|---|---|---|---|---|'
 for round in $(seq "$ROUNDS"); do
-  a=$(send_today); b=$(send_record); c=$(check_today); d=$(check_record)
+  a=$(send_today); b=$(send_record); g=$(send_bucket)
+  c=$(check_today); d=$(check_record); h=$(check_bucket); i=$(sweep_per_record)
   e=$(bytes_per_send evalsha "$TODAY_SEND" "${TODAY_SEND_ARGS[@]}")
   f=$(bytes_per_send evalsha "$RECORD_SEND" "${RECORD_SEND_ARGS[@]}")
-  echo "| $round | $a | $b | $c | $d | $e | $f |"
+  j=$(bytes_per_send_bucket 20000); k=$(bytes_per_send_bucket 200000)
+  echo "| $round | $a, $b, $g | $c, $d, $h | $i | $e, $f, $j; $k |"
 done
 R flushall >/dev/null
 echo
 echo "The per-IP limit every request pays first (window-increment.lua on a live counter): $(per_call 1 evalsha "$PER_IP" 1 'verifyd:rl:ip:{127.0.0.1}' 60) µs."
 echo
-echo "(µs: INFO commandstats usec_per_call of EVALSHA, which includes the commands a script runs. Bytes: used_memory growth over 20,000 sends to new numbers on an emptied server, per send, with every key a send leaves behind.)"
+echo "(µs: INFO commandstats usec_per_call of EVALSHA, which includes the commands a script runs. Sweep: one sweep.lua call per bucket over 10,000 live records in 100 buckets, EVALSHA time per record looked at. Bytes: used_memory growth over 20,000 sends to new numbers on an emptied server, per send, with every key a send leaves behind; the bucket layout's also after 200,000, since what a record costs there depends on how full the buckets are.)"

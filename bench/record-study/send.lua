@@ -1,9 +1,9 @@
--- A send in the record layout (record.lua comes first).
+-- A send in the record layout (record.lua and a store-*.lua come first).
 -- KEYS: the recipient's record, the client's distinct-recipient counter, the SMS budget.
 -- ARGV: now, cooldown, send window, sends allowed, client tag (4 bytes), binding (8), code HMAC
 -- (10), code TTL, client window, recipients a client may send to, budget window, budget.
 local now = tonumber(ARGV[1])
-local raw = redis.call('GET', KEYS[1])
+local raw = readRecord()
 local r
 if raw then
   r = unpackRecord(raw)
@@ -45,5 +45,5 @@ if counted then
 end
 r.openLane, r.boundLane, r.binding, r.hash = 0, 0, ARGV[6], ARGV[7]
 r.codeEnd = now + tonumber(ARGV[8])
-redis.call('SET', KEYS[1], packRecord(r), 'EXAT', lastEnd(r))
+writeRecord(packRecord(r), lastEnd(r))
 return {'admitted'}
