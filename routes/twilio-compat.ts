@@ -1,4 +1,4 @@
-import express, { type RequestHandler, Router } from 'express';
+import express, { type Request, type RequestHandler, Router } from 'express';
 import {
   invalidParameter,
   type ServiceInput,
@@ -27,6 +27,11 @@ export interface TwilioCompatDeps {
 }
 
 type Form = Record<string, unknown>;
+
+/** The parsed form; a request without a body (a POST with no parameters) has none to parse. */
+function formOf(req: Request): Form {
+  return (req.body as Form | undefined) ?? {};
+}
 
 /** A string parameter as the SDK sends it, or undefined when absent. */
 function text(body: Form, name: string, max = 256): string | undefined {
@@ -146,7 +151,7 @@ export function createTwilioCompatRouter(deps: TwilioCompatDeps): Router {
   router.use(requireForm, express.urlencoded({ limit: BODY_LIMIT, extended: false }));
 
   router.post('/Services', async (req, res) => {
-    const body = req.body as Form;
+    const body = formOf(req);
     const friendlyName = required(body, 'FriendlyName', 32);
     const record = await twilio.createService({ ...serviceInput(body), friendlyName });
     res.status(201).json(serviceResource(record));
@@ -177,7 +182,7 @@ export function createTwilioCompatRouter(deps: TwilioCompatDeps): Router {
   });
 
   router.post('/Services/:sid', async (req, res) => {
-    const record = await twilio.updateService(req.params.sid, serviceInput(req.body as Form));
+    const record = await twilio.updateService(req.params.sid, serviceInput(formOf(req)));
     res.json(serviceResource(record));
   });
 
@@ -187,7 +192,7 @@ export function createTwilioCompatRouter(deps: TwilioCompatDeps): Router {
   });
 
   router.post('/Services/:sid/Verifications', async (req, res) => {
-    const body = req.body as Form;
+    const body = formOf(req);
     const to = required(body, 'To', 320);
     const channel = required(body, 'Channel', 16);
     const locale = text(body, 'Locale', 16);
@@ -216,7 +221,7 @@ export function createTwilioCompatRouter(deps: TwilioCompatDeps): Router {
   });
 
   router.post('/Services/:sid/Verifications/:verification', async (req, res) => {
-    const status = required(req.body as Form, 'Status', 16);
+    const status = required(formOf(req), 'Status', 16);
     if (status !== 'canceled' && status !== 'approved') {
       throw invalidParameter('Status', 'canceled or approved');
     }
@@ -225,7 +230,7 @@ export function createTwilioCompatRouter(deps: TwilioCompatDeps): Router {
   });
 
   router.post('/Services/:sid/VerificationCheck', async (req, res) => {
-    const body = req.body as Form;
+    const body = formOf(req);
     const code = required(body, 'Code', 32);
     const to = text(body, 'To', 320);
     const verificationSid = text(body, 'VerificationSid', 34);
@@ -279,7 +284,11 @@ function basicAuth(
 
 /** The SDK sends forms; anything else is refused before it is read. */
 const requireForm: RequestHandler = (req, _res, next) => {
-  const hasBody = req.method === 'POST' && Number(req.headers['content-length'] ?? 0) > 0;
+  // A chunked body has no Content-Length, and is as much a body as one that has.
+  const hasBody =
+    req.method === 'POST' &&
+    (Number(req.headers['content-length'] ?? 0) > 0 ||
+      req.headers['transfer-encoding'] !== undefined);
   if (!hasBody || req.is('application/x-www-form-urlencoded')) {
     next();
     return;

@@ -1,3 +1,5 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { buildTestApp } from '../support/app';
 import { ACCOUNT_SID, AUTH_TOKEN } from './support';
@@ -46,6 +48,63 @@ describe('Twilio-compatible API over plain HTTP', () => {
       expect(res.status).toBe(401);
       expect(res.body).toEqual(twilioError(20003, 401));
       expect(res.headers['www-authenticate']).toBe('Basic realm="Twilio API"');
+    }
+  });
+
+  it('answers a POST without a body as missing parameters, on every endpoint that takes a form', async () => {
+    const app = compatApp();
+    const service = await request(app)
+      .post('/v2/Services')
+      .set('authorization', auth)
+      .type('form')
+      .send({ FriendlyName: 'Acme' });
+    const sid = service.body.sid as string;
+    // Creating needs parameters; an update without any changes nothing, as Twilio's does.
+    const cases: Array<[string, number]> = [
+      ['/v2/Services', 400],
+      [`/v2/Services/${sid}`, 200],
+      [`/v2/Services/${sid}/Verifications`, 400],
+      [`/v2/Services/${sid}/VerificationCheck`, 400],
+      [`/v2/Services/${sid}/Verifications/VE00000000000000000000000000000000`, 400],
+    ];
+    for (const [path, status] of cases) {
+      const res = await request(app).post(path).set('authorization', auth);
+      expect({ path, status: res.status }).toEqual({ path, status });
+      if (status === 400) expect(res.body).toEqual(twilioError(60200, 400));
+    }
+  });
+
+  it('refuses a chunked body that is not a form with 415, as one with a length', async () => {
+    const server = compatApp().listen(0, '127.0.0.1');
+    await new Promise((resolve) => server.once('listening', resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = http.request(
+          {
+            host: '127.0.0.1',
+            port,
+            method: 'POST',
+            path: '/v2/Services',
+            headers: { authorization: auth, 'content-type': 'application/json' },
+          },
+          (res) => {
+            let body = '';
+            res.on('data', (chunk) => {
+              body += chunk;
+            });
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+          },
+        );
+        req.on('error', reject);
+        // No Content-Length: Node sends the body chunked.
+        req.write('{"FriendlyName":');
+        req.end('"Acme"}');
+      });
+      expect(answer.status).toBe(415);
+      expect(JSON.parse(answer.body)).toEqual(twilioError(60200, 415));
+    } finally {
+      server.close();
     }
   });
 
