@@ -42,6 +42,7 @@ export type ProviderConfig = Pick<
   | 'SENDGRID_API_BASE_URL'
   | 'MOCK_OUTBOX_SIZE'
   | 'SMS_TEMPLATE'
+  | 'EMAIL_CODE_TEMPLATE'
 >;
 
 export interface ProviderDependencies {
@@ -64,6 +65,7 @@ export function createProviders(config: ProviderConfig, deps: ProviderDependenci
   const mockOptions = {
     logMessages: config.NODE_ENV === 'development',
     smsTemplate: config.SMS_TEMPLATE,
+    emailCodeTemplate: config.EMAIL_CODE_TEMPLATE,
     timeoutMs: config.PROVIDER_TIMEOUT_MS,
   };
 

@@ -163,6 +163,8 @@ export interface MockProviderOptions {
    * standalone group of 4 to 10 digits in the text.
    */
   smsTemplate?: string;
+  /** EMAIL_CODE_TEMPLATE, read the same way from an email that carries a code instead of a link. */
+  emailCodeTemplate?: string;
   /** PROVIDER_TIMEOUT_MS: how long a fault number that never answers takes to fail. */
   timeoutMs?: number;
 }
@@ -217,14 +219,17 @@ export function createMockEmailProvider(
   options: MockProviderOptions = {},
 ): MockEmailProvider {
   const faults = new FaultQueue();
+  const readCode = codeReader(options.emailCodeTemplate, true);
   return {
     name: 'mock',
     ...faults.hooks(),
     async send(message: EmailMessage): Promise<DeliveryReceipt> {
       await faults.apply('email');
       if (await simulateFault('email', message.to, options, logger)) return { id: randomUUID() };
-      // The text part carries the same link as the HTML part and is what a pipeline can parse.
+      // The text part carries the same link or code as the HTML part and is what a pipeline can
+      // parse. An email carries one or the other (POST /verify-email's method).
       const link = readLink(message.text);
+      const code = link === undefined ? readCode(message.text) : undefined;
       const stored = record(outbox, {
         channel: 'email',
         to: message.to,
@@ -232,6 +237,7 @@ export function createMockEmailProvider(
         body: message.text,
         html: message.html,
         ...(link === undefined ? {} : { link }),
+        ...(code === undefined ? {} : { code }),
       });
       report(logger, options, stored);
       return { id: stored.id };
@@ -267,7 +273,11 @@ async function simulateFault(
  * text the template did not make (another template, in an embedding app) falls back to the first
  * standalone group of 4 to 10 digits.
  */
-function codeReader(template: string | undefined): (body: string) => string | undefined {
+function codeReader(
+  template: string | undefined,
+  /** The template is the text's beginning rather than all of it (an email adds lines after it). */
+  beginsText = false,
+): (body: string) => string | undefined {
   const generic = /(?<!\d)(\d{4,10})(?!\d)/;
   if (template === undefined || !template.includes('{code}')) {
     return (body) => generic.exec(body)?.[1];
@@ -276,7 +286,7 @@ function codeReader(template: string | undefined): (body: string) => string | un
   const literal = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   // Later occurrences of {code} must repeat the same code.
   const pattern = new RegExp(
-    `^${literal(before)}(\\d{4,10})${rest.map((part) => literal(part)).join('\\1')}$`,
+    `^${literal(before)}(\\d{4,10})${rest.map((part) => literal(part)).join('\\1')}${beginsText ? '' : '$'}`,
   );
   return (body) => pattern.exec(body)?.[1] ?? generic.exec(body)?.[1];
 }

@@ -75,7 +75,10 @@ export interface OutboxMessage {
   body: string;
   /** Email only: the HTML part. */
   html?: string;
-  /** SMS only: the code, read from the text where SMS_TEMPLATE puts it. */
+  /**
+   * The code: an SMS's, read from the text where SMS_TEMPLATE puts it, or an emailed code's, where
+   * EMAIL_CODE_TEMPLATE does. Absent from an email that carries a link.
+   */
   code?: string;
   /** Email only: the verification link, read from the text part. */
   link?: string;

@@ -55,6 +55,32 @@ describe('emailed codes', () => {
     expect(message?.text).not.toContain('token=');
   });
 
+  it("shows an emailed code in the outbox's code field, read where EMAIL_CODE_TEMPLATE puts it", async () => {
+    const { app } = buildTestApp({
+      env: { EMAIL_CODE_TEMPLATE: 'Acme 2026: your code is {code}.' },
+    });
+    await request(app).post('/verify-email').send({ email: EMAIL, method: 'code' });
+    const latest = await request(app).get('/dev/outbox/latest').query({ to: EMAIL });
+    expect(latest.status).toBe(200);
+    expect(latest.body.message).toMatchObject({
+      channel: 'email',
+      code: expect.stringMatching(/^\d{6}$/),
+      link: null,
+    });
+    const check = await request(app)
+      .post('/verify-email-code')
+      .send({ email: EMAIL, code: latest.body.message.code });
+    expect(check.status).toBe(200);
+
+    // A link email carries no code.
+    await request(app).post('/verify-email').send({ email: 'bob@example.com' });
+    const link = await request(app).get('/dev/outbox/latest').query({ to: 'bob@example.com' });
+    expect(link.body.message).toMatchObject({
+      code: null,
+      link: expect.stringContaining('token='),
+    });
+  });
+
   it('checks the code once: wrong, then right with a proof for the address, then gone', async () => {
     const { app, outbox, config } = buildTestApp();
     const sent = await request(app).post('/verify-email').send({ email: EMAIL, method: 'code' });

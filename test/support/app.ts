@@ -4,8 +4,8 @@ import { type Clock, cryptoRandom, type RandomSource } from '../../services/runt
 import { type AppDeps, createApp } from '../../src/app';
 import { buildConfig, type Config } from '../../src/config';
 import { createLogger } from '../../src/logger';
+import { createProviders } from '../../src/providers';
 import {
-  createMockEmailProvider,
   createMockSmsProvider,
   type MockEmailProvider,
   type MockSmsProvider,
@@ -76,10 +76,15 @@ export function buildTestApp(options: TestAppOptions = {}): TestApp {
     level: config.LOG_LEVEL,
     destination: options.logLines ? captureStream(options.logLines) : undefined,
   });
-  // As createProviders makes them, so the outbox reads codes where SMS_TEMPLATE puts them.
-  const mockOptions = { smsTemplate: config.SMS_TEMPLATE, timeoutMs: config.PROVIDER_TIMEOUT_MS };
-  const sms = createMockSmsProvider(outbox, logger, mockOptions);
-  const email = createMockEmailProvider(outbox, logger, mockOptions);
+  // The mocks as the server makes them (createProviders), so the outbox reads codes where the
+  // templates put them; a test that wants another provider passes it in.
+  const providers = createProviders(
+    { ...config, SMS_PROVIDER: 'mock', EMAIL_PROVIDER: 'mock' },
+    { logger, outbox },
+  );
+  // Both are the mocks, with their fault hooks: the config above names them.
+  const sms = providers.sms as MockSmsProvider;
+  const email = providers.email as MockEmailProvider;
   const app = createApp({
     config,
     store,
