@@ -269,7 +269,7 @@ export function devOutboxDocs(): RouteDoc[] {
           body: z.object({ messages: z.array(outboxMessage) }),
         },
       },
-      errors: hidden,
+      errors: [...hidden, 'invalid_request'],
     },
     {
       method: 'get',
@@ -312,7 +312,7 @@ export function devOutboxDocs(): RouteDoc[] {
         to: { description: 'Only messages to this number or address', schema: { type: 'string' } },
       },
       responses: { 204: { description: 'Emptied' } },
-      errors: hidden,
+      errors: [...hidden, 'invalid_request'],
     },
   ];
 }

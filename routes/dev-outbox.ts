@@ -32,6 +32,7 @@ export function createDevOutboxRouter(outbox: Outbox, options: DevRoutesOptions 
   addDevInboxPage(router);
 
   router.get('/dev/outbox', (req, res) => {
+    onlyParameters(req, ['to']);
     const to = recipient(req);
     res
       .set('Cache-Control', 'no-store')
@@ -41,6 +42,7 @@ export function createDevOutboxRouter(outbox: Outbox, options: DevRoutesOptions 
   // A long poll: the newest message to `to` (newer than `after`), waiting up to `wait` seconds
   // for one to arrive, so a test waits exactly as long as the send takes instead of sleeping.
   router.get('/dev/outbox/latest', async (req, res) => {
+    onlyParameters(req, ['to', 'after', 'wait']);
     const to = recipient(req);
     const after = queryText(req, 'after');
     const waitMs = waitSeconds(req) * 1000;
@@ -102,6 +104,7 @@ export function createDevOutboxRouter(outbox: Outbox, options: DevRoutesOptions 
   });
 
   router.delete('/dev/outbox', (req, res) => {
+    onlyParameters(req, ['to']);
     const to = recipient(req);
     outbox.clear(to === undefined ? {} : { to });
     res.status(204).end();
@@ -113,6 +116,22 @@ export function createDevOutboxRouter(outbox: Outbox, options: DevRoutesOptions 
 function view(message: OutboxMessage): Record<string, unknown> {
   const { code, link, ...rest } = message;
   return { ...rest, code: code ?? null, link: link ?? null };
+}
+
+/**
+ * Refuses a query parameter the route does not know. A misspelt filter (`To`, or `to[]`, which
+ * Express's query parser files under its own name) would otherwise be ignored, and an unfiltered
+ * answer is the wrong one: another recipient's code, or a DELETE that empties the whole outbox.
+ */
+function onlyParameters(req: Request, known: readonly string[]): void {
+  const unknown = Object.keys(req.query).find((name) => !known.includes(name));
+  if (unknown !== undefined) {
+    throw new VerifydError(
+      'invalid_request',
+      `Invalid request: unknown query parameter ${JSON.stringify(unknown.slice(0, 40))}; this route takes ${known.join(', ')}.`,
+      { field: unknown.slice(0, 40) },
+    );
+  }
 }
 
 /** A single text value of the query string; a repeated or nested one is a client error. */

@@ -178,6 +178,19 @@ describe('GET /dev/outbox/latest', () => {
     const answer = await request(app).get('/dev/outbox/latest').query(query).expect(400);
     expect(answer.body.error).toMatchObject({ code: 'invalid_request', field });
   });
+
+  it('refuses a misspelt or bracketed filter instead of ignoring it, on every outbox route', async () => {
+    const { app, outbox } = buildTestApp();
+    await request(app).post('/verify-phone').send({ phone: PHONE }).expect(202);
+    await request(app).post('/verify-phone').send({ phone: OTHER }).expect(202);
+    for (const path of ['/dev/outbox?to[]=x', '/dev/outbox/latest?to[]=x', '/dev/outbox?To=x']) {
+      const answer = await request(app).get(path).expect(400);
+      expect(answer.body.error).toMatchObject({ code: 'invalid_request' });
+    }
+    // A DELETE with a filter it cannot read would have emptied the whole outbox.
+    await request(app).delete('/dev/outbox?to[]=x').expect(400);
+    expect(outbox.list()).toHaveLength(2);
+  });
 });
 
 interface StreamEvent {
