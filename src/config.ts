@@ -74,6 +74,9 @@ export const PURPOSE_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,31}$/;
 /** Secrets shorter than this are refused in production (HMAC-SHA256 keys want 256 bits). */
 export const MIN_SECRET_BYTES = 32;
 
+/** An absolute URL with the http or https scheme: every URL verifyd reads is fetched or linked to. */
+const httpUrl = () => z.url({ protocol: /^https?$/, error: 'an absolute http(s) URL' });
+
 const int = (min: number, max: number, fallback: number) =>
   z.coerce
     .number(`an integer from ${min} to ${max}`)
@@ -236,7 +239,7 @@ export const configSchema = z.object({
   // An ISP hands a subscriber a /48 to /64; /56 is the most common (RIPE-690). Shorter than /32
   // would put whole ISPs under one key, longer than /64 would let a host pick new addresses.
   IPV6_SUBNET: int(32, 64, 56),
-  PUBLIC_URL: z.url('an absolute http(s) URL').optional(),
+  PUBLIC_URL: httpUrl().optional(),
   // Node's own limits (60 s for headers, 300 s for a whole request, checked every 30 s) let a
   // client that trickles bytes hold a connection for minutes; a verification request is a few
   // hundred bytes.
@@ -341,7 +344,7 @@ export const configSchema = z.object({
     .default('Your verification code is {code}'),
 
   EMAIL_TOKEN_TTL_SECONDS: int(60, 7 * 86_400, 600),
-  EMAIL_LINK_BASE_URL: z.url('an absolute http(s) URL').optional(),
+  EMAIL_LINK_BASE_URL: httpUrl().optional(),
   EMAIL_SUBJECT: z.string().min(1).default('Confirm your email address'),
   EMAIL_CODE_SUBJECT: z.string().min(1).default('Your verification code'),
   EMAIL_CODE_TEMPLATE: z
@@ -416,7 +419,7 @@ export const configSchema = z.object({
   RATE_LIMIT_WINDOW_SECONDS: int(1, 86_400, 60),
   RATE_LIMIT_MAX: int(1, 10_000_000, 60),
 
-  VERIFIED_WEBHOOK_URL: z.url('an absolute http(s) URL').optional(),
+  VERIFIED_WEBHOOK_URL: httpUrl().optional(),
   WEBHOOK_TIMEOUT_MS: int(100, 60_000, 5000),
   WEBHOOK_RETRIES: int(0, 10, 3),
 
@@ -435,8 +438,8 @@ export const configSchema = z.object({
     (v) => v === undefined || isEmailFrom(v),
     'an email address, optionally with a display name: Name <no-reply@example.com>',
   ),
-  TWILIO_API_BASE_URL: z.url('an absolute http(s) URL').default('https://api.twilio.com'),
-  SENDGRID_API_BASE_URL: z.url('an absolute http(s) URL').default('https://api.sendgrid.com'),
+  TWILIO_API_BASE_URL: httpUrl().default('https://api.twilio.com'),
+  SENDGRID_API_BASE_URL: httpUrl().default('https://api.sendgrid.com'),
   MOCK_OUTBOX_SIZE: int(1, 100_000, 1000),
   DEV_ROUTES_PUBLIC: bool(false),
   // Parsed and checked with the variables they depend on, in checkTestIdentities.

@@ -193,6 +193,20 @@ describe('configuration', () => {
     );
   });
 
+  it.each([
+    'PUBLIC_URL',
+    'EMAIL_LINK_BASE_URL',
+    'VERIFIED_WEBHOOK_URL',
+    'TWILIO_API_BASE_URL',
+    'SENDGRID_API_BASE_URL',
+  ])('refuses a %s with a scheme other than http or https', (name) => {
+    for (const url of ['javascript:alert(1)', 'ftp://files.example.com', 'data:text/plain,hello']) {
+      expect(failure({ [name]: url })).toBe(
+        `Invalid ${name} (got "${url}"): expected an absolute http(s) URL.`,
+      );
+    }
+  });
+
   it('refuses the removed image captcha, naming what to use instead', () => {
     expect(failure({ BOT_PROTECTION: 'captcha' })).toBe(
       'Invalid BOT_PROTECTION (got "captcha"): expected off or pow; the image captcha was removed because a script reads it back in milliseconds: use pow (proof-of-work).',
