@@ -10,6 +10,9 @@ const userId = z
   .string('userId must be a string')
   .min(1, 'userId must not be empty')
   .max(128, 'userId must be at most 128 characters')
+  // A lone surrogate cannot be sealed as UTF-8 unchanged: the check would compare another text
+  // and refuse the right code as user_mismatch.
+  .refine((value) => !/\p{Cs}/u.test(value), 'userId must be well-formed Unicode text')
   .optional();
 const phone = z.string('phone must be a string').max(64, 'phone is too long');
 const email = z.string('email must be a string').max(320, 'email is too long');

@@ -134,6 +134,7 @@ describe('bodies', () => {
   it.each([
     [{ phone: 15551234567 }, 'phone', 'phone must be a string'],
     [{ phone: PHONE, userId: 7 }, 'userId', 'userId must be a string'],
+    [{ phone: PHONE, userId: 'ada\ud800' }, 'userId', 'userId must be well-formed Unicode text'],
     [{ phone: PHONE, purpose: false }, 'purpose', 'purpose must be a string'],
   ])('says which field has the wrong type: %j', async (body, field, message) => {
     const { app } = buildTestApp();
