@@ -367,9 +367,16 @@ export const configSchema = z.object({
   CHECK_BY_RECIPIENT: bool(true),
   IP_MAX_TARGETS_PER_HOUR: int(1, 1_000_000, 20),
   SMS_ALLOWED_COUNTRIES: list.pipe(
-    z
-      .array(z.string().regex(/^[A-Za-z]{2}$/, 'two-letter ISO country codes, comma-separated'))
-      .transform((a) => a.map((c) => c.toUpperCase())),
+    z.array(
+      z
+        .string()
+        .transform((c) => c.toUpperCase())
+        // A code libphonenumber does not know (UK for GB) would silently refuse a whole country.
+        .refine(
+          (c) => /^[A-Z]{2}$/.test(c) && isSupportedCountry(c),
+          'two-letter ISO country codes libphonenumber knows (GB, not UK), comma-separated',
+        ),
+    ),
   ),
   SMS_HOURLY_BUDGET: int(1, 100_000_000, 1000),
 

@@ -67,6 +67,15 @@ describe('configuration', () => {
     );
     expect(failure({ PORT: 'http' })).toMatch(/^Invalid PORT .*integer/);
     expect(failure({ SMS_ALLOWED_COUNTRIES: 'US,USA' })).toMatch(/^Invalid SMS_ALLOWED_COUNTRIES/);
+    // Two letters, but no country: UK is GB's common name, XX nobody's.
+    for (const list of ['UK', 'us,XX'])
+      expect(failure({ SMS_ALLOWED_COUNTRIES: list })).toMatch(
+        /^Invalid SMS_ALLOWED_COUNTRIES.*GB, not UK/,
+      );
+    expect(buildConfig({ SMS_ALLOWED_COUNTRIES: 'us, gb' }).SMS_ALLOWED_COUNTRIES).toEqual([
+      'US',
+      'GB',
+    ]);
     expect(failure({ OTP_SECRET: 'x'.repeat(3), NODE_ENV: 'production' })).not.toContain('xxx');
     for (const message of [failure({ OTP_LENGTH: 'abc' })])
       expect(message.split('\n')).toHaveLength(1);
