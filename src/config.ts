@@ -485,7 +485,11 @@ export type Config = Omit<Parsed, 'OTP_SECRET' | 'JWT_SECRET' | 'WEBHOOK_SECRET'
   OTP_SECRET: string;
   JWT_SECRET: string;
   WEBHOOK_SECRET: string;
-  /** Names of secrets that were not set and got a random key at this start, for a warning. */
+  /**
+   * Names of secrets that were not set, got a random key at this start and sign something in this
+   * configuration (WEBHOOK_SECRET only with VERIFIED_WEBHOOK_URL): for the warning, and for the
+   * workers of one start to share.
+   */
   devSecrets: string[];
 };
 
@@ -560,7 +564,9 @@ function resolveSecrets(findings: Findings): Pick<Config, SecretName | 'devSecre
   const { values, problems } = findings;
   const production = values.NODE_ENV === 'production';
   const devSecrets: string[] = [];
-  const secret = (name: SecretName, why: string | undefined): string => {
+  // `used`: whether anything signs with it in this configuration; an unused one is not worth a
+  // warning that codes stop working at the next start.
+  const secret = (name: SecretName, why: string | undefined, used = true): string => {
     const own = values[name];
     if (own !== undefined) {
       if (production && Buffer.byteLength(own) < MIN_SECRET_BYTES) {
@@ -570,7 +576,7 @@ function resolveSecrets(findings: Findings): Pick<Config, SecretName | 'devSecre
       }
       return own;
     }
-    if (!production) devSecrets.push(name);
+    if (!production && used) devSecrets.push(name);
     else if (why !== undefined) problems.push(`Missing ${name}: ${why}`);
     return randomSecret();
   };
@@ -586,6 +592,7 @@ function resolveSecrets(findings: Findings): Pick<Config, SecretName | 'devSecre
       webhook
         ? `production needs a secret of its own (at least ${MIN_SECRET_BYTES} bytes) to sign webhooks when VERIFIED_WEBHOOK_URL is set.`
         : undefined,
+      webhook,
     ),
     devSecrets,
   };

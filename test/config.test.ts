@@ -54,8 +54,12 @@ describe('configuration', () => {
       SMS_PROVIDER: 'mock',
       EMAIL_PROVIDER: 'mock',
     });
-    expect(config.devSecrets).toEqual(['OTP_SECRET', 'JWT_SECRET', 'WEBHOOK_SECRET']);
+    // WEBHOOK_SECRET too gets a random key, but nothing signs with it without a webhook.
+    expect(config.devSecrets).toEqual(['OTP_SECRET', 'JWT_SECRET']);
     expect(config.OTP_TTL_SECONDS).toBe(600);
+    expect(loadConfig({ VERIFIED_WEBHOOK_URL: 'https://app.example.com/hook' }).devSecrets).toEqual(
+      ['OTP_SECRET', 'JWT_SECRET', 'WEBHOOK_SECRET'],
+    );
   });
 
   it('stops on a bad value with one line naming the variable and what it accepts', () => {
@@ -160,7 +164,7 @@ describe('configuration', () => {
   it('never signs webhooks with JWT_SECRET outside production either', () => {
     const config = loadConfig({ JWT_SECRET: STRONG });
     expect(config.WEBHOOK_SECRET).not.toBe(STRONG);
-    expect(config.devSecrets).toEqual(['OTP_SECRET', 'WEBHOOK_SECRET']);
+    expect(config.devSecrets).toEqual(['OTP_SECRET']);
   });
 
   it('bounds slow clients well below Node, and wants the header limit within the request limit', () => {

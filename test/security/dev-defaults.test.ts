@@ -27,7 +27,8 @@ describe('development secrets', () => {
       expect(Buffer.from(value, 'base64url')).toHaveLength(MIN_SECRET_BYTES);
       expect(Buffer.byteLength(value)).toBeGreaterThanOrEqual(MIN_SECRET_BYTES);
     }
-    for (const config of starts) expect(config.devSecrets).toEqual([...SECRETS]);
+    // WEBHOOK_SECRET signs nothing without VERIFIED_WEBHOOK_URL, so it goes unmentioned.
+    for (const config of starts) expect(config.devSecrets).toEqual(['OTP_SECRET', 'JWT_SECRET']);
   });
 
   it('refuse a proof forged with the old fixed default, and accept the real one', async () => {
@@ -152,7 +153,19 @@ describe('start-up warnings', () => {
     const lines = await startLines({ HOST: '127.0.0.1', OTP_SECRET: 'x'.repeat(32) });
     const secrets = lines.filter((line) => String(line.msg).includes('random secrets'));
     expect(secrets).toHaveLength(1);
-    expect(secrets[0]).toMatchObject({ level: 40, secrets: ['JWT_SECRET', 'WEBHOOK_SECRET'] });
+    expect(secrets[0]).toMatchObject({ level: 40, secrets: ['JWT_SECRET'] });
     expect(secrets[0]?.msg).toContain('instances sharing a store disagree');
+  });
+
+  it('names WEBHOOK_SECRET only when a webhook would be signed with it', async () => {
+    const given = { HOST: '127.0.0.1', OTP_SECRET: 'x'.repeat(32), JWT_SECRET: 'y'.repeat(32) };
+    const random = (lines: Array<Record<string, unknown>>) =>
+      lines.filter((line) => String(line.msg).includes('random secrets'));
+    expect(random(await startLines(given))).toEqual([]);
+    const hooked = random(
+      await startLines({ ...given, VERIFIED_WEBHOOK_URL: 'https://app.example.com/hook' }),
+    );
+    expect(hooked).toHaveLength(1);
+    expect(hooked[0]).toMatchObject({ secrets: ['WEBHOOK_SECRET'] });
   });
 });
