@@ -51,7 +51,7 @@ export const CONFIG_DOCS: Record<Variable, { group: string; text: string }> = {
   },
   WORKERS: {
     group: 'Server',
-    text: 'Worker processes sharing PORT (node:cluster), each with its own store client; auto is one per CPU core; more than 1 needs STORE=redis or memcached',
+    text: 'Worker processes sharing PORT (node:cluster), each with its own store client; auto is one per CPU core; more than 1 needs a shared store (any STORE but memory)',
   },
   CORS_ORIGINS: {
     group: 'Server',

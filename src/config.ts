@@ -686,7 +686,7 @@ function checkOperations(findings: Findings): void {
   // own, so a code sent through one worker would fail on the next and every limit would multiply.
   if (values.STORE === 'memory' && values.WORKERS !== undefined && values.WORKERS !== '1') {
     problems.push(
-      `Invalid WORKERS (got "${values.WORKERS}"): the memory store lives in one process; set STORE=redis or memcached to run several workers.`,
+      `Invalid WORKERS (got "${values.WORKERS}"): the memory store lives in one process; set STORE to redis, memcached, postgres or sqlite to run several workers.`,
     );
   }
   if (values.METRICS_PORT !== undefined && values.METRICS_PORT === values.PORT) {
