@@ -77,6 +77,15 @@ export const MIN_SECRET_BYTES = 32;
 /** An absolute URL with the http or https scheme: every URL verifyd reads is fetched or linked to. */
 const httpUrl = () => z.url({ protocol: /^https?$/, error: 'an absolute http(s) URL' });
 
+/** An address or a name to listen on; dotted digits that are no IPv4 address (999.1.1.1) are neither. */
+function isListenHost(value: string): boolean {
+  if (isIP(value) !== 0) return true;
+  if (/^[\d.]+$/.test(value)) return false;
+  return /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/.test(
+    value,
+  );
+}
+
 const int = (min: number, max: number, fallback: number) =>
   z.coerce
     .number(`an integer from ${min} to ${max}`)
@@ -228,7 +237,10 @@ export const configSchema = z.object({
     .enum(['development', 'production', 'test'], 'development, production or test')
     .default('development'),
   PORT: int(0, 65535, 3000),
-  HOST: z.string().min(1, 'a host name or address').default('127.0.0.1'),
+  HOST: z
+    .string()
+    .refine(isListenHost, 'an IP address (127.0.0.1, 0.0.0.0, ::) or a host name')
+    .default('127.0.0.1'),
   LOG_LEVEL: z
     .enum(
       ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],

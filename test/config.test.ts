@@ -70,6 +70,10 @@ describe('configuration', () => {
       'Invalid STORE (got "mongo"): expected memory, redis, memcached, postgres or sqlite.',
     );
     expect(failure({ PORT: 'http' })).toMatch(/^Invalid PORT .*integer/);
+    for (const host of ['999.1.1.1', 'http://example.com', 'bad host'])
+      expect(failure({ HOST: host })).toMatch(/^Invalid HOST .*an IP address/);
+    for (const host of ['0.0.0.0', '::', '::1', 'localhost', 'verifyd.internal'])
+      expect(buildConfig({ HOST: host }).HOST).toBe(host);
     expect(failure({ SMS_ALLOWED_COUNTRIES: 'US,USA' })).toMatch(/^Invalid SMS_ALLOWED_COUNTRIES/);
     // Two letters, but no country: UK is GB's common name, XX nobody's.
     for (const list of ['UK', 'us,XX'])
