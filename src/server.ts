@@ -6,6 +6,7 @@ import { isVerifydWorker, runPrimary, workerCount, workerMetrics } from './clust
 import { type Config, loadConfig } from './config';
 import { ConfigError } from './errors';
 import { isLoopbackHost } from './http/loopback';
+import { answerProtocolErrorsAsJson } from './http/protocol-errors';
 import { createLifecycle, type Lifecycle } from './lifecycle';
 import { createLogger, type Logger, wantsPrettyLogs } from './logger';
 import { bearerMatches, createMetrics, METRICS_CONTENT_TYPE, type Metrics } from './metrics';
@@ -69,6 +70,7 @@ export async function startServer(
     app,
   );
   server.keepAliveTimeout = config.HTTP_KEEP_ALIVE_TIMEOUT_MS;
+  answerProtocolErrorsAsJson(server);
   await listen(server, config.PORT, config.HOST);
   const metricsServer =
     config.METRICS_PORT !== undefined && options.metricsListener !== false

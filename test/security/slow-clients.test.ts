@@ -92,6 +92,9 @@ describe('slow clients', () => {
       expect(closedAfterMs).toBeGreaterThanOrEqual(HEADERS_MS - 50);
       expect(closedAfterMs).toBeLessThan(HEADERS_MS + SLACK_MS);
       expect(received).toMatch(/^HTTP\/1\.1 408 /);
+      expect(bodyOf(received)).toEqual({
+        error: { code: 'request_timeout', message: expect.any(String) },
+      });
     }
   });
 
@@ -134,5 +137,39 @@ describe('slow clients', () => {
   it('serves a normal request on the same server', async () => {
     const res = await fetch(`http://127.0.0.1:${port}/health`);
     expect(res.status).toBe(200);
+  });
+});
+
+/** The JSON body of a raw HTTP answer. */
+function bodyOf(received: string): unknown {
+  return JSON.parse(received.slice(received.indexOf('\r\n\r\n') + 4));
+}
+
+describe("requests Node's HTTP layer refuses before any route", () => {
+  it.each([
+    [
+      'malformed',
+      'POST /verify-phone HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n',
+      400,
+      'invalid_request',
+    ],
+    ['not HTTP at all', 'HELLO\r\n\r\n', 400, 'invalid_request'],
+    [
+      'with 20 kB of headers',
+      `GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`,
+      431,
+      'headers_too_large',
+    ],
+    [
+      'with an Expect it does not know',
+      'POST /verify-phone HTTP/1.1\r\nHost: x\r\nExpect: foo\r\nContent-Length: 2\r\n\r\n{}',
+      417,
+      'expectation_failed',
+    ],
+  ])('answers a request %s with a JSON error', async (_label, raw, status, code) => {
+    const { received } = await hold(raw, undefined);
+    expect(received).toMatch(new RegExp(`^HTTP/1\\.1 ${status} `));
+    expect(received).toMatch(/\r\ncontent-type: application\/json; charset=utf-8\r\n/i);
+    expect(bodyOf(received)).toEqual({ error: { code, message: expect.any(String) } });
   });
 });
