@@ -19,12 +19,18 @@ import {
 
 /** Every route behind the per-client limit, which fails closed when the store is down. */
 const LIMITED: readonly ErrorCode[] = ['rate_limited', 'store_unavailable', 'internal_error'];
-/** Every route that reads a JSON body. */
+/**
+ * Every route that reads a JSON body. The last three are Node's HTTP layer's (a body or headers too
+ * slow or too large, an unknown Expect), which can meet any route but matter where a body is sent.
+ */
 const BODY: readonly ErrorCode[] = [
   'invalid_request',
   'invalid_json',
   'payload_too_large',
   'unsupported_media_type',
+  'request_timeout',
+  'headers_too_large',
+  'expectation_failed',
 ];
 
 const isoTime = z.string().meta({ format: 'date-time' });
