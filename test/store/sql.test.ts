@@ -222,6 +222,18 @@ describePostgres('SQL store on PostgreSQL', () => {
         const started = Date.now();
         await expect(store.increment('counter', 60)).rejects.toBeInstanceOf(StoreUnavailableError);
         expect(Date.now() - started).toBeLessThan(5000);
+        // The client gives up at STORE_TIMEOUT_MS and the server cancels the statement at the same
+        // deadline; releasing the row before the server has would let the waiting statement run
+        // (a timed-out write may still be applied, as the contract says). So wait for the cancel.
+        for (let waited = 0; ; waited += 50) {
+          const { rows } = await holder.query(
+            "SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid() AND query LIKE $1",
+            [`%${store.names.entries}%`],
+          );
+          if (rows[0].n === 0) break;
+          if (waited > 5000) throw new Error('the server never cancelled the waiting increment');
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
         await holder.query('ROLLBACK');
       } finally {
         await holder.end();
