@@ -33,8 +33,20 @@ export interface PhonePolicy {
 
 const MAIN_COUNTRY: Partial<Record<string, readonly string[]>> = metadata.country_calling_codes;
 
+/**
+ * What a written phone number is made of: digits, a leading +, and the spaces, dots, dashes and
+ * brackets people group digits with. libphonenumber also finds a number inside other text ("call
+ * +1 555…") and drops an extension ("ext. 123", "x123"); a verification must not guess which
+ * number was meant, so any other character refuses the input.
+ */
+const PHONE_CHARACTERS = /^\+?[\d\s().\-\u00a0\u2010-\u2015\u2212]+$/;
+
 export function parsePhone(input: string, policy: PhonePolicy): PhoneTarget {
-  const parsed = input.length <= 64 ? parsePhoneNumberFromString(input.trim()) : undefined;
+  const given = input.trim();
+  const parsed =
+    given.length <= 64 && PHONE_CHARACTERS.test(given)
+      ? parsePhoneNumberFromString(given)
+      : undefined;
   // Every valid number is also possible, so in mock mode the cheaper length check decides alone.
   const acceptable = parsed && (policy.allowUnassigned ? parsed.isPossible() : parsed.isValid());
   if (!parsed || !acceptable) {

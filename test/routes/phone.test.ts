@@ -44,17 +44,25 @@ describe('POST /verify-phone', () => {
     expect(outbox.list({ to: PHONE })[0]?.body).toMatch(/^Code \d{8} for Acme$/);
   });
 
-  it.each(['12345', 'not a phone', '+999123', ''])(
-    'refuses %j with 400 invalid_phone',
-    async (phone) => {
-      const { app, outbox } = buildTestApp();
-      const res = await request(app).post('/verify-phone').send({ phone });
-      expect(res.status).toBe(400);
-      expect(res.body.error.code).toBe('invalid_phone');
-      expect(res.body.error.message).toEqual(expect.any(String));
-      expect(outbox.size).toBe(0);
-    },
-  );
+  it.each([
+    '12345',
+    'not a phone',
+    '+999123',
+    '',
+    // A number inside other text, or with an extension, is not taken as the number it contains.
+    '📞+15551234567',
+    'tel:+15551234567',
+    '+15551234568 ext. 123',
+    '+15551234568x123',
+    '+1555123456７',
+  ])('refuses %j with 400 invalid_phone', async (phone) => {
+    const { app, outbox } = buildTestApp();
+    const res = await request(app).post('/verify-phone').send({ phone });
+    expect(res.status).toBe(400);
+    expect(res.body.error.code).toBe('invalid_phone');
+    expect(res.body.error.message).toEqual(expect.any(String));
+    expect(outbox.size).toBe(0);
+  });
 
   it('refuses unassigned numbers when a real provider is configured', async () => {
     const { app } = buildTestApp({
