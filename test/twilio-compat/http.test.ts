@@ -29,6 +29,16 @@ const twilioError = (code: number, status: number) => ({
   more_info: `https://www.twilio.com/docs/errors/${code}`,
 });
 
+/** A new service on `app`, created as the SDK does; answers its sid. */
+async function createService(app: ReturnType<typeof compatApp>): Promise<string> {
+  const service = await request(app)
+    .post('/v2/Services')
+    .set('authorization', auth)
+    .type('form')
+    .send({ FriendlyName: 'Acme' });
+  return service.body.sid as string;
+}
+
 describe('Twilio-compatible API over plain HTTP', () => {
   it('is not there unless TWILIO_COMPAT=on', async () => {
     const res = await request(buildTestApp().app).get('/v2/Services').set('authorization', auth);
@@ -53,12 +63,7 @@ describe('Twilio-compatible API over plain HTTP', () => {
 
   it('answers a POST without a body as missing parameters, on every endpoint that takes a form', async () => {
     const app = compatApp();
-    const service = await request(app)
-      .post('/v2/Services')
-      .set('authorization', auth)
-      .type('form')
-      .send({ FriendlyName: 'Acme' });
-    const sid = service.body.sid as string;
+    const sid = await createService(app);
     // Creating needs parameters; an update without any changes nothing, as Twilio's does.
     const cases: Array<[string, number]> = [
       ['/v2/Services', 400],
@@ -149,12 +154,8 @@ describe('Twilio-compatible API over plain HTTP', () => {
 
   it('checks need To or VerificationSid, and a code of the right form', async () => {
     const app = compatApp();
-    const service = await request(app)
-      .post('/v2/Services')
-      .set('authorization', auth)
-      .type('form')
-      .send({ FriendlyName: 'Acme' });
-    const path = `/v2/Services/${service.body.sid}/VerificationCheck`;
+    const sid = await createService(app);
+    const path = `/v2/Services/${sid}/VerificationCheck`;
     const neither = await request(app)
       .post(path)
       .set('authorization', auth)
@@ -162,7 +163,7 @@ describe('Twilio-compatible API over plain HTTP', () => {
       .send({ Code: '123456' });
     expect(neither.body).toEqual(twilioError(60200, 400));
     await request(app)
-      .post(`/v2/Services/${service.body.sid}/Verifications`)
+      .post(`/v2/Services/${sid}/Verifications`)
       .set('authorization', auth)
       .type('form')
       .send({ To: '+15555550123', Channel: 'sms' });
