@@ -540,8 +540,9 @@ export function parseCommandLine(argv: string[]): { command: Command; values: Pa
       options: parserOptions(),
     }) as { values: ParsedValues; positionals: string[] };
   } catch (error) {
-    // parseArgs names the offending option, e.g. "Unknown option '--force'".
-    throw new UsageError((error as Error).message);
+    // parseArgs names the offending option ("Unknown option '--force'") and then suggests how to
+    // pass it as a positional, which no command takes: only its first sentence is kept.
+    throw new UsageError((error as Error).message.replace(/(\.) .*$/s, '$1'));
   }
   const { values, positionals } = parsed;
   const help = COMMANDS.find((command) => command.name === 'help') as Command;
