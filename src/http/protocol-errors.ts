@@ -17,14 +17,12 @@ export function answerProtocolErrorsAsJson(server: Server): void {
       socket.destroy();
       return;
     }
-    const [code, message] = describe(error.code);
+    const [code, message] = answerFor(error.code);
     socket.end(rawAnswer(code, message));
   });
   server.on('checkExpectation', (req, res) => {
-    const [code, message]: [ErrorCode, string] = [
-      'expectation_failed',
-      `Expect: ${String(req.headers.expect).slice(0, 40)} is not supported; send the body without it, or with Expect: 100-continue.`,
-    ];
+    const code: ErrorCode = 'expectation_failed';
+    const message = `Expect: ${String(req.headers.expect).slice(0, 40)} is not supported; send the body without it, or with Expect: 100-continue.`;
     const body = JSON.stringify({ error: { code, message } });
     // The body the client held back is never read, so the connection cannot carry another request.
     res
@@ -37,7 +35,7 @@ export function answerProtocolErrorsAsJson(server: Server): void {
   });
 }
 
-function describe(nodeCode: string | undefined): [ErrorCode, string] {
+function answerFor(nodeCode: string | undefined): [ErrorCode, string] {
   switch (nodeCode) {
     case 'ERR_HTTP_REQUEST_TIMEOUT':
       return ['request_timeout', 'The request did not arrive in time; the connection is closed.'];
