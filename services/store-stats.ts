@@ -1,4 +1,4 @@
-import { KEY_KINDS, type KeyKind, kindOfKey } from '../src/store/keys';
+import { KEY_KINDS, type KeyKind, kindOfKey, recordPart } from '../src/store/keys';
 import type { Store } from '../src/store/types';
 
 export type KindCounts = Record<KeyKind, number>;
@@ -42,6 +42,12 @@ const VISIBLE_CHARS = 6;
  * pasted log should never hold enough of it to be useful.
  */
 export function maskKey(key: string, visible = VISIBLE_CHARS): string {
+  // A record's part: its tag is the recipient's id, masked as any other id; its name is readable.
+  const part = recordPart(key);
+  if (part) {
+    const tag = part.tag.length <= visible ? part.tag : `${part.tag.slice(0, visible)}…`;
+    return `{${tag}}${maskKey(part.name, visible)}`;
+  }
   const kind = Object.keys(KEY_KINDS).find((prefix) => key.startsWith(prefix)) ?? '';
   // Word-like sub-namespaces (`limit:cooldown:sms:`) say what a counter limits; keep them.
   const sub = /^(?:[a-z][a-z-]*:){0,2}/.exec(key.slice(kind.length))?.[0] ?? '';

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { type CommandParser, createClient, createCluster, defineScript, ErrorReply } from 'redis';
 import { StoreUnavailableError } from '../errors';
 import type { Logger } from '../logger';
+import { recordPart } from './keys';
 import { slotOf } from './redis-slot';
 import { assertAdmissionTtls, assertFailureWindows, assertTtl } from './ttl';
 import type {
@@ -33,8 +34,29 @@ export interface RedisStoreOptions {
 /** The Lua scripts, one file each beside this module (see lua/*.lua for their arguments). */
 const lua = (name: string) => readFileSync(join(__dirname, 'lua', `${name}.lua`), 'utf8');
 
+/** A script that may touch records' parts: record.lua's helpers, then the script as their main(). */
+const withRecords = (name: string) =>
+  `${lua('record')}${lua(name)}\nend\nlocal result = main()\noutlive()\nreturn result\n`;
+
 /** An optional argument: '' when absent, '+' and the value when present, so '' stays distinct. */
 const optionalArg = (value: string | undefined) => (value === undefined ? '' : `+${value}`);
+
+/**
+ * Where a key's value is in Redis: a key of its own, or, for a record's part (see Store,
+ * "Records"), a field of the record's hash, whose key is the prefix and the record's tag in braces
+ * (so a record lands in the same cluster slot as every other key with that tag).
+ */
+interface Place {
+  key: string;
+  field?: string;
+}
+
+/** Pushes the places as a record.lua script takes them: the keys, then where in each the value is. */
+function pushPlaces(parser: CommandParser, places: readonly Place[]): void {
+  parser.push(String(places.length));
+  for (const place of places) parser.pushKey(place.key);
+  for (const place of places) parser.push(optionalArg(place.field));
+}
 
 /**
  * Every multi-step operation is a Lua script so that it costs one round trip and runs atomically
@@ -61,17 +83,25 @@ const scripts = {
     transformReply: (reply: unknown) => reply as number,
   }),
 
+  part: defineScript({
+    SCRIPT: withRecords('part'),
+    parseCommand(parser: CommandParser, place: Place, primitive: string, ...args: string[]) {
+      pushPlaces(parser, [place]);
+      parser.push(primitive, ...args);
+    },
+    transformReply: (reply: unknown) => reply as string | number | null | [number, number],
+  }),
+
   admit: defineScript({
-    SCRIPT: lua('admit'),
-    parseCommand(parser: CommandParser, admission: Admission, key: (key: string) => string) {
+    SCRIPT: withRecords('admit'),
+    parseCommand(parser: CommandParser, admission: Admission, place: (key: string) => Place) {
       const { gate, counters, secret } = admission;
       const keys: string[] = [];
       if (gate) keys.push(gate.key);
       for (const counter of counters) keys.push(counter.key);
       for (const counter of counters) if (counter.distinct) keys.push(counter.distinct.key);
       if (secret) keys.push(secret.key);
-      parser.push(String(keys.length));
-      for (const k of keys) parser.pushKey(key(k));
+      pushPlaces(parser, keys.map(place));
       parser.push(
         gate ? '1' : '0',
         String(counters.length),
@@ -98,18 +128,24 @@ const scripts = {
   }),
 
   attempt: defineScript({
-    SCRIPT: lua('attempt'),
-    parseCommand(parser: CommandParser, attempt: Attempt, prefixed: (key: string) => string) {
+    SCRIPT: withRecords('attempt'),
+    parseCommand(parser: CommandParser, attempt: Attempt, place: (key: string) => Place) {
       const { key, hash, maxAttempts, binding, failures = [], clearOnMatch = [] } = attempt;
-      parser.push(String(1 + failures.length + clearOnMatch.length));
-      parser.pushKey(prefixed(key));
-      for (const failure of failures) parser.pushKey(prefixed(failure.key));
-      for (const cleared of clearOnMatch) parser.pushKey(prefixed(cleared));
+      pushPlaces(parser, [key, ...failures.map((f) => f.key), ...clearOnMatch].map(place));
       parser.push(hash, String(maxAttempts), optionalArg(binding), String(failures.length));
       for (const failure of failures)
         parser.push(String(failure.windowSeconds), String(failure.max));
     },
     transformReply: (reply: unknown) => reply as [string, (number | string)?, (number | string)?],
+  }),
+
+  prune: defineScript({
+    NUMBER_OF_KEYS: 1,
+    SCRIPT: lua('prune'),
+    parseCommand(parser: CommandParser, record: string) {
+      parser.pushKey(record);
+    },
+    transformReply: (reply: unknown) => reply as number,
   }),
 };
 
@@ -288,10 +324,6 @@ export class RedisStore implements Store {
     }
   }
 
-  private key(key: string): string {
-    return this.prefix + key;
-  }
-
   /**
    * node-redis only times out commands still waiting to be written; one already on the wire to a
    * hung server would wait forever, so every call gets a deadline of its own.
@@ -341,22 +373,46 @@ export class RedisStore implements Store {
     cluster._slots.rediscover(undefined as never).catch((err: unknown) => this.onError(err));
   }
 
+  /** See Place. */
+  private place(key: string): Place {
+    const part = recordPart(key);
+    if (!part) return { key: this.prefix + key };
+    return { key: `${this.prefix}{${part.tag}}`, field: part.name };
+  }
+
+  /** A primitive on a record's part, as one script (lua/part.lua). */
+  private onPart(place: Place, primitive: string, ...args: string[]) {
+    return this.run(() => this.client.part(place, primitive, ...args));
+  }
+
   async get(key: string): Promise<string | undefined> {
-    const value = await this.run(() => this.client.get(this.key(key)));
-    return value ?? undefined;
+    const place = this.place(key);
+    const value = await (place.field === undefined
+      ? this.run(() => this.client.get(place.key))
+      : this.onPart(place, 'get'));
+    return value === null ? undefined : String(value);
   }
 
   async set(key: string, value: string, ttlSeconds: number): Promise<void> {
     assertTtl(ttlSeconds);
+    const place = this.place(key);
+    if (place.field !== undefined) {
+      await this.onPart(place, 'set', value, String(ttlSeconds));
+      return;
+    }
     await this.run(() =>
-      this.client.set(this.key(key), value, { expiration: { type: 'EX', value: ttlSeconds } }),
+      this.client.set(place.key, value, { expiration: { type: 'EX', value: ttlSeconds } }),
     );
   }
 
   async setIfAbsent(key: string, value: string, ttlSeconds: number): Promise<boolean> {
     assertTtl(ttlSeconds);
+    const place = this.place(key);
+    if (place.field !== undefined) {
+      return (await this.onPart(place, 'setIfAbsent', value, String(ttlSeconds))) === 1;
+    }
     const reply = await this.run(() =>
-      this.client.set(this.key(key), value, {
+      this.client.set(place.key, value, {
         condition: 'NX',
         expiration: { type: 'EX', value: ttlSeconds },
       }),
@@ -365,19 +421,28 @@ export class RedisStore implements Store {
   }
 
   async delete(key: string): Promise<boolean> {
-    return (await this.run(() => this.client.del(this.key(key)))) > 0;
+    const place = this.place(key);
+    if (place.field !== undefined) return (await this.onPart(place, 'delete')) === 1;
+    return (await this.run(() => this.client.del(place.key))) > 0;
   }
 
   async increment(key: string, windowSeconds: number): Promise<CounterState> {
     assertTtl(windowSeconds);
-    const [count, ttl] = await this.run(() =>
-      this.client.windowIncrement(this.key(key), windowSeconds),
-    );
+    const place = this.place(key);
+    const [count, ttl] =
+      place.field === undefined
+        ? await this.run(() => this.client.windowIncrement(place.key, windowSeconds))
+        : ((await this.onPart(place, 'increment', String(windowSeconds))) as [number, number]);
     return { count: Number(count), resetMs: Math.max(0, Number(ttl)) };
   }
 
   async decrement(key: string): Promise<void> {
-    await this.run(() => this.client.decrement(this.key(key)));
+    const place = this.place(key);
+    if (place.field !== undefined) {
+      await this.onPart(place, 'decrement');
+      return;
+    }
+    await this.run(() => this.client.decrement(place.key));
   }
 
   async admit(admission: Admission): Promise<AdmissionOutcome> {
@@ -389,7 +454,7 @@ export class RedisStore implements Store {
   /** admit() as one script: every key of `admission` is on one server or in one slot. */
   private async admitHere(admission: Admission): Promise<AdmissionOutcome> {
     const [status, first, second, ...flags] = await this.run(() =>
-      this.client.admit(admission, (key) => this.key(key)),
+      this.client.admit(admission, (key) => this.place(key)),
     );
     switch (status) {
       case 'gated':
@@ -418,8 +483,8 @@ export class RedisStore implements Store {
   private sameSlot(keys: readonly string[]): boolean {
     const first = keys[0];
     if (first === undefined) return true;
-    const slot = slotOf(this.key(first));
-    return keys.every((key) => slotOf(this.key(key)) === slot);
+    const slot = slotOf(this.place(first).key);
+    return keys.every((key) => slotOf(this.place(key).key) === slot);
   }
 
   /**
@@ -439,7 +504,7 @@ export class RedisStore implements Store {
    */
   private async admitAcrossSlots(admission: Admission): Promise<AdmissionOutcome> {
     const { gate, counters, secret } = admission;
-    const slot = (key: string) => slotOf(this.key(key));
+    const slot = (key: string) => slotOf(this.place(key).key);
     const steps = new Map<number, number[]>();
     counters.forEach((counter, i) => {
       if (counter.distinct && slot(counter.distinct.key) !== slot(counter.key)) {
@@ -520,7 +585,7 @@ export class RedisStore implements Store {
       throw new Error("every key of an attempt must share the verification's hash tag");
     }
     const [status, n, detail] = await this.run(() =>
-      this.client.attempt(attempt, (k) => this.key(k)),
+      this.client.attempt(attempt, (key) => this.place(key)),
     );
     switch (status) {
       case 'exhausted':
@@ -574,7 +639,7 @@ export class RedisStore implements Store {
   }
 
   /** The clients to SCAN: the one server, or every primary of the cluster. */
-  private async scanTargets(): Promise<Array<Pick<Client, 'scan' | 'pTTL'>>> {
+  private async scanTargets(): Promise<Client[]> {
     const { cluster } = this;
     if (!cluster) return [this.client];
     if (!cluster.isReady) throw new StoreUnavailableError('redis', new Error('not connected'));
@@ -585,31 +650,79 @@ export class RedisStore implements Store {
     );
   }
 
-  readonly scan = async function* (this: RedisStore): AsyncIterable<StoreEntry> {
+  /** Every key under the prefix on one server, page by page. */
+  private async *scanKeys(client: Client): AsyncIterable<string[]> {
     const match = `${escapeGlob(this.prefix)}*`;
+    let cursor = '0';
+    do {
+      const page = await this.run(() => client.scan(cursor, { MATCH: match, COUNT: 200 }));
+      cursor = String(page.cursor);
+      yield page.keys.map(String);
+    } while (cursor !== '0');
+  }
+
+  /** Whether a Redis key (with the prefix) is a record's hash rather than a plain key. */
+  private recordTag(full: string): string | undefined {
+    const rest = full.slice(this.prefix.length);
+    return /^\{[^{}]+\}$/.test(rest) ? rest : undefined;
+  }
+
+  /**
+   * Plain keys with their TTLs, and each record's parts, named as callers name them (`{tag}name`),
+   * with the time left to each, ended ones included until pruned (see cleanup).
+   */
+  readonly scan = async function* (this: RedisStore): AsyncIterable<StoreEntry> {
     for (const client of await this.scanTargets()) {
-      let cursor = '0';
-      do {
-        const page = await this.run(() => client.scan(cursor, { MATCH: match, COUNT: 200 }));
-        cursor = String(page.cursor);
-        // Issued together, node-redis pipelines these PTTLs into one write.
-        const ttls = await Promise.all(
-          page.keys.map((full) => this.run(() => client.pTTL(String(full)))),
-        );
-        for (const [i, full] of page.keys.entries()) {
-          const ttl = Number(ttls[i]);
+      for await (const page of this.scanKeys(client)) {
+        // Issued together, node-redis pipelines these commands into one write.
+        const [time, ...details] = await Promise.all([
+          this.run(() => client.time()),
+          ...page.map((full) =>
+            this.run<unknown>(() =>
+              this.recordTag(full) ? client.hGetAll(full) : client.pTTL(full),
+            ),
+          ),
+        ]);
+        const now = Number(time[0]) * 1000 + Math.floor(Number(time[1]) / 1000);
+        for (const [i, full] of page.entries()) {
+          const detail = details[i];
+          const tag = this.recordTag(full);
+          if (tag) {
+            for (const [name, raw] of Object.entries(detail as Record<string, string>)) {
+              const ends = Number(String(raw).slice(0, String(raw).indexOf(' ')));
+              yield { key: tag + name, ttlMs: Number.isFinite(ends) ? ends - now : 0 };
+            }
+            continue;
+          }
+          const ttl = Number(detail);
           if (ttl === -2) continue; // expired or deleted between SCAN and PTTL
           yield {
-            key: String(full).slice(this.prefix.length),
+            key: full.slice(this.prefix.length),
             ttlMs: ttl === -1 ? Number.POSITIVE_INFINITY : ttl,
           };
         }
-      } while (cursor !== '0');
+      }
     }
   };
 
+  /**
+   * Removes records' parts that have ended. Plain keys expire by themselves; a part's end is only
+   * a number in its record, so an ended part takes space until it is written over, the record
+   * expires (at the latest end of its parts) or this prunes it.
+   */
   async cleanup(): Promise<number> {
-    return 0;
+    let removed = 0;
+    for (const client of await this.scanTargets()) {
+      for await (const page of this.scanKeys(client)) {
+        const records = page.filter((full) => this.recordTag(full));
+        const counts = await Promise.all(
+          // The cluster client routes each script to the record's node by its key.
+          records.map((record) => this.run(() => this.client.prune(record))),
+        );
+        removed += counts.reduce((sum, n) => sum + Number(n), 0);
+      }
+    }
+    return removed;
   }
 
   async close(): Promise<void> {

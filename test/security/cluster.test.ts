@@ -2,6 +2,7 @@ import request from 'supertest';
 import { recipientId } from '../../services/codes';
 import { buildConfig } from '../../src/config';
 import { createStore } from '../../src/store';
+import { kindOfKey, keys as storeKeys } from '../../src/store/keys';
 import { slotOf } from '../../src/store/redis-slot';
 import type { Store } from '../../src/store/types';
 import { buildTestApp, countingSms, type TestApp } from '../support/app';
@@ -55,7 +56,9 @@ describeRedis('sends on a Redis Cluster: limits across slots', () => {
     expect(sms.calls).toHaveLength(1);
     // The send really spans slots (recipient, client, budget): one script could not have run it.
     const limitSlots = new Set(
-      (await keysOf(store)).filter((k) => k.startsWith('limit:')).map((k) => slotOf(prefix + k)),
+      (await keysOf(store))
+        .filter((k) => kindOfKey(k) === 'send/attempt limit')
+        .map((k) => slotOf(prefix + k)),
     );
     expect(limitSlots.size).toBeGreaterThanOrEqual(3);
   });
@@ -66,7 +69,7 @@ describeRedis('sends on a Redis Cluster: limits across slots', () => {
     await request(test.app).post('/verify-phone').send({ phone }).expect(202);
     const code = sms.calls[0]?.body.match(/\d{6}/)?.[0];
     const id = recipientId(test.config.OTP_SECRET, `sms:${phone}`);
-    const sendKey = `limit:send:sms:{${id}}`;
+    const sendKey = storeKeys.sends('sms', id);
     expect(await store.get(sendKey)).toBe('1');
 
     // The recipient's step counts first; the budget's step refuses; the count is taken back.

@@ -1,6 +1,7 @@
 import net from 'node:net';
 import request from 'supertest';
 import { recipientId } from '../../services/codes';
+import { keys } from '../../src/store/keys';
 import { MemcachedStore, memcachedKey } from '../../src/store/memcached';
 import { buildTestApp, lastCode, lastToken, type TestApp } from '../support/app';
 import { attemptSecret, putSecret } from '../support/secrets';
@@ -206,7 +207,7 @@ describeMemcached('memcached: single use rests on the secret alone', () => {
       const deadKeys = spent.deadPhones.map((phone) =>
         memcachedKey(
           prefix,
-          `code:${PURPOSE}:{${recipientId(test.config.OTP_SECRET, `sms:${phone}`)}}`,
+          keys.verification('sms', PURPOSE, recipientId(test.config.OTP_SECRET, `sms:${phone}`)),
         ),
       );
       const left = new Set(await keysOn(server.address));

@@ -11,7 +11,8 @@ import {
   startPrivateCluster,
 } from '../support/redis-cluster';
 import { describeRedis, sleep, uniquePrefix } from '../support/servers';
-import { runStoreConformance } from './conformance';
+import { type ConformanceFactory, runStoreConformance } from './conformance';
+import { inOneRecord } from './conformance/in-one-record';
 
 async function openClusterStore(seeds: string, keyPrefix: string): Promise<RedisStore> {
   const store = new RedisStore({
@@ -37,11 +38,15 @@ describeRedis('redis cluster', () => {
   }, 60_000);
   afterAll(() => cluster?.stop());
 
-  runStoreConformance('redis', {
+  const factory: ConformanceFactory = {
     create: (prefix) => openClusterStore(seeds(), prefix),
     advance: sleep,
     expiryGraceMs: 100,
     canScan: true,
+  };
+  runStoreConformance('redis', factory);
+  describe('every key a part of one record', () => {
+    runStoreConformance('redis', inOneRecord(factory));
   });
 
   describe('placement', () => {

@@ -17,7 +17,8 @@ import {
   stopPrivateServers,
   uniquePrefix,
 } from '../support/servers';
-import { runStoreConformance } from './conformance';
+import { type ConformanceFactory, runStoreConformance } from './conformance';
+import { inOneRecord } from './conformance/in-one-record';
 
 /** A raw MONITOR connection: every command the server runs, one line each, in order. */
 class Monitor {
@@ -82,7 +83,7 @@ describeRedis('redis', () => {
   });
   afterAll(() => stopPrivateServers([server]));
 
-  runStoreConformance('redis', {
+  const factory: ConformanceFactory = {
     create: (prefix) => openStore(SHARED_REDIS_URL, prefix, 2000),
     advance: sleep,
     expiryGraceMs: 100,
@@ -94,6 +95,12 @@ describeRedis('redis', () => {
       pause: () => privateServer().pause(),
       resume: () => privateServer().resume(),
     },
+  };
+  runStoreConformance('redis', factory);
+  // Redis keeps a record's parts as fields of one hash, with ends of their own: the whole contract
+  // again on that layout.
+  describe('every key a part of one record', () => {
+    runStoreConformance('redis', inOneRecord(factory));
   });
 
   describe('redis store: one round trip per operation', () => {
@@ -186,7 +193,8 @@ describeRedis('redis', () => {
     });
 
     // A wrong code reads the failure windows once, so each is then opened or counted by one
-    // command: a SET with its TTL for a window not yet open, an INCR for one that is.
+    // command: a SET with its TTL for a window not yet open, an INCR for one that is. The
+    // verification's lane count is one SET that keeps its TTL.
     it('counts a wrong code on each failure window with one command', async () => {
       const key = `fresh-${Math.random()}`;
       await putSecret(store, key, 'right', 60);
@@ -195,21 +203,43 @@ describeRedis('redis', () => {
         { key: `${key}:day`, windowSeconds: 86_400, max: 20 },
       ];
       const wrong = () => store.attempt({ key, hash: 'wrong', maxAttempts: 5, failures });
-      expect(await commandsDuring(wrong, 'scripts')).toEqual({
-        hgetall: 1,
-        mget: 1,
-        hincrby: 1,
-        set: 2,
-      });
-      expect(await commandsDuring(wrong, 'scripts')).toEqual({
-        hgetall: 1,
-        mget: 1,
-        hincrby: 1,
-        incr: 2,
-      });
+      expect(await commandsDuring(wrong, 'scripts')).toEqual({ time: 1, get: 3, set: 3 });
+      expect(await commandsDuring(wrong, 'scripts')).toEqual({ time: 1, get: 3, set: 1, incr: 2 });
       expect(await store.get(`${key}:hour`)).toBe('2');
       expect(await admin.pTTL(`${prefix}${key}:hour`)).toBeGreaterThan(3_500_000);
       expect(await admin.pTTL(`${prefix}${key}:day`)).toBeGreaterThan(86_000_000);
+    });
+
+    // The same in a record (keys.ts builds a recipient's state so): the verification and both
+    // windows are fields of one hash, read and written field by field, and the record's TTL is
+    // checked once for the latest end written.
+    it('keeps a record in one hash and counts a wrong code in it without a key of its own', async () => {
+      const tag = `{r${Math.random()}}`;
+      const key = `${tag}code`;
+      await putSecret(store, key, 'right', 60);
+      const failures = [
+        { key: `${tag}hour`, windowSeconds: 3600, max: 10 },
+        { key: `${tag}day`, windowSeconds: 86_400, max: 20 },
+      ];
+      const wrong = () => store.attempt({ key, hash: 'wrong', maxAttempts: 5, failures });
+      expect(await commandsDuring(wrong, 'scripts')).toEqual({
+        time: 1,
+        hget: 3,
+        hset: 3,
+        pttl: 1,
+        pexpire: 1,
+      });
+      expect(await commandsDuring(wrong, 'scripts')).toEqual({
+        time: 1,
+        hget: 3,
+        hset: 3,
+        pttl: 1,
+      });
+      expect(await store.get(`${tag}hour`)).toBe('2');
+      expect(
+        await admin.keys(`${prefix}*`).then((all) => all.filter((k) => k.includes(tag))),
+      ).toEqual([`${prefix}${tag}`]);
+      expect(await admin.pTTL(`${prefix}${tag}`)).toBeGreaterThan(86_000_000);
     });
 
     it('falls back to EVAL once after the script cache was flushed', async () => {
@@ -243,6 +273,38 @@ describeRedis('redis', () => {
         expect(error).toBeInstanceOf(Error);
         expect(error).not.toBeInstanceOf(StoreUnavailableError);
       } finally {
+        await store.close();
+      }
+    });
+
+    it('lists the parts of a record, ended ones too, until cleanup removes those', async () => {
+      const prefix = uniquePrefix('prune');
+      const store = await openStore(SHARED_REDIS_URL, prefix, 2000);
+      try {
+        await store.set('{r}short', 'v', 1);
+        await store.set('{r}long', 'v', 60);
+        await store.set('plain', 'v', 60);
+        await sleep(1100);
+        const listed = async () => {
+          const entries = [];
+          for await (const entry of store.scan()) entries.push(entry);
+          return entries.sort((a, b) => (a.key < b.key ? -1 : 1));
+        };
+        const before = await listed();
+        expect(before.map((e) => e.key)).toEqual(['plain', '{r}long', '{r}short']);
+        expect(before[2]?.ttlMs).toBeLessThanOrEqual(0);
+        expect(before[1]?.ttlMs).toBeGreaterThan(55_000);
+        expect(await store.get('{r}short')).toBeUndefined();
+
+        expect(await store.cleanup()).toBe(1);
+        expect((await listed()).map((e) => e.key)).toEqual(['plain', '{r}long']);
+        expect(await store.get('{r}long')).toBe('v');
+        // The record outlives none of its parts: its TTL is the latest end written.
+        expect(await admin.pTTL(`${prefix}{r}`)).toBeGreaterThan(55_000);
+        expect(await store.delete('{r}long')).toBe(true);
+        expect(await admin.exists(`${prefix}{r}`)).toBe(0);
+      } finally {
+        await admin.del(`${prefix}plain`);
         await store.close();
       }
     });

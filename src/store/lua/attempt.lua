@@ -1,72 +1,57 @@
--- One attempt at a verification (Store.attempt) in one script.
--- KEYS[1]: the verification (a hash, as admit.lua writes it), then the failure counters, then the
--- keys to delete on a match.
--- ARGV: hash, max attempts, binding ('' for the open lane, else '+' and the binding), the number
+-- One attempt at a verification (Store.attempt) in one script, as the body of record.lua's main().
+-- KEYS[1]: the verification (as admit.lua writes it), then the failure counters, then the keys to
+-- delete on a match.
+-- ARG: hash, max attempts, binding ('' for the open lane, else '+' and the binding), the number
 -- of failure counters, then per failure counter its window and max.
 -- Returns {'missing'}, {'exhausted', index, pttl}, {'locked'}, {'match', attempts, data?} or
 -- {'mismatch', attempts}.
---
--- The verification is read whole (one HGETALL of a few short fields) and the failure counters
--- together (one MGET): reads are cheap, and each write (the lane's count, a failure counted or its
--- window opened, the deletes of a match) is one command.
-local all = redis.pcall('HGETALL', KEYS[1])
--- Absent, or not a verification (an older layout): nothing to attempt.
-if all.err or #all == 0 then return {'missing'} end
-local v = {}
-for j = 1, #all, 2 do v[all[j]] = all[j + 1] end
+local v, verificationEnds = readVerification(1)
+if not v then return {'missing'} end
 
 local lane = 'n'
-if ARGV[3] ~= '' then
-  if v.b ~= string.sub(ARGV[3], 2) then return {'missing'} end
+if ARG[3] ~= '' then
+  if v.b ~= string.sub(ARG[3], 2) then return {'missing'} end
   lane = 'm'
 end
 
-local failures = tonumber(ARGV[4])
-local counts = {}
-if failures > 0 then
-  counts = redis.call('MGET', unpack(KEYS, 2, failures + 1))
-  for i = 1, failures do
-    local count = tonumber(counts[i])
-    if count and count >= tonumber(ARGV[4 + i * 2]) then
-      local key = KEYS[i + 1]
-      local ttl = redis.call('PTTL', key)
-      if ttl < 0 then
-        redis.call('EXPIRE', key, ARGV[3 + i * 2])
-        ttl = ARGV[3 + i * 2] * 1000
-      end
-      return {'exhausted', i - 1, ttl}
-    end
+local failures = tonumber(ARG[4])
+local held, ends = {}, {}
+for i = 1, failures do
+  local value
+  value, ends[i] = read(i + 1)
+  held[i] = tonumber(value)
+  if held[i] and held[i] >= tonumber(ARG[4 + i * 2]) then
+    return {'exhausted', i - 1, left(i + 1, tonumber(ARG[3 + i * 2]))}
   end
 end
 
-local n = redis.call('HINCRBY', KEYS[1], lane, 1)
--- A locked lane is kept (not deleted), so every later attempt in it stays locked until expiry.
-if n > tonumber(ARGV[2]) then return {'locked'} end
+-- A lane past its max stays so (its count was written when it reached the max), so every later
+-- attempt in it is locked until the verification ends; nothing needs writing.
+local n = v[lane] + 1
+if n > tonumber(ARG[2]) then return {'locked'} end
 
--- The codes still held are h<k> for the newest k down to the first one dropped.
-local k = tonumber(v.i) or 0
-while k >= 1 do
-  local stored = v['h' .. k]
-  if not stored then break end
-  if stored == ARGV[1] then
-    redis.call('DEL', KEYS[1], unpack(KEYS, failures + 2))
-    local data = v['d' .. k]
-    if data then return {'match', n, data} end
+-- Newest first: the code most likely typed is the last one sent.
+for k = #v.codes, 1, -1 do
+  local code = v.codes[k]
+  if code[1] == ARG[1] then
+    remove(1)
+    for j = failures + 2, #KEYS do remove(j) end
+    if code[2] then return {'match', n, code[2]} end
     return {'match', n}
   end
-  k = k - 1
 end
 
--- A window's first failure opens it: the counts read above tell which windows are open, so each
--- is counted by one command, an INCR or a SET that opens it (nothing ran in between: the script
--- runs alone). A counter that somehow has no TTL gets one when it refuses, above, so it can never
--- refuse forever.
+v[lane] = n
+writeVerification(1, v, verificationEnds)
+-- Each failure window is counted by one command, from what was read above: the script runs alone,
+-- so nothing changed in between. A window not open yet is opened by a write with its end.
 for i = 1, failures do
-  local key = KEYS[i + 1]
-  if counts[i] then
-    redis.call('INCR', key)
+  if not held[i] then
+    write(i + 1, 1, NOW + ARG[3 + i * 2] * 1000)
+  elseif FIELD[i + 1] then
+    write(i + 1, held[i] + 1, ends[i])
   else
-    redis.call('SET', key, 1, 'EX', ARGV[3 + i * 2])
+    redis.call('INCR', KEYS[i + 1])
   end
 end
 return {'mismatch', n}
