@@ -13,7 +13,7 @@
  * Records: all of one recipient's state (its verifications, cooldowns, send counts, failure
  * windows and pending Twilio-compatible verification) is built as parts of the recipient's record,
  * keys that begin with the recipient's id in braces (see Store, "Records"). A backend may keep a
- * record as one entry: on Redis it is one hash, so a send to a new number creates one key for the
+ * record as one entry: on Redis it is one key, so a send to a new number creates one key for the
  * recipient instead of three, and a wrong code none. Client state stays in keys of its own: a
  * client's markers are one per recipient it sent to, which no bounded record could hold.
  */

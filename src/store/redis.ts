@@ -36,25 +36,30 @@ const lua = (name: string) => readFileSync(join(__dirname, 'lua', `${name}.lua`)
 
 /** A script that may touch records' parts: record.lua's helpers, then the script as their main(). */
 const withRecords = (name: string) =>
-  `${lua('record')}${lua(name)}\nend\nlocal result = main()\noutlive()\nreturn result\n`;
+  `${lua('record')}${lua(name)}\nend\nlocal result = main()\nflush()\nreturn result\n`;
 
 /** An optional argument: '' when absent, '+' and the value when present, so '' stays distinct. */
 const optionalArg = (value: string | undefined) => (value === undefined ? '' : `+${value}`);
 
 /**
  * Where a key's value is in Redis: a key of its own, or, for a record's part (see Store,
- * "Records"), a field of the record's hash, whose key is the prefix and the record's tag in braces
- * (so a record lands in the same cluster slot as every other key with that tag).
+ * "Records"), the part named `field` in the record (see lua/record.lua), whose key is the prefix
+ * and the record's tag in braces (so a record lands in the same cluster slot as every other key
+ * with that tag).
  */
 interface Place {
   key: string;
   field?: string;
 }
 
-/** Pushes the places as a record.lua script takes them: the keys, then where in each the value is. */
-function pushPlaces(parser: CommandParser, places: readonly Place[]): void {
+/**
+ * Calls a record.lua script: the keys, the script's own arguments, then where in each key the value
+ * is (last, so the script reads its own arguments where they are, without copying them).
+ */
+function pushScriptCall(parser: CommandParser, places: readonly Place[], args: readonly string[]) {
   parser.push(String(places.length));
   for (const place of places) parser.pushKey(place.key);
+  parser.push(...args);
   for (const place of places) parser.push(optionalArg(place.field));
 }
 
@@ -86,8 +91,7 @@ const scripts = {
   part: defineScript({
     SCRIPT: withRecords('part'),
     parseCommand(parser: CommandParser, place: Place, primitive: string, ...args: string[]) {
-      pushPlaces(parser, [place]);
-      parser.push(primitive, ...args);
+      pushScriptCall(parser, [place], [primitive, ...args]);
     },
     transformReply: (reply: unknown) => reply as string | number | null | [number, number],
   }),
@@ -101,8 +105,7 @@ const scripts = {
       for (const counter of counters) keys.push(counter.key);
       for (const counter of counters) if (counter.distinct) keys.push(counter.distinct.key);
       if (secret) keys.push(secret.key);
-      pushPlaces(parser, keys.map(place));
-      parser.push(
+      const args = [
         gate ? '1' : '0',
         String(counters.length),
         gate?.value ?? '',
@@ -114,15 +117,16 @@ const scripts = {
         secret?.binding ?? '',
         optionalArg(secret?.data),
         String(secret?.maxAttempts ?? 0),
-      );
+      ];
       for (const counter of counters) {
-        parser.push(
+        args.push(
           String(counter.windowSeconds),
           String(counter.max),
           counter.distinct ? '1' : '0',
           String(counter.distinct?.ttlSeconds ?? 0),
         );
       }
+      pushScriptCall(parser, keys.map(place), args);
     },
     transformReply: (reply: unknown) => reply as [string, ...(number | string)[]],
   }),
@@ -131,21 +135,12 @@ const scripts = {
     SCRIPT: withRecords('attempt'),
     parseCommand(parser: CommandParser, attempt: Attempt, place: (key: string) => Place) {
       const { key, hash, maxAttempts, binding, failures = [], clearOnMatch = [] } = attempt;
-      pushPlaces(parser, [key, ...failures.map((f) => f.key), ...clearOnMatch].map(place));
-      parser.push(hash, String(maxAttempts), optionalArg(binding), String(failures.length));
-      for (const failure of failures)
-        parser.push(String(failure.windowSeconds), String(failure.max));
+      const args = [hash, String(maxAttempts), optionalArg(binding), String(failures.length)];
+      for (const failure of failures) args.push(String(failure.windowSeconds), String(failure.max));
+      const places = [key, ...failures.map((f) => f.key), ...clearOnMatch].map(place);
+      pushScriptCall(parser, places, args);
     },
     transformReply: (reply: unknown) => reply as [string, (number | string)?, (number | string)?],
-  }),
-
-  prune: defineScript({
-    NUMBER_OF_KEYS: 1,
-    SCRIPT: lua('prune'),
-    parseCommand(parser: CommandParser, record: string) {
-      parser.pushKey(record);
-    },
-    transformReply: (reply: unknown) => reply as number,
   }),
 };
 
@@ -661,40 +656,38 @@ export class RedisStore implements Store {
     } while (cursor !== '0');
   }
 
-  /** Whether a Redis key (with the prefix) is a record's hash rather than a plain key. */
+  /** The tag in braces when a Redis key (with the prefix) is a record rather than a plain key. */
   private recordTag(full: string): string | undefined {
     const rest = full.slice(this.prefix.length);
     return /^\{[^{}]+\}$/.test(rest) ? rest : undefined;
   }
 
-  /**
-   * Plain keys with their TTLs, and each record's parts, named as callers name them (`{tag}name`),
-   * with the time left to each, ended ones included until pruned (see cleanup).
-   */
+  /** Plain keys with their TTLs, and each record's live parts, named as callers name them. */
   readonly scan = async function* (this: RedisStore): AsyncIterable<StoreEntry> {
     for (const client of await this.scanTargets()) {
       for await (const page of this.scanKeys(client)) {
-        // Issued together, node-redis pipelines these commands into one write.
-        const [time, ...details] = await Promise.all([
-          this.run(() => client.time()),
-          ...page.map((full) =>
+        // Issued together, node-redis pipelines these into one write. The cluster client routes
+        // each record's script to the record's node by its key.
+        const details = await Promise.all(
+          page.map((full) =>
             this.run<unknown>(() =>
-              this.recordTag(full) ? client.hGetAll(full) : client.pTTL(full),
+              this.recordTag(full)
+                ? this.client.part({ key: full, field: '' }, 'parts')
+                : client.pTTL(full),
             ),
           ),
-        ]);
-        const now = Number(time[0]) * 1000 + Math.floor(Number(time[1]) / 1000);
+        );
         for (const [i, full] of page.entries()) {
-          const detail = details[i];
           const tag = this.recordTag(full);
           if (tag) {
-            for (const [name, raw] of Object.entries(detail as Record<string, string>)) {
-              const ends = Number(String(raw).slice(0, String(raw).indexOf(' ')));
-              yield { key: tag + name, ttlMs: Number.isFinite(ends) ? ends - now : 0 };
+            // {name, time left in ms, ...}: see lua/part.lua.
+            const listed = (details[i] as string[]).map(String);
+            for (let j = 0; j < listed.length; j += 2) {
+              yield { key: tag + listed[j], ttlMs: Number(listed[j + 1]) };
             }
             continue;
           }
-          const ttl = Number(detail);
+          const ttl = Number(details[i]);
           if (ttl === -2) continue; // expired or deleted between SCAN and PTTL
           yield {
             key: full.slice(this.prefix.length),
@@ -705,24 +698,9 @@ export class RedisStore implements Store {
     }
   };
 
-  /**
-   * Removes records' parts that have ended. Plain keys expire by themselves; a part's end is only
-   * a number in its record, so an ended part takes space until it is written over, the record
-   * expires (at the latest end of its parts) or this prunes it.
-   */
   async cleanup(): Promise<number> {
-    let removed = 0;
-    for (const client of await this.scanTargets()) {
-      for await (const page of this.scanKeys(client)) {
-        const records = page.filter((full) => this.recordTag(full));
-        const counts = await Promise.all(
-          // The cluster client routes each script to the record's node by its key.
-          records.map((record) => this.run(() => this.client.prune(record))),
-        );
-        removed += counts.reduce((sum, n) => sum + Number(n), 0);
-      }
-    }
-    return removed;
+    // Keys expire by themselves, and a record drops its ended parts whenever it is written.
+    return 0;
   }
 
   async close(): Promise<void> {

@@ -35,8 +35,8 @@
  * - Records: a key that begins with a tag, `{tag}name`, is a part of the record named by the tag
  *   (keys.ts builds all of a recipient's state so). A part behaves exactly as a key of its own for
  *   every member. A backend MAY keep a record's parts together as one entry, which saves what an
- *   entry costs beyond its value: Redis keeps a record as one hash, each part a field holding its
- *   own end. Other backends treat parts as plain keys. An empty tag (`{}name`) is not a record.
+ *   entry costs beyond its value: Redis keeps a record as one key holding every part with its own
+ *   end. Other backends treat parts as plain keys. An empty tag (`{}name`) is not a record.
  */
 export interface StorePrimitives {
   /** Which backend this is, as named by STORE (an embedder's store names itself). */

@@ -3,7 +3,7 @@
 -- alike on a plain key and on a record's part.
 -- KEYS: the gate (when there is one), the counters, the markers of the counters that have one
 -- (in counter order), then the verification (when there is a secret).
--- ARG: gate flag, counter count, gate value, gate TTL, secret flag, hash, TTL, keep, binding,
+-- ARGV: gate flag, counter count, gate value, gate TTL, secret flag, hash, TTL, keep, binding,
 -- data ('' when absent, else '+' and the data), max attempts, then per counter: window, max,
 -- marker flag, marker TTL.
 -- Returns {'admitted', binding, joined, counted...}, {'gated', value} or
@@ -12,9 +12,9 @@
 -- Counters are counted first and taken back when one is full: the script runs alone, so nobody
 -- sees the counts in between, and an admitted send (the usual case) reads no counter before
 -- counting it. A counter this call opened is removed rather than left at 0.
-local hasGate, counters = tonumber(ARG[1]), tonumber(ARG[2])
+local hasGate, counters = tonumber(ARGV[1]), tonumber(ARGV[2])
 if hasGate == 1 then
-  local won, held = claim(1, ARG[3], ARG[4])
+  local won, held = claim(1, ARGV[3], ARGV[4])
   if not won then return {'gated', held} end
 end
 
@@ -23,12 +23,12 @@ local nextMarker = first + counters + 1
 local counts, opened, markers = {}, {}, {}
 for i = 1, counters do
   local arg = 12 + (i - 1) * 4
-  local counter, window = first + i, tonumber(ARG[arg])
+  local counter, window = first + i, tonumber(ARGV[arg])
   counts[i] = 1
-  if ARG[arg + 2] == '1' then
+  if ARGV[arg + 2] == '1' then
     local marker = nextMarker
     nextMarker = nextMarker + 1
-    if claim(marker, '1', ARG[arg + 3]) then
+    if claim(marker, '1', ARGV[arg + 3]) then
       markers[i] = marker
     else
       counts[i] = 0
@@ -37,7 +37,7 @@ for i = 1, counters do
   if counts[i] == 1 then
     local n
     n, opened[i] = count(counter, window)
-    if n > tonumber(ARG[arg + 1]) then
+    if n > tonumber(ARGV[arg + 1]) then
       for j = 1, i do
         if counts[j] == 1 then
           uncount(first + j, opened[j])
@@ -52,19 +52,19 @@ end
 -- The code joins the live verification, whose oldest code beyond `keep` drops out; a verification
 -- with a used-up lane is replaced instead (see SecretWrite), as is anything that is not one.
 local binding, joined = '', 0
-if ARG[5] == '1' then
-  local at, max = nextMarker, tonumber(ARG[11])
+if ARGV[5] == '1' then
+  local at, max = nextMarker, tonumber(ARGV[11])
   local v = readVerification(at)
-  if v and (v.n >= max or v.m >= max) then v = nil end
+  if v and (v[2] >= max or v[3] >= max) then v = nil end
   if v then
     joined = 1
   else
-    v = {b = ARG[9], n = 0, m = 0, codes = {}}
+    v = {ARGV[9], 0, 0}
   end
-  binding = v.b
-  local codes = v.codes
-  codes[#codes + 1] = {ARG[6], ARG[10] ~= '' and string.sub(ARG[10], 2)}
-  while #codes > tonumber(ARG[8]) do table.remove(codes, 1) end
-  writeVerification(at, v, NOW + ARG[7] * 1000)
+  binding = v[1]
+  v[#v + 1] = {ARGV[6], ARGV[10] ~= '' and string.sub(ARGV[10], 2)}
+  -- The codes are v[4] onwards: the oldest beyond `keep` drops out.
+  while #v - 3 > tonumber(ARGV[8]) do table.remove(v, 4) end
+  writeVerification(at, v, NOW + ARGV[7] * 1000)
 end
 return {'admitted', binding, joined, unpack(counts)}

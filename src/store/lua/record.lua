@@ -1,28 +1,49 @@
 -- The prelude of every script that may touch a record's part (see Store, "Records"). The script's
--- own text follows it as the body of main(), and outlive() runs after main() returns.
+-- own text follows it as the body of main(), and flush() runs after main() returns.
 --
--- KEYS: the Redis keys, each a plain key or the hash that holds a part's record (a record's key
--- may appear more than once). ARGV[1..#KEYS] say where each value is: '' in the plain key, '+' and
--- the field in the record. The script's own arguments follow, as ARG.
+-- KEYS: the Redis keys, each a plain key or the key of a part's record (a record's key may appear
+-- more than once). ARGV: the script's own arguments, then one per key saying where its value is:
+-- '' in the plain key, '+' and the part's name in the record.
 --
--- A part is a field of its record's hash holding '<end> <value>': when it ends (epoch ms), a space,
--- then its value. A part whose end has passed is absent, as an expired key would be: reads skip it
--- and writes replace it; it takes space until written over, deleted, pruned by Store.cleanup or
--- until the whole record expires. The record's own TTL is kept at the latest end of any part
--- written, so a record never outlives the parts it holds and never lets a live one go.
-local FIELD, ARG = {}, {}
+-- A record is one string: a MessagePack map from each part's name to {end, value}, the end in
+-- epoch ms. A record is read whole, by one GET, before the script's body runs, and written whole,
+-- by one SET, when the body changed it; it expires with the latest end of its parts. In between
+-- the body works on Lua values, so however many parts a call touches, a record costs two commands
+-- (the commands a script runs are most of what it costs). A part whose end has passed is absent,
+-- as an expired key would be, and is left out when the record is written again: nothing needs
+-- sweeping.
+local FIELD, WHERE = {}, #ARGV - #KEYS
+local records = {}
 for i = 1, #KEYS do
-  if ARGV[i] ~= '' then FIELD[i] = string.sub(ARGV[i], 2) end
+  local where = ARGV[WHERE + i]
+  if where ~= '' then
+    FIELD[i] = string.sub(where, 2)
+    records[KEYS[i]] = false
+  end
 end
-for i = #KEYS + 1, #ARGV do ARG[#ARG + 1] = ARGV[i] end
 
 local clock = redis.call('TIME')
 local NOW = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 
 local function ms(n) return string.format('%.0f', n) end
 
--- The latest end written to each record by this call, applied once by outlive().
-local latest = {}
+-- Each record this call names: `parts`, its live parts by name, and `changed`. Anything else at a
+-- record's key (another type, or bytes that are not a record) reads as an empty record.
+for key in pairs(records) do
+  local parts = {}
+  local raw = redis.pcall('GET', key)
+  if type(raw) == 'string' then
+    local ok, stored = pcall(cmsgpack.unpack, raw)
+    if ok and type(stored) == 'table' then
+      for name, part in pairs(stored) do
+        if type(part) == 'table' and type(part[1]) == 'number' and part[1] > NOW then
+          parts[name] = part
+        end
+      end
+    end
+  end
+  records[key] = {parts = parts, changed = false}
+end
 
 -- KEYS[i]'s value, or nil when absent or ended; for a part also when it ends (epoch ms).
 local function read(i)
@@ -32,12 +53,9 @@ local function read(i)
     if not value then return nil end
     return value
   end
-  local raw = redis.call('HGET', KEYS[i], field)
-  if not raw then return nil end
-  local space = string.find(raw, ' ', 1, true)
-  local ends = space and tonumber(string.sub(raw, 1, space - 1))
-  if not ends or ends <= NOW then return nil end
-  return string.sub(raw, space + 1), ends
+  local part = records[KEYS[i]].parts[field]
+  if not part then return nil end
+  return part[2], part[1]
 end
 
 -- Writes KEYS[i]'s value, to end at `ends` (epoch ms). A plain key written with no end keeps its
@@ -45,9 +63,9 @@ end
 local function write(i, value, ends)
   local field = FIELD[i]
   if field then
-    redis.call('HSET', KEYS[i], field, ms(ends) .. ' ' .. value)
-    local key = KEYS[i]
-    if not latest[key] or latest[key] < ends then latest[key] = ends end
+    local record = records[KEYS[i]]
+    record.parts[field] = {ends, value}
+    record.changed = true
   elseif ends then
     redis.call('SET', KEYS[i], value, 'PX', ms(ends - NOW))
   else
@@ -59,9 +77,11 @@ end
 local function remove(i)
   local field = FIELD[i]
   if not field then return redis.call('DEL', KEYS[i]) == 1 end
-  local live = read(i) ~= nil
-  redis.call('HDEL', KEYS[i], field)
-  return live
+  local record = records[KEYS[i]]
+  if not record.parts[field] then return false end
+  record.parts[field] = nil
+  record.changed = true
+  return true
 end
 
 -- Writes KEYS[i] only when absent, for `ttl` seconds. Returns true, or false and the value there.
@@ -121,34 +141,47 @@ local function uncount(i, opened)
   if FIELD[i] then write(i, n - 1, ends) else redis.call('DECR', KEYS[i]) end
 end
 
--- A verification (see SecretWrite) at KEYS[i]: its binding, the attempts of the open (n) and the
--- bound (m) lane, and its newest codes oldest first, each {hash, data or false}; and when it ends
--- (parts only). Anything else there (an older layout) reads as no verification.
+-- A verification (see SecretWrite) at KEYS[i]: {binding, attempts in the open lane, attempts in
+-- the bound lane, then its newest codes oldest first, each {hash, data or false}}, and when it
+-- ends (parts only). In a record it is that array; in a plain key, the array in MessagePack.
+-- Anything else there (an older layout) reads as no verification.
 local function readVerification(i)
-  local raw, ends
+  local v, ends
   if FIELD[i] then
-    raw, ends = read(i)
+    v, ends = read(i)
   else
-    raw = redis.pcall('GET', KEYS[i])
-    if type(raw) ~= 'string' then raw = nil end
+    local raw = redis.pcall('GET', KEYS[i])
+    if type(raw) == 'string' then
+      local ok, decoded = pcall(cmsgpack.unpack, raw)
+      if ok then v = decoded end
+    end
   end
-  if not raw then return nil end
-  local ok, b, n, m, codes = pcall(cmsgpack.unpack, raw)
-  if not ok or type(b) ~= 'string' or type(n) ~= 'number' or type(m) ~= 'number'
-      or type(codes) ~= 'table' then
+  if type(v) ~= 'table' or type(v[1]) ~= 'string' or type(v[2]) ~= 'number'
+      or type(v[3]) ~= 'number' then
     return nil
   end
-  return {b = b, n = n, m = m, codes = codes}, ends
+  return v, ends
 end
 
 local function writeVerification(i, v, ends)
-  write(i, cmsgpack.pack(v.b, v.n, v.m, v.codes), ends)
+  if FIELD[i] then write(i, v, ends) else write(i, cmsgpack.pack(v), ends) end
 end
 
-local function outlive()
-  for key, ends in pairs(latest) do
-    local ttl = redis.call('PTTL', key)
-    if ttl < 0 or NOW + ttl < ends then redis.call('PEXPIRE', key, ms(ends - NOW)) end
+-- Writes each record the call changed, whole, to expire with its latest part; a record left with
+-- no part is deleted.
+local function flush()
+  for key, record in pairs(records) do
+    if record.changed then
+      local last = nil
+      for _, part in pairs(record.parts) do
+        if not last or part[1] > last then last = part[1] end
+      end
+      if last then
+        redis.call('SET', key, cmsgpack.pack(record.parts), 'PX', ms(last - NOW))
+      else
+        redis.call('DEL', key)
+      end
+    end
   end
 end
 
