@@ -1,6 +1,7 @@
 /**
  * npm run bench [-- --duration 4 --rounds 3 --connections 50 --cluster --store redis|memcached|memory
- *                  --phones valid|fictional --memory-sends 2000 --count-requests 100]
+ *                  --phones valid|fictional --memory-sends 2000 --count-requests 100
+ *                  --baseline <another verifyd checkout, built> --baseline-label <its name>]
  *
  * Drives three apps with the same requests, each server in its own process, over HTTP only:
  * verifyd, the reference app (the least work the contract asks of any send and check) and the naive
@@ -53,6 +54,8 @@ const { values } = parseArgs({
     phones: { type: 'string', default: 'valid' },
     'memory-sends': { type: 'string', default: '2000' },
     'count-requests': { type: 'string', default: '100' },
+    baseline: { type: 'string' },
+    'baseline-label': { type: 'string', default: 'baseline' },
   },
 });
 
@@ -86,7 +89,14 @@ const RELAXED = {
   TARGET_MAX_FAILURES: '10000',
 };
 
-type Kind = 'bare' | 'limited' | 'reference' | 'record' | 'seed' | 'app';
+type Kind = 'bare' | 'limited' | 'reference' | 'record' | 'seed' | 'app' | 'baseline';
+
+/**
+ * Another checkout of verifyd, built (`npm run build` and `npx tsc -p tsconfig.bench.json` there),
+ * whose own bench server runs as one more row in the same interleaved rounds: the one fair way to
+ * compare two versions of the code on a machine whose figures drift between runs.
+ */
+const BASELINE = values.baseline === undefined ? undefined : path.resolve(values.baseline);
 type Scenario = 'echo' | 'send' | 'wrong' | 'right' | 'none';
 
 const APP_NAMES: Record<Kind, string> = {
@@ -96,6 +106,7 @@ const APP_NAMES: Record<Kind, string> = {
   record: 'record floor (record-study layout)',
   seed: 'seed (SETEX, GET + DEL)',
   app: 'verifyd',
+  baseline: `verifyd, ${values['baseline-label']}`,
 };
 const SCENARIO_NAMES: Record<Scenario, string> = {
   echo: 'JSON echo',
@@ -105,10 +116,13 @@ const SCENARIO_NAMES: Record<Scenario, string> = {
   none: 'check, no pending code',
 };
 /** The record floor's send script spans three slots: single Redis only. */
-const CODE_APPS: Kind[] =
-  STORE === 'redis' && !CLUSTER
-    ? ['app', 'reference', 'record', 'seed']
-    : ['app', 'reference', 'seed'];
+const CODE_APPS: Kind[] = [
+  'app',
+  ...(BASELINE ? (['baseline'] as const) : []),
+  'reference',
+  ...(STORE === 'redis' && !CLUSTER ? (['record'] as const) : []),
+  'seed',
+];
 const CHECKS: Scenario[] = ['wrong', 'right', 'none'];
 
 interface Server {
@@ -121,7 +135,11 @@ interface Server {
 
 async function startServer(kind: Kind, env: Record<string, string>): Promise<Server> {
   // Compiled JavaScript, as `npm start` runs it: a loader would add its own per-request costs.
-  const child = spawn(process.execPath, [path.join(__dirname, 'server.js'), kind], {
+  const script =
+    kind === 'baseline' && BASELINE
+      ? path.join(BASELINE, 'dist', 'bench', 'server.js')
+      : path.join(__dirname, 'server.js');
+  const child = spawn(process.execPath, [script, kind === 'baseline' ? 'app' : kind], {
     env: { ...process.env, ...RELAXED, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });

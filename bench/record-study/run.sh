@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Design study: what one record per recipient (record.lua) would cost Redis, against the scripts
-# verifyd runs today (src/store/lua), measured the same way in interleaved rounds on a private,
-# warm redis-server with redis-benchmark. Prints figures; asserts nothing. See README.md here.
+# Design study: what one packed record per recipient (record.lua) would cost Redis, against the
+# scripts verifyd ran before its records (before-records/), measured the same way in interleaved
+# rounds on a private, warm redis-server with redis-benchmark. Prints figures; asserts nothing. See README.md here.
 #
 #   bash bench/record-study/run.sh [rounds]
 set -euo pipefail
@@ -20,8 +20,11 @@ R() { redis-cli -p "$PORT" "$@"; }
 for _ in $(seq 50); do R ping >/dev/null 2>&1 && break; sleep 0.1; done
 
 LUA=../../src/store/lua
-TODAY_SEND=$(R script load "$(cat "$LUA/admit.lua")")
-TODAY_CHECK=$(R script load "$(cat "$LUA/attempt.lua")")
+# "before": the scripts verifyd ran before it kept a recipient's state as one record (see
+# before-records/). verifyd's own scripts now take the record prelude and the same recipient id in
+# several keys, which redis-benchmark cannot repeat; `npm run bench` measures them.
+BEFORE_SEND=$(R script load "$(cat before-records/admit.lua)")
+BEFORE_CHECK=$(R script load "$(cat before-records/attempt.lua)")
 RECORD_SEND=$(R script load "$(cat record.lua store-key.lua send.lua)")
 RECORD_CHECK=$(R script load "$(cat record.lua store-key.lua attempt.lua)")
 BUCKET_SEND=$(R script load "$(cat record.lua store-bucket.lua send.lua)")
@@ -33,7 +36,7 @@ NOW=$(date +%s)
 # Key names shaped as verifyd builds them (default KEY_PREFIX, 22-character recipient ids); redis-
 # benchmark draws each __rand_int__ of a command on its own (12 digits, below the -r range).
 ID='AAAAAAAAAA__rand_int__'
-TODAY_SEND_ARGS=(6 "verifyd:limit:cooldown:sms:{$ID}" "verifyd:limit:send:sms:{$ID}"
+BEFORE_SEND_ARGS=(6 "verifyd:limit:cooldown:sms:{$ID}" "verifyd:limit:send:sms:{$ID}"
   'verifyd:limit:ip-targets:{127.0.0.1}' 'verifyd:limit:sms-budget'
   "verifyd:limit:ip-target:{127.0.0.1}:$ID" "verifyd:code:signup:{$ID}"
   1 3 1700000000000 30 1 HHHHHHHHHHHHHHHHHHHHHH 600 4 BBBBBBBBBBBBBBBBBBBBBB '' 5
@@ -41,7 +44,7 @@ TODAY_SEND_ARGS=(6 "verifyd:limit:cooldown:sms:{$ID}" "verifyd:limit:send:sms:{$
 RECORD_SEND_ARGS=(3 "verifyd:recipient:sms:{$ID}" 'verifyd:limit:ip-targets:{127.0.0.1}'
   'verifyd:limit:sms-budget' "$NOW" 30 600 100000 TAG1 BINDING8 HASHHASH10 600 3600 1000000000
   3600 1000000000)
-TODAY_CHECK_ARGS=(3 "verifyd:code:signup:{$ID}" "verifyd:limit:fail:{$ID}"
+BEFORE_CHECK_ARGS=(3 "verifyd:code:signup:{$ID}" "verifyd:limit:fail:{$ID}"
   "verifyd:limit:fail-day:{$ID}" wrongwrongwrongwrongwr 1000000000 '' 2 3600 1000000000 86400
   1000000000)
 RECORD_CHECK_ARGS=(1 "verifyd:recipient:sms:{$ID}" "$NOW" WRONGWRONG 200 3600 1000000000
@@ -62,15 +65,15 @@ per_call() {
   R info commandstats | sed -n 's/^cmdstat_evalsha:.*usec_per_call=\([0-9.]*\).*/\1/p'
 }
 # Sends to new numbers: the random range is far larger than the calls.
-send_today() { R flushall >/dev/null; per_call 1000000000 evalsha "$TODAY_SEND" "${TODAY_SEND_ARGS[@]}"; }
+send_before() { R flushall >/dev/null; per_call 1000000000 evalsha "$BEFORE_SEND" "${BEFORE_SEND_ARGS[@]}"; }
 send_record() { R flushall >/dev/null; per_call 1000000000 evalsha "$RECORD_SEND" "${RECORD_SEND_ARGS[@]}"; }
 # Wrong codes at 100,000 recipients that hold a code (each checked about twice: the first wrong
 # code opens the failure windows, the second counts in them).
-check_today() {
+check_before() {
   R flushall >/dev/null
   redis-benchmark -p "$PORT" -n 400000 -r 100000 -c 4 -q hset "verifyd:code:signup:{$ID}" \
     b BBBBBBBBBBBBBBBBBBBBBB i 1 h1 HHHHHHHHHHHHHHHHHHHHHH >/dev/null 2>&1
-  per_call 100000 evalsha "$TODAY_CHECK" "${TODAY_CHECK_ARGS[@]}"
+  per_call 100000 evalsha "$BEFORE_CHECK" "${BEFORE_CHECK_ARGS[@]}"
 }
 check_record() {
   R flushall >/dev/null
@@ -137,12 +140,12 @@ bytes_per_send_bucket() {
 
 echo "record study: redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'), $CALLS calls per figure, 4 connections, $ROUNDS interleaved rounds"
 echo
-echo '| round | send µs: today, record, bucket | wrong code µs: today, record, bucket | sweep µs per record | bytes per send: today, record, bucket (20,000; 200,000 sends) |'
+echo '| round | send µs: before, record, bucket | wrong code µs: before, record, bucket | sweep µs per record | bytes per send: before, record, bucket (20,000; 200,000 sends) |'
 echo '|---|---|---|---|---|'
 for round in $(seq "$ROUNDS"); do
-  a=$(send_today); b=$(send_record); g=$(send_bucket)
-  c=$(check_today); d=$(check_record); h=$(check_bucket); i=$(sweep_per_record)
-  e=$(bytes_per_send evalsha "$TODAY_SEND" "${TODAY_SEND_ARGS[@]}")
+  a=$(send_before); b=$(send_record); g=$(send_bucket)
+  c=$(check_before); d=$(check_record); h=$(check_bucket); i=$(sweep_per_record)
+  e=$(bytes_per_send evalsha "$BEFORE_SEND" "${BEFORE_SEND_ARGS[@]}")
   f=$(bytes_per_send evalsha "$RECORD_SEND" "${RECORD_SEND_ARGS[@]}")
   j=$(bytes_per_send_bucket 20000); k=$(bytes_per_send_bucket 200000)
   echo "| $round | $a, $b, $g | $c, $d, $h | $i | $e, $f, $j; $k |"

@@ -194,7 +194,8 @@ describeRedis('redis', () => {
 
     // A wrong code reads the failure windows once, so each is then opened or counted by one
     // command: a SET with its TTL for a window not yet open, an INCR for one that is. The
-    // verification's lane count is one SET that keeps its TTL.
+    // verification's lane count is one SET that keeps its TTL. Redis's clock is read only for the
+    // windows' ends, when one opens.
     it('counts a wrong code on each failure window with one command', async () => {
       const key = `fresh-${Math.random()}`;
       await putSecret(store, key, 'right', 60);
@@ -204,7 +205,7 @@ describeRedis('redis', () => {
       ];
       const wrong = () => store.attempt({ key, hash: 'wrong', maxAttempts: 5, failures });
       expect(await commandsDuring(wrong, 'scripts')).toEqual({ time: 1, get: 3, set: 3 });
-      expect(await commandsDuring(wrong, 'scripts')).toEqual({ time: 1, get: 3, set: 1, incr: 2 });
+      expect(await commandsDuring(wrong, 'scripts')).toEqual({ get: 3, set: 1, incr: 2 });
       expect(await store.get(`${key}:hour`)).toBe('2');
       expect(await admin.pTTL(`${prefix}${key}:hour`)).toBeGreaterThan(3_500_000);
       expect(await admin.pTTL(`${prefix}${key}:day`)).toBeGreaterThan(86_000_000);

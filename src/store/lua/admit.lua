@@ -62,9 +62,13 @@ if ARGV[5] == '1' then
     v = {ARGV[9], 0, 0}
   end
   binding = v[1]
-  v[#v + 1] = {ARGV[6], ARGV[10] ~= '' and string.sub(ARGV[10], 2)}
-  -- The codes are v[4] onwards: the oldest beyond `keep` drops out.
-  while #v - 3 > tonumber(ARGV[8]) do table.remove(v, 4) end
-  writeVerification(at, v, NOW + ARGV[7] * 1000)
+  v[#v + 1] = ARGV[6]
+  v[#v + 1] = ARGV[10] ~= '' and string.sub(ARGV[10], 2)
+  -- The codes are pairs from v[4] onwards: the oldest beyond `keep` drops out.
+  while (#v - 3) / 2 > tonumber(ARGV[8]) do
+    table.remove(v, 4)
+    table.remove(v, 4)
+  end
+  writeVerification(at, v, now() + ARGV[7] * 1000)
 end
 return {'admitted', binding, joined, unpack(counts)}

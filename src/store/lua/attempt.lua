@@ -31,13 +31,13 @@ end
 local n = v[lane] + 1
 if n > tonumber(ARGV[2]) then return {'locked'} end
 
--- The codes are v[4] onwards, newest last: the code most likely typed is the last one sent.
-for k = #v, 4, -1 do
-  local code = v[k]
-  if code[1] == ARGV[1] then
+-- The codes are pairs (hash, data) from v[4] onwards, newest last: the code most likely typed is
+-- the last one sent.
+for k = #v - 1, 4, -2 do
+  if v[k] == ARGV[1] then
     remove(1)
     for j = failures + 2, #KEYS do remove(j) end
-    if code[2] then return {'match', n, code[2]} end
+    if v[k + 1] then return {'match', n, v[k + 1]} end
     return {'match', n}
   end
 end
@@ -48,7 +48,7 @@ writeVerification(1, v, verificationEnds)
 -- so nothing changed in between. A window not open yet is opened by a write with its end.
 for i = 1, failures do
   if not held[i] then
-    write(i + 1, 1, NOW + ARGV[3 + i * 2] * 1000)
+    write(i + 1, 1, now() + ARGV[3 + i * 2] * 1000)
   elseif FIELD[i + 1] then
     write(i + 1, held[i] + 1, ends[i])
   else

@@ -11,7 +11,7 @@ if op == 'get' then
   if type(value) == 'table' then return cmsgpack.pack(value) end
   return value or false
 elseif op == 'set' then
-  write(1, ARGV[2], NOW + ARGV[3] * 1000)
+  write(1, ARGV[2], now() + ARGV[3] * 1000)
   return 1
 elseif op == 'setIfAbsent' then
   return claim(1, ARGV[2], ARGV[3]) and 1 or 0
@@ -25,10 +25,10 @@ elseif op == 'decrement' then
   uncount(1, false)
   return 1
 elseif op == 'parts' then
-  local listed = {}
-  for name, part in pairs(records[KEYS[1]].parts) do
+  local listed, record = {}, records[KEYS[1]]
+  for name, j in pairs(record.at) do
     listed[#listed + 1] = name
-    listed[#listed + 1] = ms(part[1] - NOW)
+    listed[#listed + 1] = ms(record.items[j + 1] - now())
   end
   return listed
 end

@@ -5,13 +5,13 @@
 -- more than once). ARGV: the script's own arguments, then one per key saying where its value is:
 -- '' in the plain key, '+' and the part's name in the record.
 --
--- A record is one string: a MessagePack map from each part's name to {end, value}, the end in
--- epoch ms. A record is read whole, by one GET, before the script's body runs, and written whole,
+-- A record is one string: a MessagePack array of its parts, three items each: name, end (epoch ms)
+-- and value. A record is read whole, by one GET, before the script's body runs, and written whole,
 -- by one SET, when the body changed it; it expires with the latest end of its parts. In between
 -- the body works on Lua values, so however many parts a call touches, a record costs two commands
--- (the commands a script runs are most of what it costs). A part whose end has passed is absent,
--- as an expired key would be, and is left out when the record is written again: nothing needs
--- sweeping.
+-- (the commands a script runs are most of what it costs), and its flat layout is one Lua table to
+-- decode. A part whose end has passed is absent, as an expired key would be, and is left out when
+-- the record is written again: nothing needs sweeping.
 local FIELD, WHERE = {}, #ARGV - #KEYS
 local records = {}
 for i = 1, #KEYS do
@@ -22,27 +22,35 @@ for i = 1, #KEYS do
   end
 end
 
-local clock = redis.call('TIME')
-local NOW = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+-- Redis's clock, read once and only when needed (a check of a number with no record needs none).
+local NOW
+local function now()
+  if not NOW then
+    local clock = redis.call('TIME')
+    NOW = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+  end
+  return NOW
+end
 
 local function ms(n) return string.format('%.0f', n) end
 
--- Each record this call names: `parts`, its live parts by name, and `changed`. Anything else at a
--- record's key (another type, or bytes that are not a record) reads as an empty record.
+-- Each record this call names: `items`, as stored (and appended to); `at`, where each live part's
+-- name is in `items`; `changed`. Anything else at a record's key (another type, or bytes that are
+-- not a record) reads as an empty record.
 for key in pairs(records) do
-  local parts = {}
+  local items, at = {}, {}
   local raw = redis.pcall('GET', key)
   if type(raw) == 'string' then
     local ok, stored = pcall(cmsgpack.unpack, raw)
     if ok and type(stored) == 'table' then
-      for name, part in pairs(stored) do
-        if type(part) == 'table' and type(part[1]) == 'number' and part[1] > NOW then
-          parts[name] = part
-        end
+      items = stored
+      for j = 1, #items, 3 do
+        local ends = items[j + 1]
+        if type(ends) == 'number' and ends > now() then at[items[j]] = j end
       end
     end
   end
-  records[key] = {parts = parts, changed = false}
+  records[key] = {items = items, at = at, changed = false}
 end
 
 -- KEYS[i]'s value, or nil when absent or ended; for a part also when it ends (epoch ms).
@@ -53,9 +61,10 @@ local function read(i)
     if not value then return nil end
     return value
   end
-  local part = records[KEYS[i]].parts[field]
-  if not part then return nil end
-  return part[2], part[1]
+  local record = records[KEYS[i]]
+  local j = record.at[field]
+  if not j then return nil end
+  return record.items[j + 2], record.items[j + 1]
 end
 
 -- Writes KEYS[i]'s value, to end at `ends` (epoch ms). A plain key written with no end keeps its
@@ -64,10 +73,17 @@ local function write(i, value, ends)
   local field = FIELD[i]
   if field then
     local record = records[KEYS[i]]
-    record.parts[field] = {ends, value}
+    local items, j = record.items, record.at[field]
+    if not j then
+      j = #items + 1
+      items[j] = field
+      record.at[field] = j
+    end
+    items[j + 1] = ends
+    items[j + 2] = value
     record.changed = true
   elseif ends then
-    redis.call('SET', KEYS[i], value, 'PX', ms(ends - NOW))
+    redis.call('SET', KEYS[i], value, 'PX', ms(ends - now()))
   else
     redis.call('SET', KEYS[i], value, 'KEEPTTL')
   end
@@ -78,8 +94,8 @@ local function remove(i)
   local field = FIELD[i]
   if not field then return redis.call('DEL', KEYS[i]) == 1 end
   local record = records[KEYS[i]]
-  if not record.parts[field] then return false end
-  record.parts[field] = nil
+  if not record.at[field] then return false end
+  record.at[field] = nil
   record.changed = true
   return true
 end
@@ -92,7 +108,7 @@ local function claim(i, value, ttl)
   end
   local held = read(i)
   if held then return false, held end
-  write(i, value, NOW + ttl * 1000)
+  write(i, value, now() + ttl * 1000)
   return true
 end
 
@@ -101,7 +117,7 @@ end
 local function left(i, window)
   if FIELD[i] then
     local _, ends = read(i)
-    return ends and ends - NOW or 0
+    return ends and ends - now() or 0
   end
   local ttl = redis.call('PTTL', KEYS[i])
   if ttl == -1 then
@@ -125,7 +141,7 @@ local function count(i, window)
     write(i, n, ends)
     return n, false
   end
-  write(i, 1, NOW + window * 1000)
+  write(i, 1, now() + window * 1000)
   return 1, true
 end
 
@@ -142,9 +158,9 @@ local function uncount(i, opened)
 end
 
 -- A verification (see SecretWrite) at KEYS[i]: {binding, attempts in the open lane, attempts in
--- the bound lane, then its newest codes oldest first, each {hash, data or false}}, and when it
--- ends (parts only). In a record it is that array; in a plain key, the array in MessagePack.
--- Anything else there (an older layout) reads as no verification.
+-- the bound lane, then its newest codes oldest first, two items each: hash, and data or false},
+-- and when it ends (parts only). In a record it is that array; in a plain key, the array in
+-- MessagePack. Anything else there (an older layout) reads as no verification.
 local function readVerification(i)
   local v, ends
   if FIELD[i] then
@@ -167,17 +183,21 @@ local function writeVerification(i, v, ends)
   if FIELD[i] then write(i, v, ends) else write(i, cmsgpack.pack(v), ends) end
 end
 
--- Writes each record the call changed, whole, to expire with its latest part; a record left with
--- no part is deleted.
+-- Writes each record the call changed, whole and with its live parts only, to expire with its
+-- latest part; a record left with no part is deleted.
 local function flush()
   for key, record in pairs(records) do
     if record.changed then
-      local last = nil
-      for _, part in pairs(record.parts) do
-        if not last or part[1] > last then last = part[1] end
+      local items, kept, last = record.items, {}, nil
+      for name, j in pairs(record.at) do
+        local ends = items[j + 1]
+        kept[#kept + 1] = name
+        kept[#kept + 1] = ends
+        kept[#kept + 1] = items[j + 2]
+        if not last or ends > last then last = ends end
       end
       if last then
-        redis.call('SET', key, cmsgpack.pack(record.parts), 'PX', ms(last - NOW))
+        redis.call('SET', key, cmsgpack.pack(kept), 'PX', ms(last - now()))
       else
         redis.call('DEL', key)
       end
