@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Design study: what one packed record per recipient (record.lua) would cost Redis, against the
-# scripts verifyd ran before its records (before-records/), measured the same way in interleaved
+# scripts verifyd ran before its records (commit 7c256b8), measured the same way in interleaved
 # rounds on a private, warm redis-server with redis-benchmark. Prints figures; asserts nothing. See README.md here.
 #
 #   bash bench/record-study/run.sh [rounds]
@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 ROUNDS="${1:-3}"
 CALLS=200000
-for tool in redis-server redis-cli redis-benchmark node; do
+for tool in redis-server redis-cli redis-benchmark node git; do
   command -v "$tool" >/dev/null || { echo "needs $tool" >&2; exit 1; }
 done
 
@@ -20,11 +20,13 @@ R() { redis-cli -p "$PORT" "$@"; }
 for _ in $(seq 50); do R ping >/dev/null 2>&1 && break; sleep 0.1; done
 
 LUA=../../src/store/lua
-# "before": the scripts verifyd ran before it kept a recipient's state as one record (see
-# before-records/). verifyd's own scripts now take the record prelude and the same recipient id in
-# several keys, which redis-benchmark cannot repeat; `npm run bench` measures them.
-BEFORE_SEND=$(R script load "$(cat before-records/admit.lua)")
-BEFORE_CHECK=$(R script load "$(cat before-records/attempt.lua)")
+# "before": the scripts verifyd ran before it kept a recipient's state as one record, read from
+# the repository's history (commit 7c256b8), so this needs a git clone. verifyd's own scripts now
+# take the record prelude and the same recipient id in several keys, which redis-benchmark cannot
+# repeat; `npm run bench` measures them.
+BEFORE=7c256b8
+BEFORE_SEND=$(R script load "$(git show "$BEFORE:src/store/lua/admit.lua")")
+BEFORE_CHECK=$(R script load "$(git show "$BEFORE:src/store/lua/attempt.lua")")
 RECORD_SEND=$(R script load "$(cat record.lua store-key.lua send.lua)")
 RECORD_CHECK=$(R script load "$(cat record.lua store-key.lua attempt.lua)")
 BUCKET_SEND=$(R script load "$(cat record.lua store-bucket.lua send.lua)")
