@@ -5,7 +5,7 @@
 -- (in counter order), then the verification (when there is a secret).
 -- ARGV: gate flag, counter count, gate value, gate TTL, secret flag, hash, TTL, keep, binding,
 -- data ('' when absent, else '+' and the data), max attempts, then per counter: window, max,
--- marker flag, marker TTL.
+-- marker flag, marker TTL; then record.lua's places.
 -- Returns {'admitted', binding, joined, counted...}, {'gated', value} or
 -- {'exceeded', index, pttl}; joined and counted are 1 or 0, binding '' without a secret.
 --

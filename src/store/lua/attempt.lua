@@ -2,7 +2,7 @@
 -- KEYS[1]: the verification (as admit.lua writes it), then the failure counters, then the keys to
 -- delete on a match.
 -- ARGV: hash, max attempts, binding ('' for the open lane, else '+' and the binding), the number
--- of failure counters, then per failure counter its window and max.
+-- of failure counters, then per failure counter its window and max; then record.lua's places.
 -- Returns {'missing'}, {'exhausted', index, pttl}, {'locked'}, {'match', attempts, data?} or
 -- {'mismatch', attempts}.
 local v, verificationEnds = readVerification(1)

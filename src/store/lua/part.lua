@@ -1,6 +1,6 @@
 -- One primitive on a record's part (Store.get, set, setIfAbsent, delete, increment, decrement), as
 -- the body of record.lua's main(): a plain key takes Redis's own commands instead.
--- KEYS[1]: the record. ARGV[1]: the primitive, then its arguments.
+-- KEYS[1]: the record. ARGV[1]: the primitive, then its arguments, then record.lua's place.
 -- Returns get: the value or false; set: 1; setIfAbsent and delete: 1 or 0; increment:
 -- {count, milliseconds left}; decrement: 1. And for scan, `parts`: each live part of the record
 -- by name and the milliseconds it has left, {name, left, name, left, ...}.
