@@ -634,7 +634,7 @@ export class RedisStore implements Store {
   }
 
   /** The clients to SCAN: the one server, or every primary of the cluster. */
-  private async scanTargets(): Promise<Client[]> {
+  private async scanTargets(): Promise<Array<Pick<Client, 'scan' | 'pTTL'>>> {
     const { cluster } = this;
     if (!cluster) return [this.client];
     if (!cluster.isReady) throw new StoreUnavailableError('redis', new Error('not connected'));
@@ -646,7 +646,7 @@ export class RedisStore implements Store {
   }
 
   /** Every key under the prefix on one server, page by page. */
-  private async *scanKeys(client: Client): AsyncIterable<string[]> {
+  private async *scanKeys(client: Pick<Client, 'scan'>): AsyncIterable<string[]> {
     const match = `${escapeGlob(this.prefix)}*`;
     let cursor = '0';
     do {
@@ -656,10 +656,14 @@ export class RedisStore implements Store {
     } while (cursor !== '0');
   }
 
-  /** The tag in braces when a Redis key (with the prefix) is a record rather than a plain key. */
+  /**
+   * The tag in braces when a Redis key (with the prefix) is a record rather than a plain key: a
+   * plain key never begins with a tag (see place), so a key that is the prefix and a tag alone is
+   * a record.
+   */
   private recordTag(full: string): string | undefined {
     const rest = full.slice(this.prefix.length);
-    return /^\{[^{}]+\}$/.test(rest) ? rest : undefined;
+    return recordPart(rest)?.name === '' ? rest : undefined;
   }
 
   /** Plain keys with their TTLs, and each record's live parts, named as callers name them. */

@@ -10,17 +10,11 @@ import type { ConformanceFactory } from './context';
  */
 export function inOneRecord(factory: ConformanceFactory, tag = 'record'): ConformanceFactory {
   const wrap = async (store: Store | Promise<Store>) => recordView(await store, tag);
+  const { outage } = factory;
   return {
     ...factory,
     create: (prefix) => wrap(factory.create(prefix)),
-    ...(factory.outage
-      ? {
-          outage: {
-            ...factory.outage,
-            create: (prefix) => wrap(factory.outage?.create(prefix) as Store),
-          },
-        }
-      : {}),
+    ...(outage ? { outage: { ...outage, create: (prefix) => wrap(outage.create(prefix)) } } : {}),
   };
 }
 
