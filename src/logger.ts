@@ -58,10 +58,53 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       redact: { paths: REDACT_PATHS, censor },
       base: { service: 'verifyd', ...options.base },
     },
-    options.destination ??
-      (options.pretty ? prettyStream() : undefined) ??
-      pino.destination({ sync: false }),
+    options.destination ?? (options.pretty ? prettyStream() : undefined) ?? stdout(),
   );
+}
+
+type Destination = ReturnType<typeof pino.destination>;
+
+/** The stdout destinations createLogger made, which settleLogs() waits for. */
+const destinations = new Set<Destination>();
+
+/** stdout, written asynchronously so that a request never waits for its log line. */
+function stdout(): Destination {
+  const destination = pino.destination({ sync: false });
+  destinations.add(destination);
+  return destination;
+}
+
+/**
+ * Resolves once every line the loggers have taken is written to stdout, or a write has failed, or
+ * `boundMs` have passed. Call it before process.exit(). Why: at exit, pino writes what is left
+ * with sonic-boom's flushSync, which retries a failed write for ever; when the reader of a piped
+ * stdout has gone (a log shipper that died), a stopping process would spin there and never end.
+ * A write that fails here, asynchronously, makes pino turn the stream off instead (EPIPE), and a
+ * stream that is drained leaves the exit nothing to write.
+ */
+export function settleLogs(boundMs = 1000): Promise<void> {
+  const waits = [...destinations].map(
+    (destination) =>
+      new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          destination.off('drain', done);
+          destination.off('error', done);
+          resolve();
+        };
+        const timer = setTimeout(done, boundMs);
+        destination.once('drain', done);
+        destination.once('error', done);
+        // An empty write: a stream with nothing in flight writes it at once and drains, one with
+        // lines in flight drains after them. (A stream pino has turned off ignores it: the bound.)
+        try {
+          destination.write('');
+        } catch {
+          done(); // ended already: nothing is left to write
+        }
+      }),
+  );
+  return Promise.all(waits).then(() => undefined);
 }
 
 /**

@@ -8,7 +8,7 @@ import { ConfigError } from './errors';
 import { isLoopbackHost } from './http/loopback';
 import { answerProtocolErrorsAsJson } from './http/protocol-errors';
 import { createLifecycle, type Lifecycle } from './lifecycle';
-import { createLogger, type Logger, wantsPrettyLogs } from './logger';
+import { createLogger, type Logger, settleLogs, wantsPrettyLogs } from './logger';
 import { bearerMatches, createMetrics, METRICS_CONTENT_TYPE, type Metrics } from './metrics';
 import { createProviders } from './providers';
 import { createStore } from './store';
@@ -298,16 +298,16 @@ function onStopSignal(
     stopping = true;
     logger.info({ signal }, 'shutting down');
     const bound = delayFor(signal, config) + config.SHUTDOWN_TIMEOUT_MS + 5000;
-    setTimeout(() => process.exit(1), bound).unref();
+    const exit = (code: number) => void settleLogs().then(() => process.exit(code));
+    setTimeout(() => exit(1), bound).unref();
     stop(signal).then(
       () => {
         logger.info('stopped');
-        logger.flush();
-        process.exit(0);
+        exit(0);
       },
       (error: unknown) => {
         logger.error({ err: error }, 'shutdown failed');
-        process.exit(1);
+        exit(1);
       },
     );
   };
@@ -353,7 +353,7 @@ async function runClusterPrimary(config: Config, logger: Logger, workers: number
 export function main(): Promise<void> {
   return run().catch((error: unknown) => {
     process.stderr.write(`verifyd: failed to start: ${(error as Error).message}\n`);
-    process.exit(1);
+    return settleLogs().then(() => process.exit(1));
   });
 }
 

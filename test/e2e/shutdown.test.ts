@@ -87,6 +87,16 @@ async function eventually<T>(probe: () => Promise<T>, check: (value: T) => boole
   }
 }
 
+/** A loopback port nobody listens on: a Redis there cannot answer, the process is alive. */
+const deadPort = () =>
+  new Promise<number>((resolve) => {
+    const server = net.createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+
 const refused = (port: number) =>
   get(port, '/health/live').then(
     () => false,
@@ -171,20 +181,28 @@ describe('health probes and graceful shutdown of the server process', () => {
     expect(verifyd.output()).toContain('requests still in flight after SHUTDOWN_TIMEOUT_MS');
   }, 60_000);
 
-  it('answers /health/ready 503 while the store is down, and /health/live 200 without asking it', async () => {
-    // A Redis nobody listens on: the store cannot answer, the process is alive.
-    const deadPort = await new Promise<number>((resolve) => {
-      const server = net.createServer();
-      server.listen(0, '127.0.0.1', () => {
-        const { port } = server.address() as net.AddressInfo;
-        server.close(() => resolve(port));
-      });
+  it('exits on SIGTERM when nobody reads its stdout any more (a log shipper that died)', async () => {
+    // With Redis down the stop is quick, so the last lines are still being written at the exit:
+    // the case where writing them used to spin for ever on the broken pipe.
+    verifyd = await startVerifyd({
+      NODE_ENV: 'test',
+      ...SECRETS,
+      LOG_LEVEL: 'info',
+      STORE: 'redis',
+      REDIS_URL: `redis://127.0.0.1:${await deadPort()}`,
+      STORE_TIMEOUT_MS: '200',
     });
+    verifyd.closeOutput();
+    verifyd.signal('SIGTERM');
+    expect(await within(verifyd.exited, 10_000, 'the exit')).toEqual({ code: 0, signal: null });
+  }, 60_000);
+
+  it('answers /health/ready 503 while the store is down, and /health/live 200 without asking it', async () => {
     verifyd = await startVerifyd({
       NODE_ENV: 'test',
       ...SECRETS,
       STORE: 'redis',
-      REDIS_URL: `redis://127.0.0.1:${deadPort}`,
+      REDIS_URL: `redis://127.0.0.1:${await deadPort()}`,
       STORE_TIMEOUT_MS: '200',
     });
     expect((await get(verifyd.port, '/health/live')).status).toBe(200);

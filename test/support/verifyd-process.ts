@@ -24,6 +24,11 @@ export interface VerifydProcess {
   stop(): Promise<void>;
   /** Sends `name` to the server process alone (not its group) and returns at once. */
   signal(name: NodeJS.Signals): void;
+  /**
+   * Stops reading the process's stdout and closes our end of the pipe, as a log shipper that
+   * died would: its next write to stdout fails (EPIPE).
+   */
+  closeOutput(): void;
   /** Resolves with the exit code or signal once the process has exited. */
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
@@ -167,6 +172,9 @@ async function startOnce(
     stop,
     signal: (name) => {
       child.kill(name);
+    },
+    closeOutput: () => {
+      child.stdout?.destroy();
     },
     exited,
   };
