@@ -12,6 +12,7 @@ import { type Config, loadConfig } from '../src/config';
 import { ConfigError, StoreUnavailableError } from '../src/errors';
 import { createStore } from '../src/store/index';
 import { KEY_KINDS, type KeyKind, kindOfKey } from '../src/store/keys';
+import { RedisStore } from '../src/store/redis';
 import { openEngine, SchemaError, SqlStore } from '../src/store/sql';
 import type { Store, StoreEntry } from '../src/store/types';
 
@@ -255,10 +256,20 @@ async function clear(config: Config, store: Store): Promise<number> {
     );
     return EXIT_OK;
   }
-  const entries = (await collect(store)) ?? [];
   // With no prefix, "everything under the prefix" would be the whole database: confine the
   // sweep to the service's own namespaces instead.
   const unprefixed = config.KEY_PREFIX === '';
+  if (store instanceof RedisStore && !unprefixed) {
+    // Redis keys, not the entries scan lists: a record goes whole, and a key under the prefix
+    // that verifyd did not write goes too.
+    const removed = await store.clear();
+    out(
+      `Removed ${removed} ${removed === 1 ? 'key' : 'keys'} under prefix "${config.KEY_PREFIX}" ` +
+        'from the redis store.',
+    );
+    return EXIT_OK;
+  }
+  const entries = (await collect(store)) ?? [];
   const keys = entries.map((e) => e.key).filter((k) => !unprefixed || kindOfKey(k) !== 'other');
   let removed = 0;
   const BATCH = 100;

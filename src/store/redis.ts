@@ -683,15 +683,15 @@ export class RedisStore implements Store {
         );
         for (const [i, full] of page.entries()) {
           const tag = this.recordTag(full);
-          if (tag) {
-            // {name, time left in ms, ...}: see lua/part.lua.
+          // {name, time left in ms, ...}, or null when the key holds no record: see lua/part.lua.
+          if (tag && details[i] !== null) {
             const listed = (details[i] as string[]).map(String);
             for (let j = 0; j < listed.length; j += 2) {
               yield { key: tag + listed[j], ttlMs: Number(listed[j + 1]) };
             }
             continue;
           }
-          const ttl = Number(details[i]);
+          const ttl = Number(tag ? await this.run(() => client.pTTL(full)) : details[i]);
           if (ttl === -2) continue; // expired or deleted between SCAN and PTTL
           yield {
             key: full.slice(this.prefix.length),
@@ -701,6 +701,27 @@ export class RedisStore implements Store {
       }
     }
   };
+
+  /**
+   * Removes every Redis key under the prefix, records whole and any key there that verifyd did not
+   * write, and returns how many keys it removed (the CLI's `clear`). Refuses an empty prefix: that
+   * would be the whole database.
+   */
+  async clear(): Promise<number> {
+    if (this.prefix === '') throw new Error('refusing to clear a Redis store with no KEY_PREFIX');
+    let removed = 0;
+    for (const client of await this.scanTargets()) {
+      for await (const page of this.scanKeys(client)) {
+        // A key at a time: on a cluster one page holds keys of many slots, and the cluster
+        // client routes each by its own key; issued together, they go out as one pipeline.
+        const counts = await Promise.all(
+          page.map((full) => this.run(() => this.client.unlink(full))),
+        );
+        removed += counts.reduce((sum, n) => sum + Number(n), 0);
+      }
+    }
+    return removed;
+  }
 
   async cleanup(): Promise<number> {
     // Keys expire by themselves, and a record drops its ended parts whenever it is written.

@@ -6,6 +6,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import express from 'express';
 import pg from 'pg';
+import { createClient } from 'redis';
 import { COMMANDS, parseCommandLine, usage } from '../../scripts/cli';
 import { createApp } from '../../src/app';
 import { createLogger } from '../../src/logger';
@@ -407,6 +408,34 @@ describeRedis('cli: redis store', () => {
     for await (const entry of ours.scan()) left.push(entry.key);
     expect(left).toEqual([]);
     expect(await neighbour.get('session:KeepMeFFFFFFFFFFFF')).toBe('neighbour');
+  });
+
+  it('lists and clears keys under the prefix that verifyd did not write, and counts a record as one key', async () => {
+    // Two parts of one record (one Redis key), and three keys that only look like records.
+    await ours.set('{RecipientAAAAAAAAAA}limit:send:sms', '1', 600);
+    await ours.set('{RecipientAAAAAAAAAA}limit:cooldown:sms', '1', 60);
+    const raw = createClient({ url: REDIS_URL });
+    await raw.connect();
+    try {
+      await raw.set(`${prefix}{abc}`, 'not a record');
+      await raw.set(`${prefix}{abc}x`, 'a plain key that begins with a tag');
+      await raw.hSet(`${prefix}{hash}`, 'a', 'b');
+      const list = await cli(['list'], env);
+      expect(list.code).toBe(0);
+      // 6 plain keys, 2 parts, 3 keys of others, each listed once.
+      expect(list.stdout).toContain('11 entries, 0 expired');
+
+      const run = await cli(['clear', '--yes'], env);
+      expect(run.code).toBe(0);
+      expect(run.stdout).toContain(
+        `Removed 10 keys under prefix "${prefix}" from the redis store.`,
+      );
+      expect(await raw.keys(`${prefix}*`)).toEqual([]);
+      expect(await neighbour.get('session:KeepMeFFFFFFFFFFFF')).toBe('neighbour');
+    } finally {
+      await raw.del([`${prefix}{abc}`, `${prefix}{abc}x`, `${prefix}{hash}`]);
+      await raw.close();
+    }
   });
 
   it('list ends quietly when the reader of its pipe stops early (`| head`)', async () => {

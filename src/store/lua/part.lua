@@ -3,7 +3,8 @@
 -- KEYS[1]: the record. ARGV[1]: the primitive, then its arguments, then record.lua's place.
 -- Returns get: the value or false; set: 1; setIfAbsent and delete: 1 or 0; increment:
 -- {count, milliseconds left}; decrement: 1. And for scan, `parts`: each live part of the record
--- by name and the milliseconds it has left, {name, left, name, left, ...}.
+-- by name and the milliseconds it has left, {name, left, name, left, ...}, or false when the key
+-- holds something that is not a record (not verifyd's: scan lists it as a plain key).
 local op = ARGV[1]
 if op == 'get' then
   local value = read(1)
@@ -26,6 +27,7 @@ elseif op == 'decrement' then
   return 1
 elseif op == 'parts' then
   local listed, record = {}, records[KEYS[1]]
+  if record.foreign then return false end
   for name, j in pairs(record.at) do
     listed[#listed + 1] = name
     listed[#listed + 1] = ms(record.items[j + 1] - now())

@@ -35,10 +35,10 @@ end
 local function ms(n) return string.format('%.0f', n) end
 
 -- Each record this call names: `items`, as stored (and appended to); `at`, where each live part's
--- name is in `items`; `changed`. Anything else at a record's key (another type, or bytes that are
--- not a record) reads as an empty record.
+-- name is in `items`; `changed`; `foreign` when something else is at the record's key (another
+-- type, or bytes that are not a record), which reads as an empty record.
 for key in pairs(records) do
-  local items, at = {}, {}
+  local items, at, foreign = {}, {}, false
   local raw = redis.pcall('GET', key)
   if type(raw) == 'string' then
     local ok, stored = pcall(cmsgpack.unpack, raw)
@@ -48,9 +48,13 @@ for key in pairs(records) do
         local ends = items[j + 1]
         if type(ends) == 'number' and ends > now() then at[items[j]] = j end
       end
+    else
+      foreign = true
     end
+  elseif raw then
+    foreign = true -- an error reply: a key of another type
   end
-  records[key] = {items = items, at = at, changed = false}
+  records[key] = {items = items, at = at, changed = false, foreign = foreign}
 end
 
 -- KEYS[i]'s value, or nil when absent or ended; for a part also when it ends (epoch ms).
