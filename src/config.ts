@@ -297,9 +297,14 @@ export const configSchema = z.object({
     .string()
     .regex(/^[^,\s/@]+:\d+(,[^,\s/@]+:\d+)*$/, 'a comma-separated list of host:port')
     .optional(),
+  // Each entry host:port, with the user:password@ memjs takes in front (the port is not left to
+  // memjs's default: a list that names some ports and not others is a typo more often than not).
   MEMCACHED_SERVERS: z
     .string()
-    .regex(/^[^,\s]+(,[^,\s]+)*$/, 'a comma-separated list of host:port')
+    .regex(
+      /^([^,\s@]+@)?[^,\s@:]+:\d{1,5}(,([^,\s@]+@)?[^,\s@:]+:\d{1,5})*$/,
+      'a comma-separated list of host:port',
+    )
     .default('127.0.0.1:11211'),
   DATABASE_URL: z.string().refine(isPostgresUrl, 'a postgres:// or postgresql:// URL').optional(),
   DATABASE_POOL_SIZE: int(1, 1000, 10),

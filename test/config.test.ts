@@ -182,6 +182,15 @@ describe('configuration', () => {
     );
   });
 
+  it('takes Memcached servers as host:port, with credentials or not, and refuses one without a port', () => {
+    expect(loadConfig({ MEMCACHED_SERVERS: 'a:11211,u:p@10.0.0.2:11212' }).MEMCACHED_SERVERS).toBe(
+      'a:11211,u:p@10.0.0.2:11212',
+    );
+    for (const servers of ['foo', 'a:11211,b', 'a:11211,', 'a:port', 'a:11211 b:11212']) {
+      expect(failure({ MEMCACHED_SERVERS: servers })).toMatch(/^Invalid MEMCACHED_SERVERS/);
+    }
+  });
+
   it('takes Redis Cluster seeds as host:port, and refuses a KEY_PREFIX with braces there', () => {
     expect(loadConfig({ REDIS_CLUSTER_NODES: 'a:7000,10.0.0.2:7001' }).REDIS_CLUSTER_NODES).toBe(
       'a:7000,10.0.0.2:7001',
