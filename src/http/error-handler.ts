@@ -22,8 +22,19 @@ const BODY_ERRORS: Record<string, VerifydError> = {
   ),
 };
 
+/**
+ * A path parameter the router could not percent-decode (`/v2/Services/%`) names no resource: 404,
+ * not a request that could not be read (the router marks it 400 like a body it cannot parse).
+ */
+export function undecodablePath(error: unknown): VerifydError | undefined {
+  if (!(error instanceof URIError)) return undefined;
+  return new VerifydError('not_found', 'The path is not valid percent-encoding.');
+}
+
 function toPublicError(error: unknown): VerifydError | undefined {
   if (error instanceof VerifydError) return error;
+  const path = undecodablePath(error);
+  if (path) return path;
   const type = (error as { type?: unknown } | null)?.type;
   if (typeof type === 'string' && BODY_ERRORS[type]) return BODY_ERRORS[type];
   const status = (error as { status?: unknown } | null)?.status;

@@ -3,6 +3,7 @@ import { SendLimitError, type SendLimitKind } from '../../services/send-limits';
 import { TwilioApiError } from '../../services/twilio-verify';
 import { type ErrorCode, StoreUnavailableError, VerifydError } from '../errors';
 import type { Logger } from '../logger';
+import { undecodablePath } from './error-handler';
 import { requestSerializer } from './log-serializers';
 
 /** Twilio's error body. Never `type` and `title` together: the SDK reads those as another class. */
@@ -73,8 +74,10 @@ export function twilioBody(code: number, status: number, message: string): Twili
   return { code, message, more_info: `https://www.twilio.com/docs/errors/${code}`, status };
 }
 
-/** Native errors the body parser raises, as the main error handler reads them. */
+/** Native errors the router and the body parser raise, as the main error handler reads them. */
 function fromParser(error: unknown): VerifydError | undefined {
+  const path = undecodablePath(error);
+  if (path) return path;
   const type = (error as { type?: unknown } | null)?.type;
   if (type === 'entity.too.large') {
     return new VerifydError('payload_too_large', 'The request body is larger than 10 kB.');

@@ -245,5 +245,7 @@ describe('GET /docs', () => {
     // The package's demo page (which loads a remote API) and other files are not served.
     await request(app).get('/docs/index.html').expect(404);
     await request(app).get('/docs/..%2Fpackage.json').expect(404);
+    const undecodable = await request(app).get('/docs/%E0%A4%A').expect(404);
+    expect(undecodable.body.error.code).toBe('not_found');
   });
 });

@@ -150,6 +150,9 @@ describe('Twilio-compatible API over plain HTTP', () => {
     expect(unknown.body).toEqual(twilioError(20404, 404));
     const badSid = await request(app).get('/v2/Services/VA123').set('authorization', auth);
     expect(badSid.body).toEqual(twilioError(20404, 404));
+    // A sid that is not even valid percent-encoding names nothing either; no body was involved.
+    const undecodable = await request(app).get('/v2/Services/%').set('authorization', auth);
+    expect(undecodable.body).toEqual(twilioError(20404, 404));
   });
 
   it('checks need To or VerificationSid, and a code of the right form', async () => {
