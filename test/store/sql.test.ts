@@ -199,6 +199,24 @@ describePostgres('SQL store on PostgreSQL', () => {
       await Promise.all(stores.splice(0).map((store) => store.close()));
     });
 
+    it('logs a database that refuses this service once, however many calls it fails', async () => {
+      const lines: string[] = [];
+      const logger = createLogger({ level: 'info', destination: captureStream(lines) });
+      const url = new URL(testDatabaseUrl());
+      url.pathname = '/verifyd_no_such_database';
+      const engine = new PostgresEngine({ url: url.href, timeoutMs: 5000, logger });
+      const store = new SqlStore(engine, {
+        keyPrefix: uniquePrefix('refused'),
+      });
+      stores.push(store);
+      for (let i = 0; i < 3; i++) {
+        await expect(store.get('k')).rejects.toBeInstanceOf(StoreUnavailableError);
+      }
+      const refused = lines.filter((line) => line.includes('refuses this service'));
+      expect(refused).toHaveLength(1);
+      expect(refused[0]).toContain('verifyd_no_such_database');
+    });
+
     it('fails closed when a row stays locked past STORE_TIMEOUT_MS, and works once it is free', async () => {
       const prefix = uniquePrefix('row-lock');
       // The tables and the first count through a store with time to spare on a busy machine; the

@@ -49,6 +49,8 @@ export class PostgresEngine implements Engine {
   private readonly logger: Logger | undefined;
   private readonly compiled = new Map<string, Compiled & { name: string }>();
   private down = false;
+  /** The database answered but refuses this service (see FailureKind), logged already. */
+  private refused = false;
   private closed = false;
 
   constructor(options: PostgresEngineOptions) {
@@ -101,9 +103,17 @@ export class PostgresEngine implements Engine {
     this.logger?.warn({ err: error }, 'postgres unavailable');
   }
 
+  /** Logged once, as an outage is: every call fails the same way until the operator acts. */
+  private noteRefused(error: unknown): void {
+    if (this.refused || this.closed) return;
+    this.refused = true;
+    this.logger?.error({ err: error }, 'postgres refuses this service');
+  }
+
   private noteUp(): void {
-    if (!this.down) return;
+    if (!this.down && !this.refused) return;
     this.down = false;
+    this.refused = false;
     this.logger?.info('postgres reachable again');
   }
 
@@ -112,11 +122,8 @@ export class PostgresEngine implements Engine {
     if (error instanceof StoreUnavailableError) return error;
     const kind = this.classify(error);
     if (kind === 'bug') return error;
-    if (kind === 'misconfigured') {
-      this.logger?.error({ err: error }, 'postgres refuses this service');
-    } else {
-      this.noteDown(error);
-    }
+    if (kind === 'misconfigured') this.noteRefused(error);
+    else this.noteDown(error);
     return new StoreUnavailableError('postgres', error);
   }
 
