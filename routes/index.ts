@@ -52,8 +52,11 @@ export interface VerificationRouterDeps {
   publicUrl?: string;
   /** Serve GET /health, /health/live and /health/ready from this router too (default true). */
   health?: boolean;
-  /** While it drains (after SIGTERM), the health routes answer 503. */
-  lifecycle?: Pick<Lifecycle, 'draining'>;
+  /**
+   * While it drains (after SIGTERM), the health routes answer 503; with `track`, webhook
+   * deliveries are handed to it, so that a stop can wait for them.
+   */
+  lifecycle?: Pick<Lifecycle, 'draining'> & Partial<Pick<Lifecycle, 'track'>>;
   /** Told of every send, check and approval, e.g. to count them (src/metrics.ts). */
   events?: VerificationEvents;
   /** Where the routes mounted here are described, for the OpenAPI document. */
@@ -108,6 +111,7 @@ export function createVerificationRouter(deps: VerificationRouterDeps): Router {
     defaultLinkBase: underBase(base, 'verify-email-token'),
     ...(deps.events ? { events: deps.events } : {}),
     ...(deps.onPumpingSignal ? { onPumpingSignal: deps.onPumpingSignal } : {}),
+    ...(deps.lifecycle?.track ? { track: deps.lifecycle.track } : {}),
   });
   // Sends the per-client request limit refuses never reach the service: counted here.
   const errorHandler = deps.events

@@ -17,6 +17,11 @@ export interface WebhookOptions {
   /** Makes each event's id. */
   random: RandomSource;
   fetch?: typeof fetch;
+  /**
+   * Told of each delivery, retries included, with what it is about: a stopping process waits
+   * for it (see Lifecycle.track) and can name the events it could not deliver.
+   */
+  track?: (delivery: Promise<boolean>, about: Record<string, unknown>) => void;
 }
 
 export interface ApprovedEvent {
@@ -41,7 +46,17 @@ export function createWebhookNotifier(options: WebhookOptions) {
   const send = options.fetch ?? fetch;
   const baseDelayMs = options.baseDelayMs ?? 500;
 
-  async function deliver(body: string): Promise<boolean> {
+  /** What a failure's cause was, as far as fetch tells: `fetch failed` alone says nothing. */
+  function causeOf(error: unknown): Record<string, unknown> {
+    const cause = (error as { cause?: { code?: unknown; message?: unknown } }).cause;
+    return {
+      message: (error as Error).message,
+      ...(cause ? { cause: cause.code ?? cause.message } : {}),
+    };
+  }
+
+  /** `about` names the event in every line: its id, which the receiver sees, and what it is. */
+  async function deliver(body: string, about: Record<string, unknown>): Promise<boolean> {
     for (let attempt = 0; attempt <= retries; attempt++) {
       if (attempt > 0)
         await new Promise((resolve) => setTimeout(resolve, baseDelayMs * 2 ** (attempt - 1)));
@@ -65,20 +80,20 @@ export function createWebhookNotifier(options: WebhookOptions) {
         if (response.status >= 300 && response.status < 400) {
           // The same URL would redirect again: retrying only repeats the call.
           logger.error(
-            { status: response.status, attempt },
+            { ...about, status: response.status, attempt },
             'webhook answered with a redirect, which is not followed: set VERIFIED_WEBHOOK_URL to the final address',
           );
           return false;
         }
-        logger.warn({ status: response.status, attempt }, 'webhook answered with an error');
-      } catch (error) {
         logger.warn(
-          { err: { message: (error as Error).message }, attempt },
-          'webhook delivery failed',
+          { ...about, status: response.status, attempt },
+          'webhook answered with an error',
         );
+      } catch (error) {
+        logger.warn({ ...about, err: causeOf(error), attempt }, 'webhook delivery failed');
       }
     }
-    logger.error({ tries: retries + 1 }, 'webhook gave up');
+    logger.error({ ...about, tries: retries + 1 }, 'webhook gave up: the event is lost');
     return false;
   }
 
@@ -89,8 +104,9 @@ export function createWebhookNotifier(options: WebhookOptions) {
      * same id, so a receiver that got a try whose answer was lost can recognise the next one.
      */
     notify(event: ApprovedEvent): Promise<boolean> {
+      const id = random.id();
       const body = JSON.stringify({
-        id: random.id(),
+        id,
         event: 'verification.approved',
         channel: event.channel,
         to: event.to,
@@ -98,7 +114,11 @@ export function createWebhookNotifier(options: WebhookOptions) {
         purpose: event.purpose,
         at: new Date(clock.now()).toISOString(),
       });
-      return deliver(body);
+      // Not the recipient: the id, which the receiver logs too, is enough to find the event.
+      const about = { webhookEvent: id, channel: event.channel, purpose: event.purpose };
+      const delivery = deliver(body, about);
+      options.track?.(delivery, about);
+      return delivery;
     },
   };
 }

@@ -12,8 +12,11 @@ import { createMetrics, type Metrics } from './metrics';
 import { ApiRegistry, type JsonSchema } from './openapi';
 
 export interface AppDeps extends VerificationRouterDeps {
-  /** After SIGTERM: readiness fails and every answer closes its connection. */
-  lifecycle?: Pick<Lifecycle, 'draining'>;
+  /**
+   * After SIGTERM: readiness fails and every answer closes its connection; webhook deliveries
+   * are tracked for the stop to wait for.
+   */
+  lifecycle?: Pick<Lifecycle, 'draining'> & Partial<Pick<Lifecycle, 'track'>>;
   /** This app's metrics; a new registry by default, so apps in one process never share counts. */
   metrics?: Metrics;
   /**

@@ -95,6 +95,8 @@ export async function startServer(
       // closed as soon as they fall idle too; requests since carry Connection: close.
       server.closeIdleConnections();
       const sweep = setInterval(() => server.closeIdleConnections(), 100);
+      // Requests in flight, then webhook deliveries they started, share one deadline.
+      const deadline = Date.now() + config.SHUTDOWN_TIMEOUT_MS;
       const late = await Promise.race([
         closed.then(() => false),
         sleep(config.SHUTDOWN_TIMEOUT_MS).then(() => true),
@@ -107,6 +109,13 @@ export async function startServer(
         );
         server.closeAllConnections();
         await closed;
+      }
+      const lost = await lifecycle.settle(Math.max(0, deadline - Date.now()));
+      for (const about of lost) {
+        logger.error(
+          about,
+          'webhook delivery unfinished after SHUTDOWN_TIMEOUT_MS: stopping without it, the event is lost',
+        );
       }
       await metricsServer?.close();
       await store.close();

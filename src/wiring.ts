@@ -13,6 +13,7 @@ import { createTwilioVerify, isTwilioPurpose } from '../services/twilio-verify';
 import { createVerificationService } from '../services/verification';
 import { createWebhookNotifier } from '../services/webhook';
 import type { Config } from './config';
+import type { Lifecycle } from './lifecycle';
 import type { Logger } from './logger';
 import type { VerificationEvents } from './metrics';
 import type { EmailProvider, SmsProvider } from './providers/types';
@@ -33,6 +34,8 @@ export interface WiringDeps {
   events?: VerificationEvents;
   /** Receives every SMS pumping signal, e.g. for metrics. */
   onPumpingSignal?: (event: PumpingSignal) => void;
+  /** Told of work that outlives a request's answer (webhook deliveries): see Lifecycle.track. */
+  track?: Lifecycle['track'];
 }
 
 /**
@@ -77,6 +80,7 @@ export function wireServices(deps: WiringDeps) {
         logger,
         clock,
         random,
+        ...(deps.track ? { track: deps.track } : {}),
       })
     : undefined;
   const pumping = createPumpingDefence({

@@ -7,6 +7,7 @@
  */
 import http from 'node:http';
 import net from 'node:net';
+import { lastCode, postJson } from '../support/e2e-client';
 import { sleep } from '../support/servers';
 import { startVerifyd, type VerifydProcess } from '../support/verifyd-process';
 
@@ -196,6 +197,80 @@ describe('health probes and graceful shutdown of the server process', () => {
     verifyd.signal('SIGTERM');
     expect(await within(verifyd.exited, 10_000, 'the exit')).toEqual({ code: 0, signal: null });
   }, 60_000);
+
+  describe('a webhook whose first try failed', () => {
+    /** Sends a code to `phone` and checks it: the approval that fires the webhook. */
+    async function approve(url: string, phone: string): Promise<void> {
+      expect((await postJson(`${url}/verify-phone`, { phone })).status).toBe(202);
+      const code = await lastCode(url, phone);
+      expect((await postJson(`${url}/verify-phone-code`, { phone, code })).status).toBe(200);
+    }
+    const webhookEnv = (port: number, timeoutMs: string) => ({
+      NODE_ENV: 'test',
+      ...SECRETS,
+      LOG_LEVEL: 'info',
+      VERIFIED_WEBHOOK_URL: `http://127.0.0.1:${port}/hook`,
+      WEBHOOK_SECRET: 'e2e-webhook-secret-0123456789abcdef0123',
+      SHUTDOWN_TIMEOUT_MS: timeoutMs,
+    });
+
+    it('is retried before the process exits: a rolling deploy does not lose the approval', async () => {
+      const port = await deadPort();
+      verifyd = await startVerifyd(webhookEnv(port, '10000'));
+      await approve(verifyd.url, '+15551230001');
+      verifyd.signal('SIGTERM');
+      // The receiver comes up after the first try failed; the retry after it is due at 500 ms.
+      const received: string[] = [];
+      const receiver = http.createServer((req, res) => {
+        let body = '';
+        req.on('data', (chunk: Buffer) => {
+          body += chunk.toString();
+        });
+        req.on('end', () => {
+          received.push(body);
+          res.end();
+        });
+      });
+      await new Promise<void>((resolve) => receiver.listen(port, '127.0.0.1', resolve));
+      try {
+        expect(await within(verifyd.exited, 15_000, 'the exit')).toEqual({ code: 0, signal: null });
+        expect(received).toHaveLength(1);
+        expect(JSON.parse(received[0] ?? '{}')).toMatchObject({
+          event: 'verification.approved',
+          to: '+15551230001',
+        });
+        expect(verifyd.output()).toContain('webhook delivery failed');
+        expect(verifyd.output()).not.toContain('the event is lost');
+      } finally {
+        await new Promise((resolve) => receiver.close(resolve));
+      }
+    }, 60_000);
+
+    it('is named in the log when the stop cannot wait for it any longer', async () => {
+      verifyd = await startVerifyd(webhookEnv(await deadPort(), '300'));
+      await approve(verifyd.url, '+15551230002');
+      verifyd.signal('SIGTERM');
+      expect(await within(verifyd.exited, 15_000, 'the exit')).toEqual({ code: 0, signal: null });
+      const failed = verifyd
+        .output()
+        .split('\n')
+        .filter((line) => line.includes('webhook delivery failed'));
+      const lost = verifyd
+        .output()
+        .split('\n')
+        .find((line) => line.includes('the event is lost'));
+      // Every line names the event by the id the receiver would have seen, and why it failed.
+      const id = JSON.parse(failed[0] ?? '{}').webhookEvent;
+      expect(id).toEqual(expect.any(String));
+      expect(JSON.parse(failed[0] ?? '{}').err).toMatchObject({ cause: 'ECONNREFUSED' });
+      expect(JSON.parse(lost ?? '{}')).toMatchObject({
+        webhookEvent: id,
+        channel: 'sms',
+        purpose: 'verification',
+      });
+      expect(verifyd.output()).not.toContain('+15551230002');
+    }, 60_000);
+  });
 
   it('answers /health/ready 503 while the store is down, and /health/live 200 without asking it', async () => {
     verifyd = await startVerifyd({
