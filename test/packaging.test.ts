@@ -186,9 +186,15 @@ const sent = await post('/verify-phone', { phone });
 const outbox = await fetch(base + '/dev/outbox?to=' + encodeURIComponent(phone)).then((r) => r.json());
 const code = /\\b(\\d{6})\\b/.exec(outbox.messages.at(-1).body)[1];
 const checked = await post('/verify-phone-code', { phone, code });
+// The email link is built on the example's publicUrl; its path and query open the mounted page.
+const address = 'embed@example.com';
+await post('/verify-email', { email: address });
+const mail = await fetch(base + '/dev/outbox?to=' + encodeURIComponent(address)).then((r) => r.json());
+const link = /https?:\\/\\/\\S+token=[\\w.-]+/.exec(mail.messages.at(-1).body)[0];
+const page = await fetch(base + link.slice(link.indexOf('/verify-email-token')));
 server.close();
 await store.close();
-console.log('RESULT ' + JSON.stringify({ sent: sent.status, checked }));
+console.log('RESULT ' + JSON.stringify({ sent: sent.status, checked, link, page: page.status }));
 process.exit(0);
 `,
     );
@@ -200,6 +206,8 @@ process.exit(0);
     expect(result.sent).toBe(202);
     expect(result.checked.status).toBe(200);
     expect(result.checked.body).toMatchObject({ verified: true, phone: '+15551250000' });
+    expect(result.link).toMatch(/^https:\/\/app\.example\.com\/verify\/verify-email-token\?token=/);
+    expect(result.page).toBe(200);
   }, 60_000);
 
   it("type-checks the README's Embedding example against the installed typings", async () => {
