@@ -151,12 +151,18 @@ export function verificationDocs({ botProtection }: VerificationDocsOptions): Ro
       tag: 'Email',
       summary: 'The page an email link opens',
       description:
-        'Shows a button that POSTs the token; opening the link never uses it up, since mail scanners open links before people do.',
+        'Shows a button that POSTs the token; opening the link never uses it up, since mail scanners open links before people do. A link whose token has expired or is not valid gets a page that says so, with no button.',
       query: {
         token: { description: 'The token from the email link', schema: { type: 'string' } },
         purpose: { description: 'The purpose the link was sent for', schema: { type: 'string' } },
       },
-      responses: { 200: { description: 'The confirm page', media: { type: 'text/html' } } },
+      responses: {
+        200: { description: 'The confirm page', media: { type: 'text/html' } },
+        400: {
+          description: 'The token has expired or is not valid: a page that says so',
+          media: { type: 'text/html' },
+        },
+      },
       errors: LIMITED,
     },
     {

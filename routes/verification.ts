@@ -107,6 +107,20 @@ export function createVerificationRoutes({
       typeof req.query.purpose === 'string' && purposes.includes(req.query.purpose)
         ? req.query.purpose
         : undefined;
+    // A link that has expired, or is not valid, says so at once rather than after the click.
+    const link = confirmEmailBody.safeParse({ token, purpose });
+    const problem = link.success
+      ? verification.linkProblem(link.data.token, link.data.purpose)
+      : undefined;
+    if (problem) {
+      sendPage(
+        req,
+        res,
+        problem.status,
+        renderConfirmResult({ ok: false, message: problem.message }),
+      );
+      return;
+    }
     // Mail scanners open links before people do, so a GET only shows a button; it never consumes.
     sendPage(req, res, 200, renderConfirmPage(token, purpose));
   });

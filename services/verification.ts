@@ -523,6 +523,21 @@ export function createVerificationService(settings: VerificationSettings, deps: 
       return pending(target, link.expiresAt);
     },
 
+    /**
+     * Why a link cannot confirm, judged from its signed token alone, for the page the link opens:
+     * expired, or not valid for this purpose. Undefined when it may; whether it was used is only
+     * known at the click, since opening the page asks the store nothing and changes nothing.
+     */
+    linkProblem(token: string, purpose: string): VerifydError | undefined {
+      try {
+        links.inspect(token, purpose);
+        return undefined;
+      } catch (error) {
+        if (error instanceof VerifydError) return error;
+        throw error;
+      }
+    },
+
     async confirmEmailToken(input: {
       token: string;
       purpose: string;

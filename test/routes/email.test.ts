@@ -70,6 +70,23 @@ describe('GET /verify-email-token', () => {
     expect(res.status).toBe(200);
   });
 
+  it('says at once that a link has expired or is not valid, instead of offering a button', async () => {
+    const clock = new FakeClock();
+    const { app, outbox } = buildTestApp({ clock });
+    await request(app).post('/verify-email').send({ email: EMAIL });
+    const token = lastToken(outbox, EMAIL);
+    const forged = await request(app).get(`/verify-email-token?token=${token.slice(0, -2)}xx`);
+    expect(forged.status).toBe(400);
+    expect(forged.text).toContain('Could not confirm');
+    expect(forged.text).not.toContain('<form');
+    clock.advance(601_000);
+    const expired = await request(app).get(`/verify-email-token?token=${token}`);
+    expect(expired.status).toBe(400);
+    expect(expired.headers['content-type']).toMatch(/text\/html/);
+    expect(expired.text).toContain('expired');
+    expect(expired.text).not.toContain('<form');
+  });
+
   it('confirms through the page form and answers with a page', async () => {
     const { app, outbox } = buildTestApp();
     await request(app).post('/verify-email').send({ email: EMAIL });
