@@ -128,7 +128,7 @@ export function createSendLimits(settings: SendLimitSettings, clock: Clock) {
     plan(request: SendRequest): SendPlan {
       const limits = limitsFor(request);
       // The cooldown is the gate: a marker holding its end time, so that only a refused send
-      // pays for computing its Retry-After. It stays spent when a counter refuses.
+      // pays for computing its Retry-After. A counter's refusal takes it back with the counts.
       const gate =
         settings.cooldownSeconds > 0
           ? {

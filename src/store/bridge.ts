@@ -39,7 +39,8 @@ export function completeStore(store: Store): CompleteStore {
 export type SecretWriter = (secret: SecretWrite) => Promise<{ binding: string; joined: boolean }>;
 
 /**
- * Store.admit from single-key atomic steps. A step that fails (StoreUnavailableError: with several
+ * Store.admit from single-key atomic steps. A counter that refuses takes back what the call
+ * counted and the gate it claimed, as Store.admit says. A step that fails (StoreUnavailableError: with several
  * servers, one of the keys may live on a dead one) fails the whole call, and what the call already
  * wrote is taken back as far as the store still answers: the counters it counted and the gate it
  * claimed, since nothing will be sent for it and a cooldown without a send would lock the
@@ -73,7 +74,7 @@ export async function admitStepwise(
     (r) => r.status === 'fulfilled' && r.value.counted && r.value.over,
   );
   if (over >= 0) {
-    await undo();
+    await Promise.all([undo(), release()]);
     const refused = (results[over] as PromiseFulfilledResult<Charge & { counted: true }>).value;
     return { status: 'exceeded', index: over, resetMs: refused.resetMs };
   }

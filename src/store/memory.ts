@@ -161,6 +161,7 @@ export class MemoryStore implements Store {
       const entry = this.live(counter.key);
       if ((entry ? Number(entry.value) : 0) >= counter.max) {
         const resetMs = entry ? entry.expiresAt - this.now() : counter.windowSeconds * 1000;
+        if (gate) this.entries.delete(this.prefix + gate.key); // claimed above: see Store.admit
         return { status: 'exceeded', index, resetMs };
       }
     }

@@ -489,13 +489,13 @@ export class RedisStore implements Store {
    *    its distinct marker in its own slot, as keys.ts builds them);
    * 2. the secret, in the verification's slot, only once every step admitted the send, so a
    *    refused send never touches the codes its recipient holds.
-   * A refusal in step 1 takes back what the other slots counted (the gate stays, as in one
-   * script: it is what lets one of many concurrent sends through). Each counter is still checked
-   * and counted atomically on its shard, so no limit can be passed. What is lost is isolation:
-   * until the take-back (one round trip, or STORE_TIMEOUT_MS when a node stops answering) other
-   * callers can see the counts of a send that will be refused (at most one unit per such send in
-   * flight) and may be refused because of them. Never the other way round. A step that fails (a
-   * node down) fails the send, after taking back what the others counted and the gate.
+   * A refusal in step 1 takes back what the other slots counted, and the gate this call claimed
+   * (as in one script: a refused send leaves no cooldown). Each counter is still checked and
+   * counted atomically on its shard, so no limit can be passed. What is lost is isolation: until
+   * the take-back (one round trip, or STORE_TIMEOUT_MS when a node stops answering) other callers
+   * can see the counts and the gate of a send that will be refused (at most one unit per such
+   * send in flight) and may be refused because of them. Never the other way round. A step that
+   * fails (a node down) fails the send, after taking back what the others counted and the gate.
    */
   private async admitAcrossSlots(admission: Admission): Promise<AdmissionOutcome> {
     const { gate, counters, secret } = admission;
@@ -554,7 +554,8 @@ export class RedisStore implements Store {
         (a, b) => (a.status === 'exceeded' ? a.index : 0) - (b.status === 'exceeded' ? b.index : 0),
       )[0];
     if (refusal) {
-      await takeBack();
+      // A gate refusal means the gate is somebody else's: gatedByUs keeps it.
+      await Promise.all([takeBack(), releaseGate()]);
       return refusal;
     }
     if (!secret) return { status: 'admitted', counted };

@@ -111,8 +111,11 @@ export interface StoreCapabilities {
    * Checks and charges a send's limits and stores its secret, as one step. In order, stopping at
    * the first refusal:
    * 1. `gate`: written only when absent, as with setIfAbsent. When present, resolves `gated` with
-   *    the present value and counts nothing. A gate this call wrote stays written when a counter
-   *    then refuses: it is what lets exactly one of many concurrent callers through.
+   *    the present value and counts nothing. A gate this call wrote is removed again when a counter
+   *    then refuses: a refused send leaves no cooldown behind, or a client past its own limits
+   *    could keep any recipient in cooldown without a message ever being sent. Exactly one of many
+   *    concurrent callers still gets through: the others find the gate while its claimer holds it
+   *    (and may be refused by a claim that a counter then refuses).
    * 2. `counters`: all or none. Each counts 1 in its fixed window, as `increment` does. When any
    *    count would pass its `max`, resolves `exceeded` with that counter's index and `resetMs`,
    *    and counts none of them. A counter with a `distinct` marker counts only when the marker key

@@ -55,13 +55,22 @@ describe('email links with a purpose', () => {
   );
 
   it('does not echo a malformed purpose from the query into the page', async () => {
-    const { app } = buildTestApp();
+    const { app, outbox } = buildTestApp();
+    await request(app).post('/verify-email').send({ email: EMAIL }).expect(202);
+    const token = lastLink(outbox, EMAIL).searchParams.get('token');
     const page = await request(app)
       .get('/verify-email-token')
-      .query({ token: 'a.b.c', purpose: '"><script>x</script>' })
+      .query({ token, purpose: '"><script>x</script>' })
       .expect(200);
     expect(page.text).not.toContain('<script>');
-    expect(formFields(page.text)).toEqual({ token: 'a.b.c' });
+    expect(formFields(page.text)).toEqual({ token });
+    // Nor into the page that tells a bad token apart.
+    const bad = await request(app)
+      .get('/verify-email-token')
+      .query({ token: 'a.b.c', purpose: '"><script>x</script>' })
+      .expect(400);
+    expect(bad.text).not.toContain('<script>');
+    expect(bad.text).not.toContain('<form');
   });
 });
 

@@ -205,6 +205,32 @@ function sharedStoreSuite(describeIf: typeof describeRedis, env: Record<string, 
       expect(outbox.list()).toHaveLength(20);
     });
 
+    it('leaves no cooldown on numbers a client past its recipient cap was refused for', async () => {
+      const { app, outbox } = buildTestApp({
+        store: await storeFor('net-no-cooldown'),
+        env: { ...env, ...BEHIND_PROXY, IP_MAX_TARGETS_PER_HOUR: '1', SEND_COOLDOWN_SECONDS: '60' },
+      });
+      await sendFrom(app, '198.51.100.1', { phone: phone(0) }).expect(202);
+      // Past its cap, this client tries 10 other numbers at once: refused, and nothing sent.
+      const refused = await Promise.all(
+        Array.from({ length: 10 }, (_, i) =>
+          sendFrom(app, '198.51.100.1', { phone: phone(1 + i) }),
+        ),
+      );
+      expect(refused.map((r) => r.body.error?.message)).toEqual(
+        Array(10).fill('Too many different recipients from this network; try again later.'),
+      );
+      // Their owners, from another network, are not told to wait for a code nobody sent.
+      const owners = await Promise.all(
+        Array.from({ length: 10 }, (_, i) => sendFrom(app, '203.0.113.1', { phone: phone(1 + i) })),
+      );
+      expect(accepted(owners)).toBe(1); // the owners' network has its own cap of 1
+      expect(owners.map((r) => r.body.error?.message)).not.toContain(
+        'Wait before requesting another code.',
+      );
+      expect(outbox.list()).toHaveLength(2);
+    });
+
     it('gives 3 free sends to 50 addresses of one /64', async () => {
       const { app } = buildTestApp({
         store: await storeFor('net-bot'),

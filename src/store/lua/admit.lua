@@ -9,9 +9,10 @@
 -- Returns {'admitted', binding, joined, counted...}, {'gated', value} or
 -- {'exceeded', index, pttl}; joined and counted are 1 or 0, binding '' without a secret.
 --
--- Counters are counted first and taken back when one is full: the script runs alone, so nobody
--- sees the counts in between, and an admitted send (the usual case) reads no counter before
--- counting it. A counter this call opened is removed rather than left at 0.
+-- Counters are counted first and taken back when one is full, and so is the gate this call
+-- claimed: the script runs alone, so nobody sees the counts in between, and an admitted send (the
+-- usual case) reads no counter before counting it. A counter this call opened is removed rather
+-- than left at 0.
 local hasGate, counters = tonumber(ARGV[1]), tonumber(ARGV[2])
 if hasGate == 1 then
   local won, held = claim(1, ARGV[3], ARGV[4])
@@ -44,6 +45,8 @@ for i = 1, counters do
           if markers[j] then remove(markers[j]) end
         end
       end
+      -- A refused send leaves no cooldown behind either (see Store.admit).
+      if hasGate == 1 then remove(1) end
       return {'exceeded', i - 1, left(counter, window)}
     end
   end

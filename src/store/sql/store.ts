@@ -284,7 +284,8 @@ export class SqlStore implements Store {
         if (!counted[index]) continue;
         const row = live.get(counter.key);
         if ((row ? toNumber(row.value) : 0) >= counter.max) {
-          // The gate claimed above stays: it is what lets one of many concurrent sends through.
+          // The gate claimed above goes again: a refused send leaves no cooldown (Store.admit).
+          if (gate) await tx.query(this.sql.delete, { key: gate.key, now });
           const resetMs = row ? toNumber(row.expires_at) - now : counter.windowSeconds * 1000;
           return { status: 'exceeded', index, resetMs };
         }

@@ -41,7 +41,7 @@ export function admissionConformance({ open }: ConformanceContext): void {
       expect(await store.get('{ip}seen')).toBeUndefined();
     });
 
-    it('counts all counters or none, keeping the gate it claimed', async () => {
+    it('counts all counters or none, and takes back the gate it claimed', async () => {
       const store = await open('admit-full');
       for (let i = 0; i < 3; i++) await store.increment('per-target', 2);
       const outcome = await store.admit({ gate, counters });
@@ -52,7 +52,8 @@ export function admissionConformance({ open }: ConformanceContext): void {
       expect(await countOf(store, 'per-target')).toBe(3);
       expect(await countOf(store, '{ip}per-ip')).toBe(0);
       expect(await store.get('{ip}seen')).toBeUndefined();
-      expect(await store.get('gate')).toBe('ends-at-123');
+      // A refused send leaves no cooldown: the next caller is judged by the counters alone.
+      expect(await store.get('gate')).toBeUndefined();
     });
 
     it('takes back the counters and markers before a full one, and counts again later', async () => {
@@ -127,6 +128,19 @@ export function admissionConformance({ open }: ConformanceContext): void {
       expect(outcomes.filter((o) => o.status === 'admitted')).toHaveLength(1);
       expect(outcomes.filter((o) => o.status === 'gated')).toHaveLength(49);
       expect(await countOf(store, 'per-target')).toBe(1);
+    });
+
+    it('leaves no gate behind when a full counter refuses every one of many concurrent callers', async () => {
+      const store = await open('admit-gate-refused-race');
+      const full = [{ key: '{c}full', windowSeconds: 60, max: 0 }];
+      const outcomes = await Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          store.admit({ gate: { ...gate, value: `caller-${i}` }, counters: full }),
+        ),
+      );
+      expect(outcomes.filter((o) => o.status === 'admitted')).toHaveLength(0);
+      expect(outcomes.some((o) => o.status === 'exceeded')).toBe(true);
+      expect(await store.get('gate')).toBeUndefined();
     });
 
     it('admits exactly max of many concurrent callers, and keeps exactly max counted', async () => {
