@@ -128,7 +128,6 @@ export class ApiRegistry {
     return {
       openapi: '3.1.1',
       info: { title: info.title, version: info.version, description: info.description },
-      jsonSchemaDialect: 'https://json-schema.org/draft/2020-12/schema',
       tags: tags.map((name) => ({ name })),
       paths,
       components: {

@@ -203,4 +203,20 @@ describeBrowser('the dev inbox in a browser', () => {
     expect(reachable).toBe(false);
     await page.close();
   });
+
+  it('shows the API document on /docs with every operation and no warning', async () => {
+    const page = await open(`${verifyd.url}/docs`);
+    await page.locator('.opblock').first().waitFor();
+    const operations = await page.locator('.opblock').count();
+    const { body } = await getJson(`${verifyd.url}/openapi.json`);
+    const documented = Object.values(body.paths as Record<string, object>).reduce<number>(
+      (sum, item) => sum + Object.keys(item).length,
+      0,
+    );
+    expect(operations).toBe(documented);
+    // Swagger UI puts what it cannot handle in the document (a dialect, a bad $ref) in a box.
+    expect(await page.locator('.errors-wrapper').count()).toBe(0);
+    await page.screenshot({ path: path.join(shots, 'docs.png') });
+    await page.close();
+  });
 });
