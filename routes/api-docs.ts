@@ -40,7 +40,11 @@ const pending = z
     success: z.literal(true),
     status: z.literal('pending'),
     channel: z.enum(['sms', 'email']),
-    to: z.string().meta({ description: 'The number in E.164, or the address as given' }),
+    to: z
+      .string()
+      .meta({
+        description: 'The number in E.164, or the address as given, trimmed and lower-cased',
+      }),
     expiresAt: isoTime,
     resendAvailableAt: isoTime,
     codeLength: z.number().int().optional().meta({ description: 'SMS only' }),
@@ -87,7 +91,7 @@ export function verificationDocs({ botProtection }: VerificationDocsOptions): Ro
       tag: 'Phone',
       summary: 'Send a code by SMS',
       description:
-        'Normalises the number to E.164 and sends a new code, which replaces any earlier one for this number and purpose.',
+        'Normalises the number to E.164 and sends a new code. A verification pending for this number and purpose is joined: its newest RESEND_MAX + 1 codes are accepted, with one attempt count, and the same verificationId.',
       body: sendPhoneBody,
       responses: { 202: { description: 'Sent', body: pending } },
       errors: [...SMS_SEND_ERRORS, ...bot],

@@ -62,8 +62,13 @@ const ERROR_DETAILS: Record<string, JsonSchema> = {
   },
 };
 
-/** Codes whose answer carries Retry-After. */
+/** Statuses whose answers carry Retry-After. */
 const RETRY_AFTER_STATUSES = new Set([429, 503]);
+/** Refusals at other statuses that carry it too: blocks that end at a known time. */
+const RETRY_AFTER_CODES: ReadonlySet<ErrorCode> = new Set([
+  'prefix_blocked',
+  'destination_suspended',
+]);
 
 /**
  * JSON Schema (2020-12, OpenAPI 3.1's dialect) of a zod schema. Request bodies are described as
@@ -175,7 +180,9 @@ function operation(route: RouteDoc): JsonSchema {
       throw new Error(`${route.path}: ${status} is both a success and an error`);
     responses[status] = {
       description: codes.map((code) => `\`${code}\``).join(', '),
-      ...(RETRY_AFTER_STATUSES.has(status) ? { headers: retryAfterHeader() } : {}),
+      ...(RETRY_AFTER_STATUSES.has(status) || codes.some((code) => RETRY_AFTER_CODES.has(code))
+        ? { headers: retryAfterHeader() }
+        : {}),
       content: {
         'application/json': {
           schema: {
@@ -254,7 +261,8 @@ function responseObject(response: ResponseDoc): JsonSchema {
 function retryAfterHeader(): Record<string, unknown> {
   return {
     'Retry-After': {
-      description: 'Seconds to wait before the same request can succeed (429, and 503 where known)',
+      description:
+        'Seconds to wait before the same request can succeed (429, 503 where known, and a 403 block that ends)',
       schema: { type: 'integer', minimum: 1 },
     },
   };

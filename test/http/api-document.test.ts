@@ -152,6 +152,13 @@ describe('the OpenAPI document', () => {
     }
   });
 
+  it('documents Retry-After on the 403 of a send, which a pumping block answers with', async () => {
+    const document = await served(buildTestApp({ env: FULL }).app);
+    const forbidden = (document.paths as Json)['/verify-phone'].post.responses['403'];
+    expect(forbidden.description).toContain('prefix_blocked');
+    expect(Object.keys(forbidden.headers ?? {})).toEqual(['Retry-After']);
+  });
+
   it('takes its request bodies from the schemas the routes validate with', async () => {
     const document = await served(buildTestApp().app);
     const body =
