@@ -38,6 +38,11 @@ const ROUTE_REFUSALS: Partial<Record<string, string>> = {
   challenge_failed: 'challenge',
   // The per-client request limit, which refuses before the body is read.
   rate_limited: 'client_requests',
+  // The SMS pumping defences (services/pumping): each refusal under its own code.
+  number_type_not_allowed: 'number_type_not_allowed',
+  prefix_blocked: 'prefix_blocked',
+  country_limit_reached: 'country_limit_reached',
+  destination_suspended: 'destination_suspended',
 };
 
 export function countryOf(target: Target): string | undefined {
@@ -68,6 +73,24 @@ export async function observeSend<T>(
     return result;
   } catch (error) {
     reportSend(events, target, error);
+    throw error;
+  }
+}
+
+/**
+ * Runs what guards a send to `target` (the SMS pumping defences), reporting a refusal it made
+ * itself. A send it lets through reports itself (observeSend), so nothing is counted twice.
+ */
+export async function observeGuard<T>(
+  events: VerificationEvents | undefined,
+  target: Target,
+  run: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await run();
+  } catch (error) {
+    const already = typeof error === 'object' && error !== null && reported.has(error);
+    if (events && !already) reportSend(events, target, error);
     throw error;
   }
 }

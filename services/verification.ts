@@ -12,7 +12,13 @@ import { type Codes, recipientId } from './codes';
 import type { CheckPath, FailureLimits } from './failure-limits';
 import type { Links } from './links';
 import { linkWithToken, renderCodeEmail, renderSms, renderVerificationEmail } from './messages';
-import { countryOf, observeChecks, observeRefusal, observeSend } from './observed-verification';
+import {
+  countryOf,
+  observeChecks,
+  observeGuard,
+  observeRefusal,
+  observeSend,
+} from './observed-verification';
 import type { ProofService } from './proof';
 import type { PumpingDefence } from './pumping';
 import type { Clock } from './runtime';
@@ -358,7 +364,9 @@ export function createVerificationService(settings: VerificationSettings, deps: 
     // proof. A test identity sends no message, so there is nothing for them to guard.
     const sent = await (fixed || target.channel !== 'sms'
       ? deliverTo(false)
-      : (deps.pumping ?? NO_PUMPING).guard(target, deliverTo));
+      : observeGuard(deps.events, target, () =>
+          (deps.pumping ?? NO_PUMPING).guard(target, deliverTo),
+        ));
     return {
       ...pending(target, expiresAt),
       codeLength: codes.length,

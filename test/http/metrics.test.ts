@@ -198,6 +198,30 @@ describe('GET /metrics', () => {
     expect(sample(second, 'verifyd_sends_total', { outcome: 'sent' })).toBe(1);
   });
 
+  it('counts a send the SMS pumping defences refused as refused, by the code it answered', async () => {
+    const { app } = buildTestApp({ env: { METRICS_TOKEN: TOKEN, SMS_PUMPING_DEFENCES: 'on' } });
+    // A premium-rate number: refused for its number type.
+    await request(app).post('/verify-phone').send({ phone: '+449090123456' }).expect(403);
+    // A mobile goes through the same guard, and is counted once.
+    await request(app).post('/verify-phone').send({ phone: '+447400123456' }).expect(202);
+    const text = await scrape(app);
+    expect(sample(text, 'verifyd_sends_total', { outcome: 'sent' })).toBe(1);
+    expect(
+      sample(text, 'verifyd_sends_total', {
+        country: 'GB',
+        outcome: 'refused',
+        reason: 'number_type_not_allowed',
+      }),
+    ).toBe(1);
+    expect(
+      sample(text, 'verifyd_pumping_signals_total', {
+        country: 'GB',
+        signal: 'number_type',
+        action: 'refused',
+      }),
+    ).toBe(1);
+  });
+
   it('counts store failures by operation and backend', async () => {
     const inner = new MemoryStore({ keyPrefix: 'metrics:' });
     const store = new Proxy(inner, {
