@@ -119,7 +119,11 @@ export function failureOf(fault: MockFault, timeoutMs: number): DeliveryFailure 
     case 'timeout':
       return {
         outcome: 'unknown',
-        failure: { provider: 'mock', reason: `no answer within ${timeoutMs} ms` },
+        failure: {
+          provider: 'mock',
+          netError: 'ETIMEDOUT',
+          reason: `no answer within ${timeoutMs} ms`,
+        },
       };
     case 'network':
       return {

@@ -1,6 +1,6 @@
 import { MailService } from '@sendgrid/mail';
 import { DeliveryFailedError, type DeliveryFailure } from '../errors';
-import { isTimeout, withDeadline } from './deadline';
+import { isTimeout, timeoutCode, withDeadline } from './deadline';
 import {
   outcomeOfNetError,
   outcomeOfStatus,
@@ -113,7 +113,7 @@ function classify(error: unknown, timeoutMs: number): DeliveryFailure {
       outcome: 'unknown',
       failure: {
         provider: 'sendgrid',
-        ...(typeof fields.code === 'string' ? { netError: fields.code } : {}),
+        netError: timeoutCode(error),
         reason: `no answer within ${timeoutMs} ms`,
       },
     };

@@ -1,7 +1,7 @@
 import twilio from 'twilio';
 import type RequestClient from 'twilio/lib/base/RequestClient';
 import { DeliveryFailedError, type DeliveryFailure } from '../errors';
-import { isTimeout, withDeadline } from './deadline';
+import { isTimeout, timeoutCode, withDeadline } from './deadline';
 import {
   outcomeOfNetError,
   outcomeOfStatus,
@@ -205,7 +205,7 @@ function classify(error: unknown, timeoutMs: number): DeliveryFailure {
       outcome: 'unknown',
       failure: {
         provider: 'twilio',
-        ...(typeof fields.code === 'string' ? { netError: fields.code } : {}),
+        netError: timeoutCode(error),
         reason: `no answer within ${timeoutMs} ms`,
       },
     };

@@ -167,6 +167,20 @@ describe('GET /metrics', () => {
     ).toBe(1);
   });
 
+  it('labels a provider call that timed out ETIMEDOUT', async () => {
+    const { app } = buildTestApp({ env: { METRICS_TOKEN: TOKEN, PROVIDER_TIMEOUT_MS: '100' } });
+    // The mock's fault number that never answers.
+    await request(app).post('/verify-phone').send({ phone: '+15005550013' }).expect(502);
+    const text = await scrape(app);
+    expect(
+      sample(text, 'verifyd_provider_errors_total', {
+        provider: 'mock',
+        outcome: 'unknown',
+        error: 'ETIMEDOUT',
+      }),
+    ).toBe(1);
+  });
+
   it('counts refusals by each send limit and by the per-client request limit', async () => {
     const { app } = buildTestApp({
       env: { METRICS_TOKEN: TOKEN, IP_MAX_TARGETS_PER_HOUR: '2', SEND_MAX_PER_TARGET: '1' },
