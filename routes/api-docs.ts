@@ -40,11 +40,9 @@ const pending = z
     success: z.literal(true),
     status: z.literal('pending'),
     channel: z.enum(['sms', 'email']),
-    to: z
-      .string()
-      .meta({
-        description: 'The number in E.164, or the address as given, trimmed and lower-cased',
-      }),
+    to: z.string().meta({
+      description: 'The number in E.164, or the address as given, trimmed and lower-cased',
+    }),
     expiresAt: isoTime,
     resendAvailableAt: isoTime,
     codeLength: z.number().int().optional().meta({ description: 'SMS only' }),
@@ -473,6 +471,9 @@ const twilioError = z.object({
 const twilioResource = z.looseObject({ sid: z.string() });
 const twilioList = z.looseObject({ meta: z.looseObject({}) });
 
+/** The security scheme every /v2 operation names (HTTP Basic, as the twilio SDK sends it). */
+export const TWILIO_BASIC_AUTH = 'twilioBasic';
+
 /**
  * The Twilio Verify v2 compatible API (routes/twilio-compat.ts): its resources keep the shapes of
  * Twilio's own description (test/providers/spec/twilio-verify-v2.json holds the extract the SDK
@@ -513,6 +514,7 @@ export function twilioCompatDocs(): RouteDoc[] {
     description,
     responses: { ...errors, ...ok },
     errors: [],
+    security: TWILIO_BASIC_AUTH,
   });
   return [
     op('post', '/Services', 'Create a service', {

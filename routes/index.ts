@@ -22,6 +22,7 @@ import {
   devInboxDocs,
   devOutboxDocs,
   healthDocs,
+  TWILIO_BASIC_AUTH,
   twilioCompatDocs,
   verificationDocs,
 } from './api-docs';
@@ -164,7 +165,14 @@ export function createVerificationRouter(deps: VerificationRouterDeps): Router {
         limitUnauthenticated: requestLimit,
       }),
     );
-    deps.api?.add(...twilioCompatDocs());
+    deps.api
+      ?.addSecurityScheme(TWILIO_BASIC_AUTH, {
+        type: 'http',
+        scheme: 'basic',
+        description:
+          'TWILIO_COMPAT_ACCOUNT_SID as the user, TWILIO_COMPAT_AUTH_TOKEN as the password',
+      })
+      .add(...twilioCompatDocs());
   }
   router.use(requestLimit);
   // After the per-client limit, so a client over its limit costs no parsing.

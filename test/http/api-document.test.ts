@@ -25,6 +25,13 @@ interface Layer {
 
 /** Every variant that mounts more: bot protection adds the challenge routes, a token /metrics. */
 const FULL = { BOT_PROTECTION: 'pow', METRICS_TOKEN: 'metrics-token-for-tests' };
+/** With the Twilio-compatible API too. */
+const WITH_V2 = {
+  ...FULL,
+  TWILIO_COMPAT: 'on',
+  TWILIO_COMPAT_ACCOUNT_SID: `AC${'0'.repeat(32)}`,
+  TWILIO_COMPAT_AUTH_TOKEN: 'twilio-compat-token-0123456789',
+};
 
 /**
  * The validator is an ES module only; jest loads tests as CommonJS, so it runs in a Node process
@@ -84,6 +91,7 @@ describe('the OpenAPI document', () => {
     ['the defaults', {}],
     ['bot protection and a metrics token', FULL],
     ['development (open /metrics)', { NODE_ENV: 'development' }],
+    ['the Twilio-compatible API', WITH_V2],
   ])('is valid OpenAPI 3.1 with %s', async (_name, env) => {
     const { app } = buildTestApp({ env });
     const document = await served(app);
@@ -149,6 +157,21 @@ describe('the OpenAPI document', () => {
     for (const [code, status] of Object.entries(ERROR_STATUS) as [ErrorCode, number][]) {
       if (code === 'internal_error') continue;
       expect(readme).toMatch(new RegExp(`^\\| ${status} \\| [^|\\n]*\`${code}\``, 'm'));
+    }
+  });
+
+  it('names HTTP Basic auth on every /v2 operation, so the docs page can log in', async () => {
+    const document = await served(buildTestApp({ env: WITH_V2 }).app);
+    expect(document.components.securitySchemes.twilioBasic).toMatchObject({
+      type: 'http',
+      scheme: 'basic',
+    });
+    const v2 = Object.entries(document.paths as Json).filter(([path]) => path.startsWith('/v2/'));
+    expect(v2.length).toBeGreaterThan(0);
+    for (const [, item] of v2) {
+      for (const operation of Object.values(item as Json)) {
+        expect((operation as Json).security).toEqual([{ twilioBasic: [] }]);
+      }
     }
   });
 
