@@ -16,7 +16,7 @@ export interface AppDeps extends VerificationRouterDeps {
    * After SIGTERM: readiness fails and every answer closes its connection; webhook deliveries
    * are tracked for the stop to wait for.
    */
-  lifecycle?: Pick<Lifecycle, 'draining'> & Partial<Pick<Lifecycle, 'track'>>;
+  lifecycle?: VerificationRouterDeps['lifecycle'];
   /** This app's metrics; a new registry by default, so apps in one process never share counts. */
   metrics?: Metrics;
   /**
